@@ -1,0 +1,184 @@
+"""Positions: instruments, the platform's ledger of broker positions, and each user's latest quotes.
+
+Units: prices in the instrument's quote currency (``currency_profit``), volumes in lots (step 0.01),
+money in the account currency, times aware UTC. Field names follow MT5's Python API
+(``positions_get()``: ticket, symbol, volume, price_open, price_current, sl, tp, swap, profit).
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Upper
+
+PRICE = {"max_digits": 20, "decimal_places": 8}
+MONEY = {"max_digits": 20, "decimal_places": 2}
+VOLUME = {"max_digits": 12, "decimal_places": 2}
+
+
+def pip_size_for(*, digits: int, point: Decimal) -> Decimal:
+    """Return the pip size for an instrument quoted with ``digits`` decimals and a ``point`` step.
+
+    Rule (SPEC §1): 10 × point for 3- and 5-digit quotes (fractional pips), else the point.
+    EURUSD (5 digits, point 0.00001) → 0.0001; USDJPY (3, 0.001) → 0.01; XAUUSD (2, 0.01) → 0.01.
+    """
+    return point * 10 if digits in (3, 5) else point
+
+
+class Instrument(models.Model):
+    """One tradable symbol and its MT5 contract specification (``symbol_info()``)."""
+
+    symbol = models.CharField(max_length=32, unique=True, help_text="Upper case, e.g. EURUSD.")
+    description = models.CharField(max_length=100, blank=True)
+    contract_size = models.DecimalField(max_digits=20, decimal_places=4, help_text="Units per lot.")
+    digits = models.PositiveSmallIntegerField(help_text="Decimals in a quote.")
+    point = models.DecimalField(max_digits=20, decimal_places=10, help_text="Smallest price step.")
+    pip_size = models.DecimalField(max_digits=20, decimal_places=10, help_text="Price change of one pip.")
+    currency_base = models.CharField(max_length=8)
+    currency_profit = models.CharField(max_length=8, help_text="Quote currency: P&L is computed in it.")
+    volume_step = models.DecimalField(**VOLUME, default=Decimal("0.01"), help_text="Lots.")
+    volume_min = models.DecimalField(**VOLUME, default=Decimal("0.01"), help_text="Lots.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.CheckConstraint(condition=Q(symbol=Upper("symbol")), name="%(app_label)s_%(class)s_symbol_upper"),
+            models.CheckConstraint(condition=Q(contract_size__gt=0), name="%(app_label)s_%(class)s_contract_size_gt_0"),
+            models.CheckConstraint(condition=Q(point__gt=0), name="%(app_label)s_%(class)s_point_gt_0"),
+            models.CheckConstraint(condition=Q(pip_size__gt=0), name="%(app_label)s_%(class)s_pip_size_gt_0"),
+            models.CheckConstraint(condition=Q(volume_step__gt=0), name="%(app_label)s_%(class)s_volume_step_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Position(models.Model):
+    """The platform's ledger row for one MT5 position (``ticket`` is unique per user).
+
+    Lifecycle: ``pending`` (registered by the bot) → ``open`` (confirmed at the broker) → ``closed``.
+    Positions first seen at the broker are created ``open`` with ``origin=broker``. ``matched`` and
+    ``divergence_reasons`` hold the current reconciliation state (SPEC §3).
+    """
+
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Origin(models.TextChoices):
+        BOT = "bot"
+        BROKER = "broker"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class CloseReason(models.TextChoices):
+        SL_HIT = "sl_hit"
+        TP_HIT = "tp_hit"
+        STOP_OUT = "stop_out"
+        CLOSED_MANUALLY = "closed_manually"
+        CLOSED_BY_BOT = "closed_by_bot"
+        CLOSED_EXTERNALLY = "closed_externally"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions", db_index=False
+    )
+    ticket = models.BigIntegerField(help_text="MT5 position ticket.")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    volume = models.DecimalField(**VOLUME, help_text="Lots.")
+    requested_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Entry the bot asked for.")
+    price_open = models.DecimalField(**PRICE, null=True, blank=True, help_text="Broker fill.")
+    price_current = models.DecimalField(**PRICE, null=True, blank=True)
+    sl = models.DecimalField(**PRICE, null=True, blank=True, help_text="Stop loss; null = none.")
+    tp = models.DecimalField(**PRICE, null=True, blank=True, help_text="Take profit; null = none.")
+    swap = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Account currency.")
+    commission = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Account currency.")
+    profit = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Broker-reported, account currency.")
+    origin = models.CharField(max_length=6, choices=Origin.choices, default=Origin.BOT)
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_price = models.DecimalField(**PRICE, null=True, blank=True)
+    close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
+    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True, help_text="Account currency.")
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    matched = models.BooleanField(default=False)
+    divergence_reasons = models.JSONField(default=list, blank=True, help_text="Active divergence reasons.")
+    divergence_details = models.JSONField(default=dict, blank=True, help_text="Per reason: expected, actual, deltas.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "ticket"], name="%(app_label)s_%(class)s_unique_user_ticket"),
+            models.CheckConstraint(condition=Q(volume__gt=0), name="%(app_label)s_%(class)s_volume_gt_0"),
+            models.CheckConstraint(
+                condition=Q(requested_price__isnull=True) | Q(requested_price__gt=0),
+                name="%(app_label)s_%(class)s_requested_price_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_open__isnull=True) | Q(price_open__gt=0),
+                name="%(app_label)s_%(class)s_price_open_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_current__isnull=True) | Q(price_current__gt=0),
+                name="%(app_label)s_%(class)s_price_current_gt_0",
+            ),
+            models.CheckConstraint(condition=Q(sl__isnull=True) | Q(sl__gt=0), name="%(app_label)s_%(class)s_sl_gt_0"),
+            models.CheckConstraint(condition=Q(tp__isnull=True) | Q(tp__gt=0), name="%(app_label)s_%(class)s_tp_gt_0"),
+            models.CheckConstraint(
+                condition=Q(close_price__isnull=True) | Q(close_price__gt=0),
+                name="%(app_label)s_%(class)s_close_price_gt_0",
+            ),
+        ]
+        indexes = [
+            # positions/open/ and the status counts: (user, status[, symbol]).
+            models.Index(fields=["user", "status", "symbol"], name="position_user_status_symbol"),
+            # positions/ history, newest first.
+            models.Index(fields=["user", "created_at", "id"], name="position_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.symbol} {self.side} {self.volume}"
+
+    @property
+    def direction(self) -> int:
+        """+1 for a buy, −1 for a sell (SPEC §4's d)."""
+        return 1 if self.side == self.Side.BUY else -1
+
+
+class Quote(models.Model):
+    """The latest accepted quote of one symbol for one user (``symbol_info_tick()``), from the syncs.
+
+    Used to value positions (conversion rates, SPEC §4) and as the previous quote of the price-gap
+    guard (SPEC §5). One row per (user, symbol), updated in place by each sync.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quotes", db_index=False)
+    symbol = models.CharField(max_length=32)
+    bid = models.DecimalField(**PRICE)
+    ask = models.DecimalField(**PRICE)
+    time = models.DateTimeField(help_text="Broker time of the tick.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "symbol"], name="%(app_label)s_%(class)s_unique_user_symbol"),
+            models.CheckConstraint(condition=Q(bid__gt=0), name="%(app_label)s_%(class)s_bid_gt_0"),
+            models.CheckConstraint(condition=Q(ask__gte=models.F("bid")), name="%(app_label)s_%(class)s_ask_gte_bid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.bid}/{self.ask}"
+
+    @property
+    def mid(self) -> Decimal:
+        """(bid + ask) / 2, in the quote currency."""
+        return (self.bid + self.ask) / 2

@@ -1,0 +1,119 @@
+"""Reconciliation: the append-only audit trail of every sync, match, divergence and close (SPEC §1, §3)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from positions.models import MONEY, PRICE, VOLUME
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to update or delete a row of an append-only table."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """QuerySet whose bulk ``update`` and ``delete`` raise :class:`AppendOnlyError`."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("ReconciliationLog is append-only: rows cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("ReconciliationLog is append-only: rows cannot be deleted.")
+
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+class ReconciliationLog(models.Model):
+    """One event of the reconciliation trail; inserted once, never updated or deleted by the app.
+
+    Exactly one ``sync`` row per accepted sync, unique per (user, sync_id); its ``details`` hold the
+    sync's response summary, which an idempotent replay returns. Other rows are written on
+    transitions only (SPEC §3): ``match`` when a position is first confirmed, ``divergence`` when a
+    reason appears, ``divergence_resolved`` when it clears, ``close`` when a position closes.
+    """
+
+    class EventType(models.TextChoices):
+        SYNC = "sync"
+        MATCH = "match"
+        DIVERGENCE = "divergence"
+        DIVERGENCE_RESOLVED = "divergence_resolved"
+        CLOSE = "close"
+        GUARD = "guard"
+        ERROR = "error"
+
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        WARNING = "warning"
+        FAILED = "failed"
+
+    class DivergenceReason(models.TextChoices):
+        SIDE_MISMATCH = "side_mismatch"
+        PARTIAL_FILL = "partial_fill"
+        VOLUME_MISMATCH = "volume_mismatch"
+        ENTRY_SLIPPAGE = "entry_slippage"
+        SL_MISMATCH = "sl_mismatch"
+        TP_MISMATCH = "tp_mismatch"
+        UNEXPECTED_AT_BROKER = "unexpected_at_broker"
+        MISSING_AT_BROKER = "missing_at_broker"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reconciliation_logs", db_index=False
+    )
+    sync_id = models.UUIDField(default=uuid.uuid4, help_text="The sync that produced this row.")
+    event_type = models.CharField(max_length=20, choices=EventType.choices)
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.SUCCESS)
+    # RESTRICT: a position with log rows cannot be deleted on its own; deleting the user removes both.
+    position = models.ForeignKey(
+        "positions.Position", on_delete=models.RESTRICT, null=True, blank=True, related_name="logs"
+    )
+    ticket = models.BigIntegerField(null=True, blank=True)
+    symbol = models.CharField(max_length=32, blank=True)
+    side = models.CharField(max_length=4, blank=True)
+    volume = models.DecimalField(**VOLUME, null=True, blank=True)
+    price_open = models.DecimalField(**PRICE, null=True, blank=True)
+    price_current = models.DecimalField(**PRICE, null=True, blank=True)
+    matched = models.BooleanField(null=True, blank=True)
+    divergence_reason = models.CharField(max_length=24, choices=DivergenceReason.choices, blank=True)
+    slippage_pips = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    close_reason = models.CharField(max_length=20, blank=True)
+    close_price = models.DecimalField(**PRICE, null=True, blank=True)
+    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Sync rows: processing time.")
+    broker_time = models.DateTimeField(null=True, blank=True, help_text="Sync rows: the snapshot's broker time.")
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="Expected vs actual values; sync summary.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "sync_id"],
+                condition=Q(event_type="sync"),
+                name="%(app_label)s_%(class)s_one_sync_row_per_sync",
+            ),
+        ]
+        indexes = [
+            # logs/ cursor pagination and recent_events: (user, created_at, id).
+            models.Index(fields=["user", "created_at", "id"], name="reclog_user_created"),
+            # status counts and event-type filters: (user, event_type, created_at).
+            models.Index(fields=["user", "event_type", "created_at"], name="reclog_user_event_created"),
+            # ticket filter and a position's story: (user, ticket).
+            models.Index(fields=["user", "ticket"], name="reclog_user_ticket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.ticket or ''}".strip()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("ReconciliationLog is append-only: rows cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("ReconciliationLog is append-only: rows cannot be deleted.")

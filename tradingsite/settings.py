@@ -1,0 +1,298 @@
+"""Django settings for tradingsite, read from the environment (django-environ).
+
+Unset, the service runs on the *embedded default*: SQLite and Django's in-process cache.
+``DATABASE_URL`` switches to PostgreSQL (psycopg 3), ``REDIS_URL`` to django-redis.
+With ``DJANGO_DEBUG`` off (the default) the service refuses to start without
+``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS``. Every variable is listed in ``.env.example``
+and in the README's table.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from tradingsite import __version__
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():  # local convenience only; real environment variables win
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# ---------------------------------------------------------------------------------------------
+# Core
+# ---------------------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+
+def _required(name: str, value):
+    """Return ``value``, or refuse to start when it is empty and DEBUG is off."""
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DJANGO_DEBUG is off.")
+    return value
+
+
+SECRET_KEY = _required(
+    "DJANGO_SECRET_KEY", env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key" if DEBUG else "")
+)
+ALLOWED_HOSTS = _required(
+    "DJANGO_ALLOWED_HOSTS",
+    env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []),
+)
+# A key of its own for JWTs, never SECRET_KEY, so tokens rotate independently (PITFALLS §4.3).
+JWT_SIGNING_KEY = _required(
+    "JWT_SIGNING_KEY", env.str("JWT_SIGNING_KEY", default="dev-only-jwt-signing-key" if DEBUG else "")
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# Release identifier: part of every cache key prefix so a deploy never reads another release's pickles.
+RELEASE = env.str("RELEASE", default=__version__)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # third party
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    # local
+    "tradingsite",
+    "positions",
+    "reconciliation",
+    "guards",
+]
+
+MIDDLEWARE = [
+    "tradingsite.observability.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradingsite.urls"
+WSGI_APPLICATION = "tradingsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------------------------------------
+# Database: SQLite unless DATABASE_URL is set (postgres://user@host:5432/name → psycopg 3).
+# ---------------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Fail fast instead of hanging a worker: connection attempts and statements are bounded.
+    _pg_options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT_S", default=3))
+    _pg_options.setdefault("options", f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=10000)}")
+    if env.bool("DB_POOL", default=False):
+        # psycopg 3 pool (Django 5.1+): per process, sized to the gthread thread count; requires CONN_MAX_AGE=0.
+        _pg_options["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
+            "timeout": env.float("DB_POOL_TIMEOUT_S", default=3.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})
+    # SQLite: wait for the write lock rather than fail at once when two requests write together.
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------------------------------------
+# Caches: in-process unless REDIS_URL is set. CACHES is written out by hand (STYLE.md §9.3).
+#   default  — cache_page responses (pickle) and selector data (plain dicts), 5 s TTLs
+#   throttle — DRF throttle histories; see tradingsite.throttling for the failure policy
+# ---------------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+API_CACHE_TTL_S = env.int("API_CACHE_TTL_S", default=5)
+REDIS_SOCKET_TIMEOUT_S = env.float("REDIS_SOCKET_TIMEOUT_S", default=0.1)
+REDIS_BREAKER_COOLDOWN_S = env.float("REDIS_BREAKER_COOLDOWN_S", default=5.0)
+CACHE_KEY_PREFIX = f"ts:{RELEASE}"
+
+if REDIS_URL:
+
+    def _redis_cache(db_suffix: str = "") -> dict:
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX + db_suffix,
+            "TIMEOUT": 300,
+            "OPTIONS": {
+                # Per-process circuit breaker around django-redis's default client (tradingsite.cache_backend).
+                "CLIENT_CLASS": "tradingsite.cache_backend.CircuitBreakerClient",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
+                "IGNORE_EXCEPTIONS": True,
+                # hiredis is installed, so redis-py picks its C parser by itself: no PARSER_CLASS (PITFALLS §2.5).
+                "CONNECTION_POOL_KWARGS": {"max_connections": env.int("REDIS_MAX_CONNECTIONS", default=64)},
+            },
+        }
+
+    CACHES = {"default": _redis_cache(), "throttle": _redis_cache(":throttle")}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tradingsite-default",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "TIMEOUT": 300,
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        },
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tradingsite-throttle",
+            "KEY_PREFIX": CACHE_KEY_PREFIX + ":throttle",
+        },
+    }
+# Log ignored Redis errors through a rate-limited logger (one line per interval, not per request).
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "tradingsite.cache.ignored"
+
+# Admin and browsable-API sessions live in the database, never only in Redis (PITFALLS §2.8).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# ---------------------------------------------------------------------------------------------
+# Passwords, i18n, static files
+# ---------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ---------------------------------------------------------------------------------------------
+# Security. DJANGO_SECURE_SSL_REDIRECT defaults to on when DEBUG is off; the service sits behind a
+# TLS-terminating proxy, so X-Forwarded-Proto decides whether a request was HTTPS.
+# ---------------------------------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load-balancer probes and the Prometheus scraper talk plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Body limit for every request; the sync endpoint answers 413 past it (SPEC §2: 1 MiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+# ---------------------------------------------------------------------------------------------
+# Django REST framework, SimpleJWT, drf-spectacular
+# ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Stateless: the user comes from the token's claims, so an authenticated cache hit runs no SQL.
+        "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+        # For the browsable API (DRF's login view); cached views also vary on Cookie.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tradingsite.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_ip": env.str("THROTTLE_AUTH_IP", default="30/min"),
+        "auth_username": env.str("THROTTLE_AUTH_USERNAME", default="10/min"),
+        "sync": env.str("THROTTLE_SYNC", default="120/min"),
+    },
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=1),
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DATETIME_FORMAT": "iso-8601",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_LIFETIME_S", default=300)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_LIFETIME_S", default=86400)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    # A key of its own, so tokens can be rotated independently of SECRET_KEY (PITFALLS §4.3).
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "LEEWAY": 5,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tradingsite API",
+    "DESCRIPTION": "Reconciliation, positions and risk guards for automated MetaTrader 5 accounts.",
+    "VERSION": __version__,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Logging: JSON lines on stdout, each carrying the request id (tradingsite.observability).
+# ---------------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "tradingsite.observability.RequestContextFilter"},
+        "once_per_interval": {"()": "tradingsite.observability.RateLimitFilter", "interval_s": 10.0},
+    },
+    "formatters": {"json": {"()": "tradingsite.observability.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_context"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The access line is written by RequestContextMiddleware; Django's own 4xx/5xx lines would repeat it.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "tradingsite.cache.ignored": {
+            "handlers": ["console"],
+            "level": "WARNING",
+            "filters": ["once_per_interval"],
+            "propagate": False,
+        },
+    },
+}

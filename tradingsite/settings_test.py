@@ -1,0 +1,22 @@
+"""Test settings: the project settings with fast hashing and per-run cache isolation.
+
+The database and cache still come from the environment: unset → SQLite + in-process cache;
+``DATABASE_URL`` / ``REDIS_URL`` → the real servers (tests marked ``postgres`` / ``redis`` need them).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+
+from tradingsite.settings import *  # noqa: E402,F403
+from tradingsite.settings import CACHES, LOGGING  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Separate cache keyspaces per test run so a shared Redis never serves another run's entries.
+_run = os.environ.get("TEST_CACHE_NAMESPACE", str(os.getpid()))
+for _alias in CACHES.values():
+    _alias["KEY_PREFIX"] = f"{_alias['KEY_PREFIX']}:test{_run}"
+
+LOGGING["root"]["level"] = os.environ.get("TEST_LOG_LEVEL", "WARNING")

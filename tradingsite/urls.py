@@ -1,0 +1,59 @@
+"""Project URLs: admin, the versioned API, schema and docs, probes and metrics."""
+
+from django.contrib import admin
+from django.urls import include, path, reverse
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tradingsite.health import healthz, readyz
+from tradingsite.metrics import metrics_view
+
+handler400 = "tradingsite.api.bad_request"
+handler500 = "tradingsite.api.server_error"
+
+
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def api_root(request: Request) -> Response:
+    """Entry point of the browsable API: links to every resource."""
+
+    def link(name: str) -> str:
+        return request.build_absolute_uri(reverse(name))
+
+    return Response(
+        {
+            "auth": {
+                "token": link("auth:token"),
+                "token_refresh": link("auth:token-refresh"),
+                "token_verify": link("auth:token-verify"),
+            },
+            "reconciliation": {},
+            "positions": {},
+            "guards": {},
+            "schema": link("schema"),
+            "docs": link("docs"),
+        }
+    )
+
+
+api_v1 = [
+    path("", api_root, name="api-root"),
+    path("auth/", include("tradingsite.auth")),
+    path("reconciliation/", include("reconciliation.urls")),
+    path("positions/", include("positions.urls")),
+    path("guards/", include("guards.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
+]
