@@ -35,7 +35,10 @@ def _required(name: str, value):
 
 
 SECRET_KEY = _required(
-    "DJANGO_SECRET_KEY", env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key" if DEBUG else "")
+    "DJANGO_SECRET_KEY",
+    env.str(
+        "DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-never-use-in-production-0123456789" if DEBUG else ""
+    ),
 )
 ALLOWED_HOSTS = _required(
     "DJANGO_ALLOWED_HOSTS",
@@ -43,7 +46,8 @@ ALLOWED_HOSTS = _required(
 )
 # A key of its own for JWTs, never SECRET_KEY, so tokens rotate independently (PITFALLS §4.3).
 JWT_SIGNING_KEY = _required(
-    "JWT_SIGNING_KEY", env.str("JWT_SIGNING_KEY", default="dev-only-jwt-signing-key" if DEBUG else "")
+    "JWT_SIGNING_KEY",
+    env.str("JWT_SIGNING_KEY", default="dev-only-jwt-signing-key-never-use-in-production-9876543210" if DEBUG else ""),
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -63,6 +67,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally, no CDN
     # local
     "tradingsite",
     "positions",
@@ -80,6 +85,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if not DEBUG:
+    # Serves admin and browsable-API static files in production (compressed, far-future cached);
+    # in development runserver / live_server serve them through django.contrib.staticfiles.
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "tradingsite.urls"
 WSGI_APPLICATION = "tradingsite.wsgi.application"
@@ -195,6 +205,16 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# A missing collectstatic degrades to unhashed names instead of a 500 (Dockerfile runs collectstatic).
+WHITENOISE_MANIFEST_STRICT = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 # ---------------------------------------------------------------------------------------------
 # Security. DJANGO_SECURE_SSL_REDIRECT defaults to on when DEBUG is off; the service sits behind a
@@ -262,6 +282,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": __version__,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path, reverse
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -15,6 +16,7 @@ handler400 = "tradingsite.api.bad_request"
 handler500 = "tradingsite.api.server_error"
 
 
+@extend_schema(exclude=True)
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def api_root(request: Request) -> Response:

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""One-command set-up for tradingsite on a machine with only Python 3.11+.
+
+    python3 scripts/dev.py run     # venv + pinned deps + migrate + demo data + serve on http://127.0.0.1:8000/
+    python3 scripts/dev.py test    # venv + pinned deps (incl. test tools) + the whole test suite
+
+Both are idempotent: the virtual environment is reused (requirements are reinstalled only when
+they change), migrations and demo data are applied only once. ``run`` writes a ``.env`` with
+DJANGO_DEBUG=true and random keys on first use (the embedded default: SQLite + in-process cache);
+set DATABASE_URL / REDIS_URL in the environment or in .env to use your own PostgreSQL / Redis.
+Extra arguments after ``test`` go to pytest; after ``run``, ``--users N`` sets the demo users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def ensure_python() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script must run (and explain) on older Pythons
+        sys.exit(f"tradingsite needs Python 3.11 or newer (this is {sys.version.split()[0]}).")
+
+
+def ensure_venv(requirements: str) -> None:
+    """Create .venv if needed and install ``requirements`` when its pins changed since the last install."""
+    if not PYTHON.exists():
+        say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+    req_files = [ROOT / "requirements.txt"] + ([ROOT / requirements] if requirements != "requirements.txt" else [])
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in req_files)).hexdigest()
+    stamp = VENV / f".installed-{requirements}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say(f"installing pinned packages from {requirements}")
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "-r", ROOT / requirements], check=True)
+    stamp.write_text(digest)
+
+
+def ensure_dotenv() -> None:
+    """Write a development .env (DEBUG on, random keys) unless one exists."""
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        return
+    say("writing .env for local development (DEBUG on, random keys; SQLite + in-process cache)")
+    env_file.write_text(
+        "# Written by scripts/dev.py for local development; see .env.example for every variable.\n"
+        "DJANGO_DEBUG=true\n"
+        f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\n"
+        f"JWT_SIGNING_KEY={secrets.token_urlsafe(50)}\n"
+        "DJANGO_ALLOWED_HOSTS=localhost,127.0.0.1,[::1]\n"
+        "DJANGO_SECURE_SSL_REDIRECT=false\n"
+    )
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def run(argv: list[str]) -> None:
+    users = os.environ.get("DEMO_USERS", "100")
+    if "--users" in argv:
+        users = argv[argv.index("--users") + 1]
+    ensure_venv("requirements.txt")
+    ensure_dotenv()
+    say("applying migrations")
+    manage("migrate", "--noinput", "-v", "0")
+    say(f"loading demo data ({users} users; skipped for users that already have it)")
+    manage("seed_demo", "--users", users)
+    say("starting the service on http://127.0.0.1:8000/ (API root /api/v1/, admin /admin/, docs /api/docs/)")
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "manage.py", "runserver", "127.0.0.1:8000"])
+
+
+def test(argv: list[str]) -> None:
+    ensure_venv("requirements-dev.txt")
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "-m", "pytest", *argv])
+
+
+def main() -> None:
+    ensure_python()
+    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+        sys.exit(__doc__)
+    {"run": run, "test": test}[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
