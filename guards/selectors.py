@@ -1,1 +1,196 @@
-"""guards selectors."""
+"""guards selectors: reads of thresholds, equity and alerts, scoped to one user (keyword-only, ``user_id`` first).
+
+:func:`guard_status` is a hot read (``GET guards/status/``): it returns plain, picklable data
+through the per-user data cache (SPEC §7). It never recomputes a guard: levels were evaluated and
+stored by the sync (SPEC §5); this only reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
+from positions.models import Position
+from tradingsite.caching import cached_data
+
+GUARD_STATUS_NAMESPACE = "guards.status"
+
+CONFIG_FIELDS = (
+    "drawdown_warning_pct",
+    "drawdown_critical_pct",
+    "min_equity",
+    "gap_warning_pct",
+    "gap_critical_pct",
+    "spread_warning_pct",
+    "spread_critical_pct",
+    "quote_stale_seconds",
+    "sync_stale_seconds",
+)
+
+
+def guard_thresholds(*, user_id: int) -> dict[str, Any]:
+    """Return the user's thresholds (``CONFIG_FIELDS`` → value), the model defaults when no config exists yet.
+
+    Percentages 0–100, ``min_equity`` in the account currency, staleness in seconds (SPEC §1). A read:
+    it never creates the config row (``guards.services`` does, on first write or ``GET guards/config/``).
+    """
+    values = GuardConfig.objects.filter(user_id=user_id).values(*CONFIG_FIELDS).first()
+    if values is not None:
+        return values
+    return {name: GuardConfig._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
+
+
+def equity_snapshot_list(*, user_id: int) -> QuerySet[EquitySnapshot]:
+    """Return the user's equity snapshots, newest first."""
+    return EquitySnapshot.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+
+
+def drawdown_alert_list(*, user_id: int, level: str | None = None, is_open: bool | None = None):
+    """Return the user's drawdown episodes, newest first, optionally by current level and open/resolved."""
+    alerts = DrawdownAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    if level:
+        alerts = alerts.filter(level=level)
+    if is_open is not None:
+        alerts = alerts.filter(resolved_at__isnull=is_open)
+    return alerts
+
+
+def market_alert_list(
+    *,
+    user_id: int,
+    level: str | None = None,
+    is_open: bool | None = None,
+    symbol: str | None = None,
+    condition: str | None = None,
+) -> QuerySet[MarketAlert]:
+    """Return the user's market episodes (gap, spread, stale quote), newest first, optionally filtered."""
+    alerts = MarketAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    if level:
+        alerts = alerts.filter(level=level)
+    if is_open is not None:
+        alerts = alerts.filter(resolved_at__isnull=is_open)
+    if symbol:
+        alerts = alerts.filter(symbol=symbol.strip().upper())
+    if condition:
+        alerts = alerts.filter(condition=condition)
+    return alerts
+
+
+def guard_status(*, user_id: int) -> dict[str, Any]:
+    """Return the user's guard state (SPEC §6 ``guards/status/``) through the data cache.
+
+    Shape (Decimals unrounded, percentages 0–100, money in the account currency)::
+
+        {"system_status": "healthy" | "warning" | "critical" | "stale" | "idle",
+         "any_positions_should_close": bool,
+         "drawdown": None | {"level", "equity", "balance", "peak_equity", "drawdown_pct", "warning_pct",
+                             "critical_pct", "should_close_all", "since"},
+         "market_alerts": [{"symbol", "condition", "level", "value_pct", "threshold_pct", "bid", "ask",
+                            "reference_price", "should_close_positions", "since"}, ...],
+         "evaluated_at": datetime | None}
+
+    ``drawdown`` is None before the first sync. ``system_status``: ``idle`` before the first sync;
+    else ``critical`` when the drawdown or any open market alert is critical; else ``stale`` when the
+    last snapshot is older than ``sync_stale_seconds``; else ``warning`` when anything is at warning;
+    else ``healthy``. A critical level outranks staleness so it is never hidden.
+    """
+    return cached_data(
+        GUARD_STATUS_NAMESPACE,
+        user_id=user_id,
+        compute=lambda: compute_guard_status(user_id=user_id),
+        view="guards:status",
+    )
+
+
+def compute_guard_status(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Compute :func:`guard_status` from the database (no cache): 3 queries, +1 with a drawdown episode
+    on record, +1 when a market alert is critical (the symbols the user holds)."""
+    now = now or timezone.now()
+    snapshot = (
+        equity_snapshot_list(user_id=user_id)
+        .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
+        .first()
+    )
+    thresholds = guard_thresholds(user_id=user_id)
+    alerts = list(
+        market_alert_list(user_id=user_id, is_open=True)
+        .order_by("symbol", "condition")
+        .values(
+            "symbol", "condition", "level", "value_pct", "threshold_pct", "bid", "ask", "reference_price", "opened_at"
+        )
+    )
+    held: set[str] = set()
+    if any(alert["level"] == Level.CRITICAL for alert in alerts):
+        held = set(
+            Position.objects.filter(user_id=user_id, status=Position.Status.OPEN)
+            .values_list("symbol", flat=True)
+            .distinct()
+        )
+    market_alerts = [
+        {
+            "symbol": alert["symbol"],
+            "condition": alert["condition"],
+            "level": alert["level"],
+            "value_pct": alert["value_pct"],
+            "threshold_pct": alert["threshold_pct"],
+            "bid": alert["bid"],
+            "ask": alert["ask"],
+            "reference_price": alert["reference_price"],
+            # SPEC §5: a critical market alert on a symbol the user holds.
+            "should_close_positions": alert["level"] == Level.CRITICAL and alert["symbol"] in held,
+            "since": alert["opened_at"],
+        }
+        for alert in alerts
+    ]
+
+    drawdown = None
+    if snapshot is not None:
+        drawdown = {
+            "level": snapshot["drawdown_level"],
+            "equity": snapshot["equity"],
+            "balance": snapshot["balance"],
+            "peak_equity": snapshot["peak_equity"],
+            "drawdown_pct": snapshot["drawdown_pct"],
+            "warning_pct": thresholds["drawdown_warning_pct"],
+            "critical_pct": thresholds["drawdown_critical_pct"],
+            "should_close_all": snapshot["drawdown_level"] == Level.CRITICAL,
+            "since": _drawdown_since(user_id=user_id, level=snapshot["drawdown_level"]),
+        }
+
+    levels = [alert["level"] for alert in market_alerts] + ([drawdown["level"]] if drawdown else [])
+    if snapshot is None:
+        system_status = "idle"
+    elif Level.CRITICAL in levels:
+        system_status = "critical"
+    elif (now - snapshot["created_at"]).total_seconds() > thresholds["sync_stale_seconds"]:
+        system_status = "stale"
+    elif Level.WARNING in levels:
+        system_status = "warning"
+    else:
+        system_status = "healthy"
+
+    return {
+        "system_status": system_status,
+        "any_positions_should_close": bool(drawdown and drawdown["should_close_all"])
+        or any(alert["should_close_positions"] for alert in market_alerts),
+        "drawdown": drawdown,
+        "market_alerts": market_alerts,
+        "evaluated_at": snapshot["created_at"] if snapshot else None,
+    }
+
+
+def _drawdown_since(*, user_id: int, level: str) -> datetime | None:
+    """When the current drawdown level began: the open episode's escalation (critical) or opening
+    (warning); at ``ok``, when the last episode resolved; None when there never was one (1 query)."""
+    latest = drawdown_alert_list(user_id=user_id).values("opened_at", "escalated_at", "resolved_at").first()
+    if latest is None:
+        return None
+    if latest["resolved_at"] is None and level != Level.OK:
+        if level == Level.CRITICAL and latest["escalated_at"] is not None:
+            return latest["escalated_at"]
+        return latest["opened_at"]
+    return latest["resolved_at"]

@@ -1,1 +1,161 @@
-"""positions selectors."""
+"""positions selectors: reads of the ledger, scoped to one user (keyword-only, ``user_id`` first).
+
+:func:`open_positions` is a hot read (``GET positions/open/``): it returns plain, picklable data
+through the per-user data cache (:func:`tradingsite.caching.cached_data`, SPEC §7). The
+reconciliation status takes its ``open_positions_count`` from the same cached result, so the two
+endpoints always agree (SPEC §6).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from guards.models import EquitySnapshot
+from positions import valuation
+from positions.models import Instrument, Position, Quote
+from tradingsite.caching import cached_data
+
+OPEN_POSITIONS_NAMESPACE = "positions.open"
+
+_OPEN_FIELDS = (
+    "id",
+    "ticket",
+    "symbol",
+    "side",
+    "volume",
+    "price_open",
+    "price_current",
+    "sl",
+    "tp",
+    "swap",
+    "profit",
+    "matched",
+    "divergence_reasons",
+    "opened_at",
+    "last_synced_at",
+)
+
+
+def position_history(*, user_id: int) -> QuerySet[Position]:
+    """Return all of the user's ledger rows (pending, open, closed), newest first on (``created_at``, ``id``).
+
+    ``GET positions/`` narrows it with ``positions.filters.PositionFilter`` (status, symbol).
+    """
+    return Position.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+
+
+def open_position_list(*, user_id: int, symbol: str | None = None) -> QuerySet[Position]:
+    """Return the user's open positions (status ``open``), newest opened first, optionally for one symbol.
+
+    The one definition of "open" behind ``positions/open/`` and the status counts (SPEC §6).
+    """
+    positions = Position.objects.filter(user_id=user_id, status=Position.Status.OPEN)
+    if symbol:
+        positions = positions.filter(symbol=symbol.strip().upper())
+    return positions.order_by(F("opened_at").desc(nulls_last=True), "-id")
+
+
+def latest_account(*, user_id: int) -> dict[str, Any] | None:
+    """Return ``{"currency", "equity", "balance", "created_at"}`` of the user's latest equity snapshot, or None."""
+    return (
+        EquitySnapshot.objects.filter(user_id=user_id)
+        .order_by("-created_at", "-id")
+        .values("currency", "equity", "balance", "created_at")
+        .first()
+    )
+
+
+def quote_mids(*, user_id: int) -> dict[str, Decimal]:
+    """Return ``{symbol: mid}`` of the user's latest quotes (quote currency per unit of base)."""
+    return {
+        symbol: valuation.mid(bid=bid, ask=ask)
+        for symbol, bid, ask in Quote.objects.filter(user_id=user_id).values_list("symbol", "bid", "ask")
+    }
+
+
+def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+    """Return the user's open positions valued in the account currency (SPEC §4, §6), through the data cache.
+
+    Shape (Decimals unrounded; rendering rounds half-up to 2 dp)::
+
+        {"count": int, "currency": str | None, "total_unrealized_pnl": Decimal,
+         "total_unrealized_pnl_pct": Decimal | None, "unvalued_positions": int, "as_of": datetime,
+         "positions": [{"id", "ticket", "symbol", "side", "volume", "price_open", "price_current", "sl",
+                        "tp", "swap", "profit", "unrealized_pnl", "unrealized_pnl_pct", "pnl_pips",
+                        "matched", "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
+
+    ``unrealized_pnl`` is in the account currency (``currency``, from the latest equity snapshot);
+    ``None`` when no conversion rate exists, and such positions are counted in ``unvalued_positions``.
+    ``total_unrealized_pnl_pct`` is total / latest equity × 100, ``None`` before the first snapshot.
+    """
+    symbol = symbol.strip().upper() if symbol else None
+    return cached_data(
+        OPEN_POSITIONS_NAMESPACE,
+        user_id=user_id,
+        params={"symbol": symbol},
+        compute=lambda: compute_open_positions(user_id=user_id, symbol=symbol),
+        view="positions:open",
+    )
+
+
+def compute_open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+    """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
+
+    Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);
+    the user's quotes (1) only when a quote currency differs from the account currency.
+    """
+    rows = list(open_position_list(user_id=user_id, symbol=symbol).values(*_OPEN_FIELDS))
+    account = latest_account(user_id=user_id)
+    currency = account["currency"] if account else None
+    instruments = (
+        {
+            item["symbol"]: item
+            for item in Instrument.objects.filter(symbol__in={row["symbol"] for row in rows}).values(
+                "symbol", "pip_size", "contract_size", "currency_profit"
+            )
+        }
+        if rows
+        else {}
+    )
+    needs_rates = any(item["currency_profit"].upper() != (currency or "").upper() for item in instruments.values())
+    mids = quote_mids(user_id=user_id) if needs_rates and currency else {}
+
+    positions = []
+    for row in rows:
+        instrument = instruments.get(row["symbol"], {})
+        value = valuation.value_position(
+            side=row["side"],
+            volume=row["volume"],
+            price_open=row["price_open"],
+            price_current=row["price_current"],
+            pip_size=instrument.get("pip_size"),
+            contract_size=instrument.get("contract_size"),
+            quote_currency=instrument.get("currency_profit"),
+            account_currency=currency,
+            mids=mids,
+        )
+        positions.append(
+            {
+                **row,
+                "unrealized_pnl": value.unrealized_pnl,
+                "unrealized_pnl_pct": value.pnl_pct,
+                "pnl_pips": value.pnl_pips,
+            }
+        )
+    summary = valuation.totals(
+        values=(position["unrealized_pnl"] for position in positions),
+        equity=account["equity"] if account else None,
+    )
+    return {
+        "count": len(positions),
+        "currency": currency,
+        "total_unrealized_pnl": summary.total_unrealized_pnl,
+        "total_unrealized_pnl_pct": summary.total_unrealized_pnl_pct,
+        "unvalued_positions": summary.unvalued_positions,
+        "as_of": timezone.now(),
+        "positions": positions,
+    }

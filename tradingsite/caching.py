@@ -24,7 +24,8 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -95,7 +96,37 @@ def bump_user_generation(user_id: int) -> None:
 # --------------------------------------------------------------------------------------------
 # Data layer
 # --------------------------------------------------------------------------------------------
-_LOCK_STRIPES = [threading.Lock() for _ in range(64)]
+class _KeyLocks:
+    """One lock per cache key being computed in this process, created on demand and dropped when idle.
+
+    Per key rather than striped: a computation that reads another cached key inside (the status
+    reads the open positions) can then never wait on a lock it or a peer already holds for an
+    unrelated key, so nested ``cached_data`` calls cannot deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key → [lock, number of holders and waiters]
+
+    @contextmanager
+    def hold(self, key: str, timeout: float) -> Iterator[bool]:
+        """Hold ``key``'s lock for the block; yields False when it could not be had within ``timeout`` s."""
+        with self._mutex:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        acquired = entry[0].acquire(timeout=timeout)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                entry[0].release()
+            with self._mutex:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+
+_KEY_LOCKS = _KeyLocks()
 
 
 def _jittered(ttl: int) -> float:
@@ -132,12 +163,15 @@ def cached_data(
         record_cache("data", label, hit=True)
         return value
     record_cache("data", label, hit=False)
-    with _LOCK_STRIPES[hash(key) % len(_LOCK_STRIPES)]:
-        value = cache.get(key, _MISSING)  # a thread of this process may have filled it meanwhile
-        if value is not _MISSING:
-            return value
+    # Single flight: threads of this process queue on the key; other processes see the lease.
+    with _KEY_LOCKS.hold(key, timeout=LEASE_TIMEOUT_S) as queued:
+        if queued:
+            value = cache.get(key, _MISSING)  # a thread of this process may have filled it meanwhile
+            if value is not _MISSING:
+                return value
         lease = lease_cache_key(key)
-        if not cache.add(lease, 1, timeout=LEASE_TIMEOUT_S):
+        leased = cache.add(lease, 1, timeout=LEASE_TIMEOUT_S)
+        if leased is False:  # None = the cache failed: compute at once rather than wait on a dead lease
             # Another process is computing: wait briefly for its result, then compute anyway.
             deadline = time.monotonic() + LEASE_WAIT_S
             while time.monotonic() < deadline:
@@ -145,9 +179,12 @@ def cached_data(
                 value = cache.get(key, _MISSING)
                 if value is not _MISSING:
                     return value
-        value = compute()
-        cache.set(key, value, timeout=_jittered(ttl))
-        cache.delete(lease)
+        try:
+            value = compute()
+            cache.set(key, value, timeout=_jittered(ttl))
+        finally:
+            if leased:
+                cache.delete(lease)
         return value
 
 
