@@ -226,6 +226,9 @@ class MarketAlert(AlertBase):
     ask = models.DecimalField(**PRICE, null=True, blank=True)
     reference_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Previous mid (gaps).")
     value_pips = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, help_text="Spreads.")
+    age_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Stale quotes: quote age at broker time."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,1 +1,589 @@
-"""guards services."""
+"""guards services: thresholds, peak equity, and the guard evaluation run inside every sync (SPEC §5).
+
+Percentages are 0–100 (15 means 15 %); money in the account currency; prices in the quote currency.
+Alerts are stateful, one row per episode: opened when a level is entered, escalated when the level
+rises, resolved when the measure falls back below the warning threshold — never a row per sync.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from guards.models import LEVEL_RANK, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
+from positions.models import Instrument, Quote
+from reconciliation.models import ReconciliationLog
+from tradingsite.caching import bump_user_generation
+from tradingsite.metrics import GUARD_TRANSITIONS
+
+PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
+PIPS_QUANTUM = Decimal("0.01")
+HUNDRED = Decimal("100")
+CONFIG_FIELDS = (
+    "drawdown_warning_pct",
+    "drawdown_critical_pct",
+    "min_equity",
+    "gap_warning_pct",
+    "gap_critical_pct",
+    "spread_warning_pct",
+    "spread_critical_pct",
+    "quote_stale_seconds",
+    "sync_stale_seconds",
+)
+
+
+def _pct(value: Decimal) -> Decimal:
+    return value.quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+def guard_config_get_or_create(*, user_id: int) -> GuardConfig:
+    """Return the user's guard thresholds, creating them with SPEC §1 defaults on first use."""
+    config, _ = GuardConfig.objects.get_or_create(user_id=user_id)
+    return config
+
+
+@transaction.atomic
+def guard_config_update(*, user_id: int, **fields: Any) -> GuardConfig:
+    """Update some of the user's thresholds (names in ``CONFIG_FIELDS``) after ``full_clean``.
+
+    Raises ``ValidationError`` with field errors (→ 400, nothing written) on an unknown field or
+    when ``GuardConfig.clean`` rejects the result (0 < warning < critical ≤ 100; drawdown ≥ 1).
+    Bumps the user's cache generation after commit.
+    """
+    unknown = sorted(set(fields) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ValidationError({name: "Unknown or read-only field." for name in unknown})
+    guard_config_get_or_create(user_id=user_id)
+    config = GuardConfig.objects.select_for_update().get(user_id=user_id)
+    for name, value in fields.items():
+        setattr(config, name, value)
+    config.full_clean(exclude=["user"])
+    config.save(update_fields=[*fields, "updated_at"])
+    transaction.on_commit(lambda: bump_user_generation(user_id))
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# Levels (pure)
+# --------------------------------------------------------------------------------------------
+def drawdown_pct(*, peak: Decimal, equity: Decimal) -> Decimal:
+    """(peak − equity) / peak × 100, unrounded (SPEC §5); 0 when the peak is not positive."""
+    if peak <= 0:
+        return Decimal("0")
+    return (peak - equity) / peak * HUNDRED
+
+
+def drawdown_level(*, pct: Decimal, equity: Decimal, config: GuardConfig) -> str:
+    """SPEC §5: ``critical`` from the critical threshold or when equity < min_equity, ``warning`` from the
+    warning threshold, else ``ok``. ``pct`` in percent (0–100)."""
+    if pct >= config.drawdown_critical_pct or equity < config.min_equity:
+        return Level.CRITICAL
+    if pct >= config.drawdown_warning_pct:
+        return Level.WARNING
+    return Level.OK
+
+
+def gap_pct(*, mid: Decimal, previous_mid: Decimal) -> Decimal:
+    """|mid − previous mid| / previous mid × 100, unrounded (SPEC §5)."""
+    return abs(mid - previous_mid) / previous_mid * HUNDRED
+
+
+def gap_level(*, pct: Decimal, config: GuardConfig) -> str:
+    """``warning`` from ``gap_warning_pct``, ``critical`` from ``gap_critical_pct`` (SPEC §5)."""
+    if pct >= config.gap_critical_pct:
+        return Level.CRITICAL
+    if pct >= config.gap_warning_pct:
+        return Level.WARNING
+    return Level.OK
+
+
+def spread_pct(*, bid: Decimal, ask: Decimal) -> Decimal:
+    """(ask − bid) / bid × 100, unrounded (SPEC §5)."""
+    return (ask - bid) / bid * HUNDRED
+
+
+def spread_level(*, pct: Decimal, config: GuardConfig) -> str:
+    """``warning`` above ``spread_warning_pct``, ``critical`` from ``spread_critical_pct`` (SPEC §5)."""
+    if pct >= config.spread_critical_pct:
+        return Level.CRITICAL
+    if pct > config.spread_warning_pct:
+        return Level.WARNING
+    return Level.OK
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation inside a sync
+# --------------------------------------------------------------------------------------------
+@dataclass
+class GuardOutcome:
+    """The guard levels after a sync (the sync summary's ``guards``) and the log rows of the transitions."""
+
+    summary: dict[str, Any]
+    logs: list[ReconciliationLog] = field(default_factory=list)
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, transition, level)
+
+
+@dataclass
+class _Measure:
+    level: str
+    value_pct: Decimal
+    threshold_pct: Decimal
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    reference_price: Decimal | None = None
+    value_pips: Decimal | None = None
+    age_seconds: int | None = None
+
+
+def _guard_log(*, user_id, sync_id, status, message, details, symbol="") -> ReconciliationLog:
+    return ReconciliationLog(
+        user_id=user_id,
+        sync_id=sync_id,
+        event_type=ReconciliationLog.EventType.GUARD,
+        status=status,
+        symbol=symbol,
+        message=message,
+        details=details,
+    )
+
+
+def _apply_episode(alert, *, level: str, value: Decimal, threshold: Decimal, now: datetime) -> str | None:
+    """Update an open alert with a new non-ok measure; return "escalated" when the level rose."""
+    transition = None
+    if LEVEL_RANK[level] > LEVEL_RANK[alert.level]:
+        alert.escalated_at = now
+        transition = "escalated"
+    if LEVEL_RANK[level] > LEVEL_RANK[alert.max_level]:
+        alert.max_level = level
+    alert.level = level
+    alert.value_pct = value
+    alert.threshold_pct = threshold
+    if value > alert.max_value_pct:
+        alert.max_value_pct = value
+    return transition
+
+
+def evaluate_drawdown(
+    *,
+    user_id: int,
+    sync_id: uuid.UUID,
+    broker_time: datetime,
+    account: dict[str, Any],
+    config: GuardConfig,
+    state: GuardState | None,
+    open_positions: int,
+    outcome: GuardOutcome,
+) -> dict[str, Any]:
+    """Update the persistent peak, write the EquitySnapshot and open/escalate/resolve the drawdown alert.
+
+    Peak (SPEC §5): max(previous peak, equity); the first snapshot starts it at max(balance, equity).
+    Returns the ``drawdown`` part of the summary.
+    """
+    balance, equity = account["balance"], account["equity"]
+    if state is None:
+        peak = max(balance, equity)
+        state = GuardState.objects.create(user_id=user_id, peak_equity=peak, peak_equity_at=broker_time)
+    elif equity > state.peak_equity:
+        state.peak_equity, state.peak_equity_at = equity, broker_time
+        state.save(update_fields=["peak_equity", "peak_equity_at", "updated_at"])
+    peak = state.peak_equity
+    pct = _pct(drawdown_pct(peak=peak, equity=equity))
+    level = drawdown_level(pct=pct, equity=equity, config=config)
+    below_min = equity < config.min_equity
+    EquitySnapshot.objects.create(
+        user_id=user_id,
+        sync_id=sync_id,
+        broker_time=broker_time,
+        login=account.get("login"),
+        currency=account["currency"],
+        balance=balance,
+        equity=equity,
+        margin=account.get("margin", Decimal("0")),
+        margin_free=account.get("margin_free", Decimal("0")),
+        peak_equity=peak,
+        drawdown_pct=pct,
+        drawdown_level=level,
+        open_positions=open_positions,
+    )
+    threshold = config.drawdown_critical_pct if level == Level.CRITICAL else config.drawdown_warning_pct
+    alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+    transition = None
+    if level != Level.OK and alert is None:
+        alert = DrawdownAlert.objects.create(
+            user_id=user_id,
+            level=level,
+            max_level=level,
+            value_pct=pct,
+            max_value_pct=pct,
+            threshold_pct=threshold,
+            opened_at=broker_time,
+            sync_id=sync_id,
+            equity=equity,
+            peak_equity=peak,
+            below_min_equity=below_min,
+        )
+        transition = "opened"
+    elif level != Level.OK:
+        transition = _apply_episode(alert, level=level, value=pct, threshold=threshold, now=broker_time)
+        alert.equity, alert.peak_equity, alert.below_min_equity = equity, peak, below_min
+        alert.save()
+    elif alert is not None:
+        alert.resolved_at = broker_time
+        alert.value_pct, alert.equity, alert.peak_equity, alert.below_min_equity = pct, equity, peak, below_min
+        alert.save()
+        transition = "resolved"
+    if transition:
+        reported = level if transition != "resolved" else alert.max_level
+        outcome.transitions.append(("drawdown", transition, reported))
+        outcome.logs.append(
+            _guard_log(
+                user_id=user_id,
+                sync_id=sync_id,
+                status=ReconciliationLog.Status.SUCCESS
+                if transition == "resolved"
+                else ReconciliationLog.Status.WARNING,
+                message=f"drawdown {transition}: {level} at {pct} % (peak {peak}, equity {equity})",
+                details={
+                    "kind": "drawdown",
+                    "transition": transition,
+                    "level": level,
+                    "drawdown_pct": _s(pct),
+                    "threshold_pct": _s(threshold),
+                    "equity": _s(equity),
+                    "peak_equity": _s(peak),
+                    "below_min_equity": below_min,
+                    "alert_id": alert.pk,
+                },
+            )
+        )
+    return {
+        "level": level,
+        "equity": _s(equity),
+        "balance": _s(balance),
+        "currency": account["currency"],
+        "peak_equity": _s(peak),
+        "drawdown_pct": _s(pct),
+        "warning_pct": _s(config.drawdown_warning_pct),
+        "critical_pct": _s(config.drawdown_critical_pct),
+        "min_equity": _s(config.min_equity),
+        "below_min_equity": below_min,
+        "should_close_all": level == Level.CRITICAL,
+    }
+
+
+def measure_quote(
+    *,
+    quote: dict[str, Any],
+    previous: Quote | None,
+    instrument: Instrument | None,
+    broker_time: datetime,
+    config: GuardConfig,
+) -> dict[str, _Measure]:
+    """Measure one quote against the thresholds: ``price_gap`` (vs the previous accepted quote's mid),
+    ``wide_spread`` (percent of bid, plus pips when the instrument is known) and ``stale_quote``
+    (older than ``quote_stale_seconds`` at broker_time → warning). Returns every condition measured,
+    including those at level ``ok``."""
+    bid, ask = quote["bid"], quote["ask"]
+    mid = (bid + ask) / 2
+    measures: dict[str, _Measure] = {}
+    if previous is not None and (quote["time"] is None or quote["time"] >= previous.time):
+        pct = gap_pct(mid=mid, previous_mid=previous.mid)
+        level = gap_level(pct=pct, config=config)
+        measures[MarketAlert.Condition.PRICE_GAP] = _Measure(
+            level=level,
+            value_pct=_pct(pct),
+            threshold_pct=config.gap_critical_pct if level == Level.CRITICAL else config.gap_warning_pct,
+            bid=bid,
+            ask=ask,
+            reference_price=previous.mid,
+        )
+    pct = spread_pct(bid=bid, ask=ask)
+    level = spread_level(pct=pct, config=config)
+    spread_pips = None
+    if instrument is not None:
+        spread_pips = ((ask - bid) / instrument.pip_size).quantize(PIPS_QUANTUM, rounding=ROUND_HALF_UP)
+    measures[MarketAlert.Condition.WIDE_SPREAD] = _Measure(
+        level=level,
+        value_pct=_pct(pct),
+        threshold_pct=config.spread_critical_pct if level == Level.CRITICAL else config.spread_warning_pct,
+        bid=bid,
+        ask=ask,
+        value_pips=spread_pips,
+    )
+    age = int((broker_time - quote["time"]).total_seconds()) if quote["time"] is not None else 0
+    measures[MarketAlert.Condition.STALE_QUOTE] = _Measure(
+        level=Level.WARNING if age > config.quote_stale_seconds else Level.OK,
+        value_pct=Decimal("0"),
+        threshold_pct=Decimal("0"),
+        bid=bid,
+        ask=ask,
+        age_seconds=max(age, 0),
+    )
+    return measures
+
+
+def evaluate_market(
+    *,
+    user_id: int,
+    sync_id: uuid.UUID,
+    broker_time: datetime,
+    quotes: Iterable[dict[str, Any]],
+    previous_quotes: dict[str, Quote],
+    instruments: dict[str, Instrument],
+    held_symbols: set[str],
+    config: GuardConfig,
+    outcome: GuardOutcome,
+) -> list[dict[str, Any]]:
+    """Open/escalate/update/resolve the market alerts for the quotes of this sync (SPEC §5).
+
+    Alerts of symbols this sync did not quote are left as they are. Returns the open alerts after
+    the sync, each with ``should_close_positions`` (critical on a symbol the user holds).
+    """
+    open_alerts = {(a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)}
+    to_create: list[MarketAlert] = []
+    to_update: list[MarketAlert] = []
+    for quote in quotes:
+        symbol = quote["symbol"]
+        measures = measure_quote(
+            quote=quote,
+            previous=previous_quotes.get(symbol),
+            instrument=instruments.get(symbol),
+            broker_time=broker_time,
+            config=config,
+        )
+        for condition, m in measures.items():
+            alert = open_alerts.get((symbol, condition))
+            transition = None
+            if m.level != Level.OK and alert is None:
+                alert = MarketAlert(
+                    user_id=user_id,
+                    symbol=symbol,
+                    condition=condition,
+                    level=m.level,
+                    max_level=m.level,
+                    value_pct=m.value_pct,
+                    max_value_pct=m.value_pct,
+                    threshold_pct=m.threshold_pct,
+                    opened_at=broker_time,
+                    sync_id=sync_id,
+                )
+                to_create.append(alert)
+                open_alerts[(symbol, condition)] = alert
+                transition = "opened"
+            elif m.level != Level.OK:
+                transition = _apply_episode(
+                    alert, level=m.level, value=m.value_pct, threshold=m.threshold_pct, now=broker_time
+                )
+                to_update.append(alert)
+            elif alert is not None:
+                alert.resolved_at = broker_time
+                alert.value_pct = m.value_pct
+                to_update.append(alert)
+                del open_alerts[(symbol, condition)]
+                transition = "resolved"
+            if alert is None:
+                continue
+            alert.bid, alert.ask = m.bid, m.ask
+            if m.reference_price is not None:
+                alert.reference_price = m.reference_price
+            if m.value_pips is not None:
+                alert.value_pips = m.value_pips
+            if m.age_seconds is not None:
+                alert.age_seconds = m.age_seconds
+            if transition:
+                level = m.level if transition != "resolved" else alert.max_level
+                outcome.transitions.append(("market", transition, level))
+                outcome.logs.append(
+                    _guard_log(
+                        user_id=user_id,
+                        sync_id=sync_id,
+                        symbol=symbol,
+                        status=(
+                            ReconciliationLog.Status.SUCCESS
+                            if transition == "resolved"
+                            else ReconciliationLog.Status.WARNING
+                        ),
+                        message=f"{condition} {transition} on {symbol}: {m.level} at {m.value_pct} %",
+                        details={
+                            "kind": "market",
+                            "condition": condition,
+                            "transition": transition,
+                            "level": m.level,
+                            "value_pct": _s(m.value_pct),
+                            "threshold_pct": _s(m.threshold_pct),
+                            "value_pips": _s(m.value_pips),
+                            "age_seconds": m.age_seconds,
+                            "bid": _s(m.bid),
+                            "ask": _s(m.ask),
+                            "reference_price": _s(m.reference_price),
+                        },
+                    )
+                )
+    if to_create:
+        MarketAlert.objects.bulk_create(to_create)
+    if to_update:
+        now = timezone.now()
+        for alert in to_update:
+            alert.updated_at = now
+        MarketAlert.objects.bulk_update(
+            to_update,
+            [
+                "level",
+                "max_level",
+                "value_pct",
+                "max_value_pct",
+                "threshold_pct",
+                "escalated_at",
+                "resolved_at",
+                "bid",
+                "ask",
+                "reference_price",
+                "value_pips",
+                "age_seconds",
+                "updated_at",
+            ],
+        )
+    return [
+        {
+            "symbol": a.symbol,
+            "condition": a.condition,
+            "level": a.level,
+            "value_pct": _s(a.value_pct),
+            "threshold_pct": _s(a.threshold_pct),
+            "value_pips": _s(a.value_pips),
+            "age_seconds": a.age_seconds,
+            "should_close_positions": a.level == Level.CRITICAL and a.symbol in held_symbols,
+        }
+        for a in sorted(open_alerts.values(), key=lambda a: (a.symbol, a.condition))
+    ]
+
+
+def guards_evaluate(
+    *,
+    user_id: int,
+    sync_id: uuid.UUID,
+    broker_time: datetime,
+    account: dict[str, Any],
+    quotes: Iterable[dict[str, Any]],
+    previous_quotes: dict[str, Quote],
+    instruments: dict[str, Instrument],
+    held_symbols: set[str],
+    open_positions: int,
+    config: GuardConfig,
+    state: GuardState | None,
+) -> GuardOutcome:
+    """Evaluate every guard for one sync (SPEC §5) and return the levels for the sync summary.
+
+    Must run inside the sync's transaction with the user's row locked. Writes the EquitySnapshot, the
+    peak (GuardState) and the alert episodes; returns the ``guard`` log rows of the transitions for
+    the caller to insert with the sync's other log rows.
+    """
+    outcome = GuardOutcome(summary={})
+    drawdown = evaluate_drawdown(
+        user_id=user_id,
+        sync_id=sync_id,
+        broker_time=broker_time,
+        account=account,
+        config=config,
+        state=state,
+        open_positions=open_positions,
+        outcome=outcome,
+    )
+    market = evaluate_market(
+        user_id=user_id,
+        sync_id=sync_id,
+        broker_time=broker_time,
+        quotes=quotes,
+        previous_quotes=previous_quotes,
+        instruments=instruments,
+        held_symbols=held_symbols,
+        config=config,
+        outcome=outcome,
+    )
+    outcome.summary = {
+        "drawdown": drawdown,
+        "market_alerts": market,
+        "any_positions_should_close": drawdown["should_close_all"] or any(a["should_close_positions"] for a in market),
+    }
+    return outcome
+
+
+def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> None:
+    """Count guard transitions in Prometheus (call after commit)."""
+    for kind, transition, level in transitions:
+        GUARD_TRANSITIONS.labels(kind=kind, transition=transition, level=level).inc()
+
+
+# --------------------------------------------------------------------------------------------
+# Peak reset (admin action)
+# --------------------------------------------------------------------------------------------
+@transaction.atomic
+def peak_equity_reset(*, user_id: int, actor: str) -> GuardState:
+    """Set the user's peak equity to the latest equity (the admin's "reset peak equity", SPEC §5, §8).
+
+    The drawdown becomes 0 %: an open drawdown alert is resolved, unless the equity is below
+    ``min_equity`` (still critical), in which case it stays open at that level. Writes a
+    ReconciliationLog ``guard`` row naming ``actor`` with the old and new peak; bumps the user's
+    cache generation after commit. Raises ``ValidationError`` before the user's first sync.
+    """
+    get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).first()
+    snapshot = EquitySnapshot.objects.filter(user_id=user_id).order_by("-created_at", "-id").first()
+    state = GuardState.objects.filter(user_id=user_id).first()
+    if snapshot is None or state is None:
+        raise ValidationError({"peak_equity": "No equity snapshot yet: nothing to reset before the first sync."})
+    config = guard_config_get_or_create(user_id=user_id)
+    now = timezone.now()
+    old_peak, new_peak = state.peak_equity, max(snapshot.equity, Decimal("0"))
+    state.peak_equity, state.peak_equity_at, state.peak_reset_at = new_peak, now, now
+    state.save(update_fields=["peak_equity", "peak_equity_at", "peak_reset_at", "updated_at"])
+    pct = _pct(drawdown_pct(peak=new_peak, equity=snapshot.equity))
+    level = drawdown_level(pct=pct, equity=snapshot.equity, config=config)
+    alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+    transition = None
+    if alert is not None and level == Level.OK:
+        alert.resolved_at, alert.value_pct, alert.peak_equity = now, pct, new_peak
+        alert.save()
+        transition = "resolved"
+    elif alert is not None:
+        alert.level, alert.value_pct, alert.peak_equity = level, pct, new_peak
+        alert.threshold_pct = config.drawdown_critical_pct
+        alert.save()
+    ReconciliationLog.objects.create(
+        user_id=user_id,
+        event_type=ReconciliationLog.EventType.GUARD,
+        status=ReconciliationLog.Status.SUCCESS,
+        message=f"peak equity reset by {actor}: {old_peak} → {new_peak}",
+        details={
+            "kind": "peak_reset",
+            "actor": actor,
+            "old_peak": _s(old_peak),
+            "new_peak": _s(new_peak),
+            "drawdown_pct": _s(pct),
+            "level": level,
+            "alert_transition": transition,
+        },
+    )
+
+    def after_commit() -> None:
+        bump_user_generation(user_id)
+        if transition:
+            record_guard_transitions([("drawdown", transition, alert.max_level)])
+
+    transaction.on_commit(after_commit)
+    return state

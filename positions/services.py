@@ -1,1 +1,104 @@
-"""positions services."""
+"""positions services: writes to the ledger (SPEC §2 "The bot registers the positions it expects")."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from positions.models import Instrument, Position
+from tradingsite.caching import bump_user_generation
+
+
+def volume_on_step(*, volume: Decimal, step: Decimal) -> bool:
+    """Return True when ``volume`` (lots) is a whole multiple of the instrument's ``step`` (lots)."""
+    return step > 0 and (volume / step) == (volume / step).to_integral_value()
+
+
+def stops_errors(*, side: str, price: Decimal, sl: Decimal | None, tp: Decimal | None) -> dict[str, str]:
+    """Return field errors for a stop loss / take profit on the wrong side of ``price``.
+
+    A buy needs ``sl < price < tp``; a sell needs ``tp < price < sl`` (None = no stop). Prices are in
+    the instrument's quote currency.
+    """
+    errors: dict[str, str] = {}
+    if side == Position.Side.BUY:
+        if sl is not None and sl >= price:
+            errors["sl"] = f"A buy's stop loss must be below the price ({price})."
+        if tp is not None and tp <= price:
+            errors["tp"] = f"A buy's take profit must be above the price ({price})."
+    else:
+        if sl is not None and sl <= price:
+            errors["sl"] = f"A sell's stop loss must be above the price ({price})."
+        if tp is not None and tp >= price:
+            errors["tp"] = f"A sell's take profit must be below the price ({price})."
+    return errors
+
+
+@transaction.atomic
+def position_register(
+    *,
+    user_id: int,
+    ticket: int,
+    symbol: str,
+    side: str,
+    volume: Decimal,
+    requested_price: Decimal,
+    sl: Decimal | None = None,
+    tp: Decimal | None = None,
+) -> Position:
+    """Register a position the bot expects at the broker: a ``pending`` ledger row (SPEC §2, §3).
+
+    ``volume`` in lots (a multiple of the instrument's ``volume_step``, at least ``volume_min``);
+    ``requested_price``, ``sl`` and ``tp`` in the quote currency, positive, with sl/tp on the correct
+    side of the price for ``side`` ("buy"/"sell"). Raises ``django.core.exceptions.ValidationError``
+    with field errors (→ 400, nothing written) on an unknown symbol, a bad volume or price, stops on
+    the wrong side, or a ticket this user already registered. Bumps the user's cache generation
+    after commit.
+    """
+    symbol = symbol.strip().upper()
+    errors: dict[str, str] = {}
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is None:
+        errors["symbol"] = f"Unknown symbol {symbol!r}."
+    if side not in Position.Side.values:
+        errors["side"] = "Must be 'buy' or 'sell'."
+    if volume <= 0:
+        errors["volume"] = "Must be greater than 0 (lots)."
+    elif instrument is not None:
+        if volume < instrument.volume_min:
+            errors["volume"] = f"Below the instrument's minimum volume ({instrument.volume_min} lots)."
+        elif not volume_on_step(volume=volume, step=instrument.volume_step):
+            errors["volume"] = f"Must be a multiple of the instrument's volume step ({instrument.volume_step} lots)."
+    for name, value in (("requested_price", requested_price), ("sl", sl), ("tp", tp)):
+        if value is not None and value <= 0:
+            errors[name] = "Must be greater than 0."
+    if "side" not in errors and requested_price > 0:
+        for name, message in stops_errors(side=side, price=requested_price, sl=sl, tp=tp).items():
+            errors.setdefault(name, message)
+    if Position.objects.filter(user_id=user_id, ticket=ticket).exists():
+        errors["ticket"] = f"Ticket {ticket} is already registered."
+    if errors:
+        raise ValidationError(errors)
+
+    position = Position(
+        user_id=user_id,
+        ticket=ticket,
+        symbol=symbol,
+        side=side,
+        volume=volume,
+        requested_price=requested_price,
+        sl=sl,
+        tp=tp,
+        origin=Position.Origin.BOT,
+        status=Position.Status.PENDING,
+    )
+    try:
+        # A savepoint, so a concurrent registration of the same ticket becomes a 400, not a 500.
+        with transaction.atomic():
+            position.save(force_insert=True)
+    except IntegrityError as exc:
+        raise ValidationError({"ticket": f"Ticket {ticket} is already registered."}) from exc
+    transaction.on_commit(lambda: bump_user_generation(user_id))
+    return position

@@ -1,1 +1,41 @@
-"""positions views."""
+"""positions views: history, detail and registration (SPEC §6 ``positions/``)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from rest_framework import mixins, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from positions.filters import PositionFilter
+from positions.models import Position
+from positions.selectors import position_history
+from positions.serializers import PositionOutputSerializer, PositionRegisterInputSerializer
+from positions.services import position_register
+from tradingsite.api import CreatedAtCursorPagination, UserScopedViewSet
+
+
+class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
+    """``GET positions/`` (history, ``?status=&symbol=``, cursor-paginated newest first), ``GET positions/{id}/``
+    and ``POST positions/`` (register a pending position → 201).
+
+    Authenticated against the database (not the stateless token user), so a deactivated user can
+    neither register positions nor read its history with a still-valid token.
+    """
+
+    authentication_classes = [JWTAuthentication, SessionAuthentication]
+    serializer_class = PositionOutputSerializer
+    filterset_class = PositionFilter
+    pagination_class = CreatedAtCursorPagination
+
+    def get_scoped_queryset(self) -> QuerySet[Position]:
+        return position_history(user_id=self.user_id)
+
+    def create(self, request: Request) -> Response:
+        """Register a position the bot expects; 400 with field errors, nothing written, on bad input."""
+        serializer = PositionRegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        position = position_register(user_id=self.user_id, **serializer.validated_data)
+        return Response(PositionOutputSerializer(position).data, status=status.HTTP_201_CREATED)

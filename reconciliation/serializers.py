@@ -1,1 +1,391 @@
-"""reconciliation serializers."""
+"""reconciliation serializers: the MT5-shaped sync payload (SPEC §2) and the log row output (SPEC §6).
+
+The input serializers normalise what an MT5 worker forwards from ``account_info()``,
+``positions_get()``, ``symbol_info_tick()``, ``history_deals_get()`` and ``symbol_info()``:
+
+* ``type`` 0/1 or "buy"/"sell" → "buy"/"sell";
+* ``sl``/``tp`` of 0 (or "0", or null) → None (no stop);
+* times as epoch seconds (int/float) or ISO 8601 *with* an offset → aware UTC datetimes;
+* numbers as JSON numbers or strings → ``Decimal``, rounded half-up to the column's decimal places;
+  NaN and ±Infinity are rejected;
+* unknown keys (``magic``, ``comment``, ``time_msc`` …) are ignored.
+
+``positions`` absent or null means "unknown" (the worker could not read them) and validates to
+None; ``[]`` means the account is flat.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from reconciliation.models import ReconciliationLog
+
+MAX_POSITIONS = 1000
+MAX_QUOTES = 500
+MAX_DEALS = 1000
+MAX_SYMBOLS = 500
+MAX_BROKER_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+# --------------------------------------------------------------------------------------------
+# Fields
+# --------------------------------------------------------------------------------------------
+class FiniteDecimalField(serializers.Field):
+    """A finite decimal from a JSON number or string, rounded half-up to ``decimal_places``.
+
+    Rejects booleans, NaN, ±Infinity and values whose integer part exceeds
+    ``max_digits - decimal_places`` digits. ``positive`` requires > 0; ``zero_is_none`` maps 0 to None
+    (MT5's "no stop" for sl/tp).
+    """
+
+    default_error_messages = {
+        "invalid": "A valid finite number is required.",
+        "positive": "Must be greater than 0.",
+        "too_large": "Too large: at most {digits} digits before the decimal point.",
+    }
+
+    def __init__(
+        self,
+        *,
+        max_digits: int = 20,
+        decimal_places: int = 8,
+        positive: bool = False,
+        zero_is_none: bool = False,
+        **kwargs,
+    ):
+        self.max_digits = max_digits
+        self.decimal_places = decimal_places
+        self.positive = positive
+        self.zero_is_none = zero_is_none
+        self.quantum = Decimal(1).scaleb(-decimal_places)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float | str):
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("invalid")
+        try:
+            # str(float) is Python's shortest round-trip repr: 0.1 → "0.1", never 0.1000000000000000055…
+            value = Decimal(str(data).strip())
+        except (InvalidOperation, ValueError):
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("invalid")
+        if self.zero_is_none and value == 0:
+            return None
+        if self.positive and value <= 0:
+            self.fail("positive")
+        integer_digits = self.max_digits - self.decimal_places
+        limit = Decimal(10) ** integer_digits
+        if abs(value) >= limit:  # checked before quantize, which would overflow the context precision
+            self.fail("too_large", digits=integer_digits)
+        value = value.quantize(self.quantum, rounding=ROUND_HALF_UP)
+        if abs(value) >= limit:  # 99.999 rounded up to 100.00
+            self.fail("too_large", digits=integer_digits)
+        if self.positive and value <= 0:  # 0.000000001 rounds to 0
+            self.fail("positive")
+        return value
+
+    def to_representation(self, value):
+        return None if value is None else str(value)
+
+
+def _price(**kwargs) -> FiniteDecimalField:
+    return FiniteDecimalField(max_digits=20, decimal_places=8, **kwargs)
+
+
+def _money(**kwargs) -> FiniteDecimalField:
+    return FiniteDecimalField(max_digits=20, decimal_places=2, **kwargs)
+
+
+def _lots(**kwargs) -> FiniteDecimalField:
+    return FiniteDecimalField(max_digits=12, decimal_places=2, **kwargs)
+
+
+class BrokerTimeField(serializers.Field):
+    """A time as epoch seconds (int/float, MT5's ``time``) or ISO 8601 with an offset → aware UTC datetime.
+
+    Naive ISO strings are rejected: a broker time without an offset is ambiguous.
+    """
+
+    default_error_messages = {
+        "invalid": "Expected epoch seconds or an ISO 8601 time with an offset (e.g. 2026-11-30T10:00:05Z).",
+        "naive": "ISO 8601 times need an offset (Z or ±hh:mm).",
+        "range": "Time out of range.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int | float):
+            if not math.isfinite(data):
+                self.fail("invalid")
+            try:
+                return datetime.fromtimestamp(data, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                self.fail("range")
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            parsed = parse_datetime(data.strip())
+        except ValueError:
+            self.fail("invalid")
+        if parsed is None:
+            self.fail("invalid")
+        if timezone.is_naive(parsed):
+            self.fail("naive")
+        return parsed.astimezone(UTC)
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class PositionTypeField(serializers.Field):
+    """MT5 position type: 0/1 (``POSITION_TYPE_BUY``/``SELL``) or "buy"/"sell" → "buy"/"sell"."""
+
+    default_error_messages = {"invalid": "Unknown type {value!r}: expected 0 (buy), 1 (sell), 'buy' or 'sell'."}
+    MAP = {0: "buy", 1: "sell", "buy": "buy", "sell": "sell", "0": "buy", "1": "sell"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid", value=data)
+        key = data.strip().lower() if isinstance(data, str) else data
+        if key not in self.MAP:
+            self.fail("invalid", value=data)
+        return self.MAP[key]
+
+    def to_representation(self, value):
+        return value
+
+
+class SymbolField(serializers.CharField):
+    """A symbol name, stripped and upper-cased (``Instrument.symbol`` is upper case)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data).strip().upper()
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that refuses booleans and non-integral floats (JSON ``true`` is not ticket 1)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Payload parts
+# --------------------------------------------------------------------------------------------
+class AccountInputSerializer(serializers.Serializer):
+    """MT5 ``account_info()``: money in the account currency."""
+
+    login = StrictIntegerField(required=False, allow_null=True, default=None, min_value=0)
+    currency = serializers.RegexField(r"^[A-Za-z]{3,8}$", max_length=8)
+    balance = _money()
+    equity = _money()
+    margin = _money(required=False, default=Decimal("0"))
+    margin_free = _money(required=False, default=Decimal("0"))
+
+    def validate_currency(self, value: str) -> str:
+        return value.upper()
+
+
+class BrokerPositionInputSerializer(serializers.Serializer):
+    """One MT5 ``positions_get()`` row: volume in lots, prices in the quote currency, money in the account currency."""
+
+    ticket = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    symbol = SymbolField()
+    type = PositionTypeField()
+    volume = _lots(positive=True)
+    price_open = _price(positive=True)
+    price_current = _price(positive=True)
+    sl = _price(required=False, allow_null=True, default=None, zero_is_none=True)
+    tp = _price(required=False, allow_null=True, default=None, zero_is_none=True)
+    swap = _money(required=False, default=Decimal("0"))
+    commission = _money(required=False, default=Decimal("0"))
+    profit = _money(required=False, default=Decimal("0"))
+    time = BrokerTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        for name in ("sl", "tp"):
+            if attrs.get(name) is not None and attrs[name] < 0:
+                raise serializers.ValidationError({name: "Must be greater than 0, or 0 for none."})
+        return attrs
+
+
+class QuoteInputSerializer(serializers.Serializer):
+    """One MT5 ``symbol_info_tick()``: bid and ask in the quote currency, ``ask ≥ bid``."""
+
+    symbol = SymbolField()
+    bid = _price(positive=True)
+    ask = _price(positive=True)
+    time = BrokerTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        if attrs["ask"] < attrs["bid"]:
+            raise serializers.ValidationError({"ask": f"Ask {attrs['ask']} is below bid {attrs['bid']}."})
+        return attrs
+
+
+class DealInputSerializer(serializers.Serializer):
+    """One MT5 ``history_deals_get()`` row; only closing deals (``entry`` 1 = out, 3 = out by) decide closes.
+
+    ``reason``: 0 client, 1 mobile, 2 web, 3 expert, 4 SL, 5 TP, 6 stop out, other values = external.
+    """
+
+    ticket = StrictIntegerField(min_value=0)
+    position_id = StrictIntegerField(min_value=1)
+    entry = StrictIntegerField(min_value=0, max_value=3)
+    reason = StrictIntegerField(min_value=0, required=False, default=0)
+    symbol = SymbolField(required=False, allow_blank=True, default="")
+    price = _price(positive=True)
+    volume = _lots(required=False, default=Decimal("0"))
+    profit = _money(required=False, default=Decimal("0"))
+    swap = _money(required=False, default=Decimal("0"))
+    commission = _money(required=False, default=Decimal("0"))
+    time = BrokerTimeField(required=False, allow_null=True, default=None)
+
+    def validate_volume(self, value):
+        if value < 0:
+            raise serializers.ValidationError("Must be zero or more (lots).")
+        return value
+
+
+class SymbolSpecInputSerializer(serializers.Serializer):
+    """MT5 ``symbol_info()`` specs that update the ``Instrument`` row (``name`` or ``symbol`` names it)."""
+
+    symbol = SymbolField(required=False)
+    name = SymbolField(required=False)
+    trade_contract_size = FiniteDecimalField(max_digits=20, decimal_places=4, positive=True)
+    digits = StrictIntegerField(min_value=0, max_value=10)
+    point = FiniteDecimalField(max_digits=20, decimal_places=10, positive=True)
+    currency_base = serializers.RegexField(r"^[A-Za-z0-9]{1,8}$", max_length=8)
+    currency_profit = serializers.RegexField(r"^[A-Za-z]{3,8}$", max_length=8)
+    volume_step = FiniteDecimalField(max_digits=12, decimal_places=2, positive=True, required=False)
+    volume_min = FiniteDecimalField(max_digits=12, decimal_places=2, positive=True, required=False)
+
+    def validate(self, attrs):
+        symbol = attrs.pop("symbol", None) or attrs.pop("name", None)
+        attrs.pop("name", None)
+        if not symbol:
+            raise serializers.ValidationError({"symbol": "Name the symbol with 'symbol' or 'name'."})
+        attrs["symbol"] = symbol
+        attrs["currency_base"] = attrs["currency_base"].upper()
+        attrs["currency_profit"] = attrs["currency_profit"].upper()
+        return attrs
+
+
+def _duplicates(values) -> list:
+    seen, dups = set(), []
+    for value in values:
+        if value in seen and value not in dups:
+            dups.append(value)
+        seen.add(value)
+    return dups
+
+
+class SyncInputSerializer(serializers.Serializer):
+    """The whole sync body of ``POST /api/v1/reconciliation/syncs/`` (SPEC §2).
+
+    Validated data: ``sync_id`` (UUID or None → generated by the service), ``broker_time`` (aware UTC),
+    ``account`` (dict), ``positions`` (list of dicts, or None = unknown), ``quotes``, ``deals``,
+    ``symbols`` (lists of dicts). Rejects duplicate tickets/symbols, more than 1,000 positions or 500
+    quotes, and a ``broker_time`` more than 5 minutes ahead of the server's clock.
+    """
+
+    sync_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    broker_time = BrokerTimeField()
+    account = AccountInputSerializer()
+    positions = BrokerPositionInputSerializer(many=True, required=False, allow_null=True, max_length=MAX_POSITIONS)
+    quotes = QuoteInputSerializer(many=True, required=False, max_length=MAX_QUOTES)
+    deals = DealInputSerializer(many=True, required=False, max_length=MAX_DEALS)
+    symbols = SymbolSpecInputSerializer(many=True, required=False, max_length=MAX_SYMBOLS)
+
+    def validate_broker_time(self, value: datetime) -> datetime:
+        if value > timezone.now() + MAX_BROKER_CLOCK_AHEAD:
+            raise serializers.ValidationError("More than 5 minutes ahead of the server's clock.")
+        return value
+
+    def validate_positions(self, value):
+        if value is None:
+            return None
+        dups = _duplicates(row["ticket"] for row in value)
+        if dups:
+            raise serializers.ValidationError(f"Duplicate tickets: {', '.join(map(str, dups))}.")
+        return value
+
+    def validate_quotes(self, value):
+        dups = _duplicates(row["symbol"] for row in value)
+        if dups:
+            raise serializers.ValidationError(f"Duplicate quote symbols: {', '.join(dups)}.")
+        return value
+
+    def validate_deals(self, value):
+        dups = _duplicates(row["ticket"] for row in value)
+        if dups:
+            raise serializers.ValidationError(f"Duplicate deal tickets: {', '.join(map(str, dups))}.")
+        return value
+
+    def validate_symbols(self, value):
+        dups = _duplicates(row["symbol"] for row in value)
+        if dups:
+            raise serializers.ValidationError(f"Duplicate symbol specs: {', '.join(dups)}.")
+        return value
+
+    def validate(self, attrs):
+        attrs.setdefault("positions", None)
+        attrs.setdefault("quotes", [])
+        attrs.setdefault("deals", [])
+        attrs.setdefault("symbols", [])
+        return attrs
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+class ReconciliationLogSerializer(serializers.ModelSerializer):
+    """One reconciliation log row, every field (the owner is implied by the scoped endpoint).
+
+    ``position`` is the ledger row's id (null for sync/guard rows); ``details`` holds expected vs
+    actual values with deltas (pips, lots), or the sync summary on ``sync`` rows.
+    """
+
+    class Meta:
+        model = ReconciliationLog
+        fields = (
+            "id",
+            "sync_id",
+            "event_type",
+            "status",
+            "position",
+            "ticket",
+            "symbol",
+            "side",
+            "volume",
+            "price_open",
+            "price_current",
+            "matched",
+            "divergence_reason",
+            "slippage_pips",
+            "close_reason",
+            "close_price",
+            "realized_pnl",
+            "duration_ms",
+            "broker_time",
+            "message",
+            "details",
+            "created_at",
+        )
+        read_only_fields = fields

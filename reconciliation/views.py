@@ -1,1 +1,76 @@
-"""reconciliation views."""
+"""reconciliation views: the sync endpoint (SPEC §2); read views (status, logs) live beside it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from reconciliation.serializers import SyncInputSerializer
+from reconciliation.services import sync_ingest
+from tradingsite.api import PayloadTooLarge, request_user_id
+from tradingsite.throttling import SyncThrottle
+
+
+class SizeLimitedJSONParser(JSONParser):
+    """JSON parser that refuses bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413.
+
+    DRF reads the raw stream, bypassing Django's size check, so both the declared
+    ``Content-Length`` and the bytes actually read are checked here. NaN/Infinity literals are
+    rejected (strict JSON).
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        try:
+            if declared and int(declared) > limit:
+                raise PayloadTooLarge(f"Request body over {limit} bytes.")
+        except ValueError as exc:
+            raise ParseError("Invalid Content-Length.") from exc
+        if stream is None:
+            return None
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"Request body over {limit} bytes.")
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+class SyncCreateView(APIView):
+    """``POST /api/v1/reconciliation/syncs/``: ingest one broker snapshot (SPEC §2).
+
+    201 with the sync summary on a new sync; 200 with the stored summary when the ``sync_id`` was
+    already accepted; 400 with field errors on bad input; 409 when ``broker_time`` is older than the
+    latest accepted sync; 413 over 1 MiB. Nothing is written on any error. Authenticated against
+    the database, so a deactivated user cannot write with a still-valid token.
+    """
+
+    authentication_classes = [JWTAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [SyncThrottle]
+    parser_classes = [SizeLimitedJSONParser]
+    serializer_class = SyncInputSerializer
+
+    def post(self, request: Request) -> Response:
+        serializer = SyncInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
+        return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

@@ -1,0 +1,164 @@
+"""Payload builders and factories for sync tests (MT5-shaped JSON, as a worker posts it)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+SYNC_URL = "/api/v1/reconciliation/syncs/"
+POSITIONS_URL = "/api/v1/positions/"
+
+
+def iso(when: datetime) -> str:
+    """ISO 8601 UTC with a Z suffix."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Clock:
+    """Monotonic broker times for a sequence of syncs, starting a little before now (never in the future)."""
+
+    def __init__(self, start: datetime | None = None, step_s: int = 5):
+        self.now = start or (timezone.now() - timedelta(hours=2)).replace(microsecond=0)
+        self.step = timedelta(seconds=step_s)
+
+    def tick(self, seconds: int | None = None) -> datetime:
+        self.now += timedelta(seconds=seconds) if seconds is not None else self.step
+        return self.now
+
+
+def account(*, balance="10000.00", equity="10000.00", currency="USD", margin="0", margin_free=None) -> dict[str, Any]:
+    """MT5 ``account_info()``-shaped dict (money as strings)."""
+    return {
+        "login": 5021337,
+        "currency": currency,
+        "balance": str(balance),
+        "equity": str(equity),
+        "margin": str(margin),
+        "margin_free": str(margin_free if margin_free is not None else equity),
+    }
+
+
+def broker_position(
+    ticket: int,
+    symbol: str = "EURUSD",
+    type: int | str = 0,  # noqa: A002 - MT5's field name
+    volume="1.00",
+    price_open="1.09500",
+    price_current=None,
+    sl="0",
+    tp="0",
+    swap="0",
+    commission="0",
+    profit="0",
+    time: int | str | None = None,
+) -> dict[str, Any]:
+    """MT5 ``positions_get()``-shaped dict; ``sl``/``tp`` "0" = none."""
+    row = {
+        "ticket": ticket,
+        "symbol": symbol,
+        "type": type,
+        "volume": str(volume),
+        "price_open": str(price_open),
+        "price_current": str(price_current if price_current is not None else price_open),
+        "sl": str(sl),
+        "tp": str(tp),
+        "swap": str(swap),
+        "commission": str(commission),
+        "profit": str(profit),
+    }
+    if time is not None:
+        row["time"] = time
+    return row
+
+
+def quote(symbol: str, bid, ask=None, time: datetime | int | None = None) -> dict[str, Any]:
+    """MT5 ``symbol_info_tick()``-shaped dict."""
+    row = {"symbol": symbol, "bid": str(bid), "ask": str(ask if ask is not None else bid)}
+    if time is not None:
+        row["time"] = iso(time) if isinstance(time, datetime) else time
+    return row
+
+
+def deal(
+    position_id: int,
+    *,
+    reason: int,
+    price,
+    profit="0",
+    swap="0",
+    commission="0",
+    ticket: int | None = None,
+    entry: int = 1,
+    volume="1.00",
+    time: datetime | None = None,
+) -> dict[str, Any]:
+    """MT5 ``history_deals_get()``-shaped closing deal (entry 1 = out)."""
+    row = {
+        "ticket": ticket if ticket is not None else position_id * 10 + 1,
+        "position_id": position_id,
+        "entry": entry,
+        "reason": reason,
+        "price": str(price),
+        "volume": str(volume),
+        "profit": str(profit),
+        "swap": str(swap),
+        "commission": str(commission),
+    }
+    if time is not None:
+        row["time"] = iso(time)
+    return row
+
+
+def sync_payload(
+    *,
+    broker_time: datetime,
+    positions: list[dict[str, Any]] | None = None,
+    quotes: list[dict[str, Any]] | None = None,
+    deals: list[dict[str, Any]] | None = None,
+    sync_id: uuid.UUID | str | None = None,
+    omit_positions: bool = False,
+    **account_kwargs,
+) -> dict[str, Any]:
+    """A full sync body. ``positions=None`` sends ``"positions": null`` (unknown); ``omit_positions`` leaves it out."""
+    body: dict[str, Any] = {
+        "sync_id": str(sync_id or uuid.uuid4()),
+        "broker_time": iso(broker_time),
+        "account": account(**account_kwargs),
+        "quotes": quotes or [],
+    }
+    if not omit_positions:
+        body["positions"] = positions
+    if deals is not None:
+        body["deals"] = deals
+    return body
+
+
+def register_payload(
+    ticket: int, symbol="EURUSD", side="buy", volume="1.00", requested_price="1.09500", sl=None, tp=None
+) -> dict[str, Any]:
+    """Body of ``POST /api/v1/positions/``."""
+    body = {"ticket": ticket, "symbol": symbol, "side": side, "volume": str(volume),
+            "requested_price": str(requested_price)}  # fmt: skip
+    if sl is not None:
+        body["sl"] = str(sl)
+    if tp is not None:
+        body["tp"] = str(tp)
+    return body
+
+
+def table_counts() -> dict[str, int]:
+    """Row counts of every table the write side touches (for "nothing written" assertions)."""
+    from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
+    from positions.models import Instrument, Position, Quote
+    from reconciliation.models import ReconciliationLog
+
+    models = [Position, Quote, Instrument, ReconciliationLog, EquitySnapshot, GuardState, GuardConfig,
+              DrawdownAlert, MarketAlert]  # fmt: skip
+    return {m.__name__: m.objects.count() for m in models}
+
+
+D = Decimal
