@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
@@ -132,6 +134,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ValidationError(detail=detail)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):  # DRF reads request.body: Django's 1 MiB check raises here
+        exc = PayloadTooLarge(f"Request body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, SuspiciousOperation):  # Django answers these 400, never 500
+        exc = exceptions.ParseError("Bad request.")
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", type(context.get("view")).__name__, exc_info=exc)
