@@ -1,0 +1,589 @@
+#!/usr/bin/env python
+"""The performance benchmark (issue 7, SPEC §9): one command, one table, one JSON file.
+
+    make bench            # = .venv/bin/python bench/run_benchmark.py
+
+On the local PostgreSQL and Redis it creates a throwaway database, migrates, seeds 100 users
+(``seed_demo``), mints their tokens (``mint_tokens``), starts gunicorn with the production config
+(``gunicorn.conf.py``, DEBUG off, DB_POOL=true, Prometheus multi-process dir of its own) on
+127.0.0.1, and runs in one go:
+
+1. **scenario** — Locust headless, 100 dashboard users + 100 sync workers, 10 s warm-up (statistics
+   reset) then 60 s measured; first with caching, then (gunicorn restarted with API_CACHE_TTL_S=0)
+   without;
+2. **saturation** — ``wrk`` (50 connections, 15 s each, rotating the 100 users' tokens) against
+   ``/healthz`` (the bare-Django floor) and each hot endpoint, with caching.
+
+Latency comes from Locust and wrk; requests, statuses, cache hits, SQL statements and Redis
+commands come from the service's own ``/metrics`` counters (deltas over the measured window).
+It prints one table, the CPU share of every process group (gunicorn, PostgreSQL, Redis, Locust, wrk,
+everything else on the box), the ratios and a PASS/MISS line per target, and writes
+``bench-results/bench-<UTC time>.json`` plus Locust's CSV/HTML and the logs in
+``bench-results/<UTC time>/``. Exit code 0 whatever the verdicts (the table is the result);
+non-zero only when the benchmark itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness as h  # noqa: E402
+from bench import results as r  # noqa: E402
+
+TARGETS = {
+    "p95_ms": 10.0,
+    "p99_ms": 25.0,
+    "hit_rate": 0.98,
+    "sql_per_read": 0.02,
+    "sql_reduction": 0.98,
+    "floor_ratio": 0.60,
+    "visibility_s": 5.0,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--db-name", default=os.environ.get("BENCH_DB_NAME", "ts_bench"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
+    parser.add_argument("--users", type=int, default=100, help="seeded users = dashboard users = sync workers")
+    parser.add_argument("--seed-syncs", type=int, default=3, help="syncs per user in seed_demo (small)")
+    parser.add_argument("--warmup", type=int, default=10, help="seconds discarded before measuring")
+    parser.add_argument("--duration", type=int, default=60, help="measured seconds per scenario")
+    parser.add_argument("--wrk-seconds", type=int, default=15)
+    parser.add_argument("--wrk-connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", "3")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_GUNICORN_THREADS", "4")))
+    parser.add_argument("--locust-processes", type=int, default=0, help="0 = one Locust process (enough here)")
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--skip-uncached", action="store_true")
+    parser.add_argument("--skip-saturation", action="store_true")
+    parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
+    return parser.parse_args(argv)
+
+
+def run_scenario(label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_json: Path, cores: int) -> dict:
+    """One Locust scenario; returns Locust rows, /metrics deltas, CPU shares and the request log."""
+    prefix = run_dir / f"scenario-{label}"
+    h.say(
+        f"scenario {label}: {args.users} dashboard users + {args.users} sync workers, "
+        f"{args.warmup} s warm-up + {args.duration} s measured"
+    )
+    run = h.start_locust(
+        host=gunicorn.base_url,
+        prefix=prefix,
+        tokens_file=tokens_json,
+        dashboard_users=args.users,
+        sync_workers=args.users,
+        run_time_s=args.warmup + args.duration,
+        warmup_s=args.warmup,
+        processes=args.locust_processes,
+        request_log=True,
+    )
+    roots = {"gunicorn": gunicorn.pid, "locust": run.process.pid}
+    if not run.wait_for(run.start_metrics, args.warmup + 60):
+        run.stop()
+        raise SystemExit(f"Locust did not start measuring; see {run.log_path}")
+    cpu_start = h.CpuSample(roots)
+    run.wait_for(run.end_metrics, args.duration + 120)
+    cpu_end = h.CpuSample(roots)
+    run.process.wait(timeout=120)
+    stats_path = Path(f"{prefix}_stats.csv")
+    if not stats_path.exists():
+        raise SystemExit(f"Locust wrote no statistics; see {run.log_path}")
+    start_text, end_text = run.start_metrics.read_text(), run.end_metrics.read_text()
+    started_at = float(start_text.split()[2]) if start_text.startswith("# ts_scraped_at") else 0.0
+    ended_at = float(end_text.split()[2]) if end_text.startswith("# ts_scraped_at") else time.time()
+    delta = r.counters_delta(
+        r.view_counters(r.parse_prometheus(end_text)), r.view_counters(r.parse_prometheus(start_text))
+    )
+    logged = []
+    for path in run.request_logs():
+        with path.open() as handle:
+            logged.extend(r.parse_request_log(handle))
+    return {
+        "locust": r.parse_locust_stats_csv(stats_path.read_text()),
+        "metrics": delta,
+        "window_s": ended_at - started_at,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "requests": logged,
+        "cpu": cpu_end.usage_since(cpu_start, cores),
+    }
+
+
+def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores: int) -> dict:
+    """wrk against /healthz and each hot endpoint; returns wrk figures and /metrics deltas per target."""
+    out = {}
+    for path in (h.HEALTHZ, *h.HOT_PATHS):
+        url = gunicorn.base_url + path
+        tokens = None if path == h.HEALTHZ else tokens_txt
+        h.run_wrk(wrk, url, tokens_txt=tokens, seconds=3, connections=args.wrk_connections)  # warm-up
+        before = r.view_counters(r.parse_prometheus(h.scrape(gunicorn.base_url)))
+        h.say(f"saturation: wrk -c{args.wrk_connections} -d{args.wrk_seconds}s {path}")
+        cpu_start = h.CpuSample({"gunicorn": gunicorn.pid})
+        result = h.run_wrk(wrk, url, tokens_txt=tokens, seconds=args.wrk_seconds, connections=args.wrk_connections)
+        cpu_end = h.CpuSample({"gunicorn": gunicorn.pid})
+        after = r.view_counters(r.parse_prometheus(h.scrape(gunicorn.base_url)))
+        try:
+            figures = r.parse_wrk(result.stdout)
+        except ValueError:
+            figures = {"error": (result.stdout + result.stderr)[-500:]}
+        out[path] = {
+            "wrk": figures,
+            "metrics": r.counters_delta(after, before),
+            "cpu": cpu_end.usage_since(cpu_start, cores),
+            "raw": result.stdout,
+        }
+    return out
+
+
+def redis_footprint(redis_url: str, release: str, users: int) -> dict:
+    keys, size = h.redis_keys_memory(redis_url, f"ts:{release}*")
+    return {"keys": keys, "bytes": size, "bytes_per_user": size / users if users else None}
+
+
+def pg_connections(database_url: str, db_name: str) -> int | None:
+    try:
+        return int(h.pg_scalar(database_url, f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db_name}'"))
+    except Exception:
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures, targets, table
+# ------------------------------------------------------------------------------------------------
+def endpoint_rows(scenario: dict, views: dict[str, str]) -> dict[str, dict]:
+    """Per hot endpoint and for the sync endpoint: Locust latency + /metrics ratios."""
+    rows = {}
+    window = (scenario["started_at"], scenario["ended_at"])
+    for path in (*h.HOT_PATHS, h.SYNC_PATH):
+        locust = scenario["locust"].get(path, {})
+        counters = scenario["metrics"].get(views[path], r.ViewCounters())
+        # Percentiles from the request log: the same response times Locust measured, unrounded.
+        times = [q.response_ms for q in scenario["requests"] if q.name == path and window[0] <= q.started < window[1]]
+        rows[path] = {
+            "rps": locust.get("rps"),
+            "requests": locust.get("requests"),
+            "failures": locust.get("failures"),
+            "p50": r.percentile(times, 50),
+            "p95": r.percentile(times, 95),
+            "p99": r.percentile(times, 99),
+            "max": max(times) if times else locust.get("max"),
+            "server_requests": counters.requests,
+            "non_200": counters.non_ok,
+            "hit_rate": counters.hit_rate(),
+            "page_hit_rate": counters.page_hit_rate(),
+            "sql_per_request": counters.sql_per_request(),
+            "redis_per_request": counters.redis_per_request(),
+        }
+    reads = r.total_counters(scenario["metrics"], [views[p] for p in h.HOT_PATHS])
+    read_times = [
+        q.response_ms
+        for q in scenario["requests"]
+        if q.request_type == "GET"
+        and q.name in h.HOT_PATHS
+        and scenario["started_at"] <= q.started < scenario["ended_at"]
+    ]
+    rows["all reads"] = {
+        "rps": sum((scenario["locust"].get(p, {}).get("rps") or 0.0) for p in h.HOT_PATHS),
+        "requests": sum((scenario["locust"].get(p, {}).get("requests") or 0.0) for p in h.HOT_PATHS),
+        "failures": sum((scenario["locust"].get(p, {}).get("failures") or 0.0) for p in h.HOT_PATHS),
+        "p50": r.percentile(read_times, 50),
+        "p95": r.percentile(read_times, 95),
+        "p99": r.percentile(read_times, 99),
+        "max": max(read_times) if read_times else None,
+        "server_requests": reads.requests,
+        "non_200": reads.non_ok,
+        "hit_rate": reads.hit_rate(),
+        "page_hit_rate": reads.page_hit_rate(),
+        "sql_per_request": reads.sql_per_request(),
+        "redis_per_request": reads.redis_per_request(),
+    }
+    return rows
+
+
+def visibility_rows(scenario: dict) -> dict[str, dict]:
+    return {
+        name: row
+        for name, row in scenario["locust"].items()
+        if row.get("type") == "VISIBLE" or name.startswith("sync visible")
+    }
+
+
+def saturation_rows(saturation: dict, views: dict[str, str]) -> dict[str, dict]:
+    rows = {}
+    for path, data in saturation.items():
+        wrk = data["wrk"]
+        view = "healthz" if path == h.HEALTHZ else views[path]
+        counters = data["metrics"].get(view, r.ViewCounters())
+        rows[path] = {
+            "rps": wrk.get("rps"),
+            "requests": wrk.get("requests"),
+            "failures": (wrk.get("errors") or 0.0) + counters.non_ok if "rps" in wrk else None,
+            "p50": wrk.get("p50"),
+            "p95": wrk.get("p95"),
+            "p99": wrk.get("p99"),
+            "max": wrk.get("max"),
+            "server_requests": counters.requests,
+            "non_200": counters.non_ok,
+            "hit_rate": counters.hit_rate(),
+            "page_hit_rate": counters.page_hit_rate(),
+            "sql_per_request": counters.sql_per_request(),
+            "redis_per_request": counters.redis_per_request(),
+            "cpu": data["cpu"],
+        }
+    return rows
+
+
+def evaluate(result: dict) -> list[r.Check]:
+    checks: list[r.Check] = []
+    cached = result["scenario"].get("cached")
+    uncached = result["scenario"].get("uncached")
+    if cached:
+        rows = cached["endpoints"]
+        total_failures = sum(
+            row.get("failures") or 0.0 for row in cached["locust"].values() if row["name"] != "Aggregated"
+        )
+        checks.append(r.check("scenario cached: 0 failures (all requests)", total_failures, 0, fmt="{:.0f}"))
+        for path in h.HOT_PATHS:
+            checks.append(
+                r.check(
+                    f"cached p95 <= {TARGETS['p95_ms']:.0f} ms {path}",
+                    rows[path]["p95"],
+                    TARGETS["p95_ms"],
+                    fmt="{:.0f} ms",
+                )
+            )
+            checks.append(
+                r.check(
+                    f"cached p99 <= {TARGETS['p99_ms']:.0f} ms {path}",
+                    rows[path]["p99"],
+                    TARGETS["p99_ms"],
+                    fmt="{:.0f} ms",
+                )
+            )
+        reads = rows["all reads"]
+        checks.append(
+            r.check("cached hit rate >= 98 % (reads)", reads["hit_rate"], TARGETS["hit_rate"], op=">=", fmt="{:.1%}")
+        )
+        checks.append(
+            r.check(
+                "cached SQL per read request <= 0.02", reads["sql_per_request"], TARGETS["sql_per_read"], fmt="{:.3f}"
+            )
+        )
+        vis = cached["visibility"]
+        vis_count = sum(row["requests"] for row in vis.values())
+        vis_fail = sum(row["failures"] for row in vis.values())
+        worst = max((row["max"] or 0.0) for row in vis.values()) / 1000.0 if vis else None
+        checks.append(
+            r.Check(
+                "every sync visible on the reads within 5 s",
+                None if not vis_count else vis_fail == 0,
+                f"{vis_count - vis_fail:.0f}/{vis_count:.0f} checks in time, slowest {worst:.2f} s"
+                if vis_count
+                else "no sync checked",
+            )
+        )
+    if cached and uncached:
+        on = cached["endpoints"]["all reads"]["sql_per_request"]
+        off = uncached["endpoints"]["all reads"]["sql_per_request"]
+        reduction = None if on is None or not off else 1.0 - on / off
+        checks.append(
+            r.check(
+                "SQL per read reduced >= 98 % (caching off -> on)",
+                reduction,
+                TARGETS["sql_reduction"],
+                op=">=",
+                fmt="{:.1%}",
+            )
+        )
+    saturation = result.get("saturation")
+    if saturation:
+        floor = saturation.get(h.HEALTHZ, {}).get("rps")
+        for path in h.HOT_PATHS:
+            row = saturation.get(path, {})
+            ratio = row.get("rps") / floor if floor and row.get("rps") else None
+            checks.append(
+                r.check(f"saturation {path} >= 60 % of /healthz", ratio, TARGETS["floor_ratio"], op=">=", fmt="{:.0%}")
+            )
+            checks.append(r.check(f"saturation {path} 0 errors", row.get("failures"), 0, fmt="{:.0f}"))
+    return checks
+
+
+def render(result: dict, checks: list[r.Check]) -> str:
+    headers = [
+        "run",
+        "endpoint",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "fail",
+        "hit %",
+        "page hit %",
+        "SQL/req",
+        "Redis/req",
+    ]
+    lines = []
+    rows = []
+
+    def add(run: str, name: str, row: dict) -> None:
+        rows.append(
+            [
+                run,
+                name,
+                r.fmt_num(row.get("rps"), 1),
+                r.fmt_num(row.get("p50"), 1),
+                r.fmt_num(row.get("p95"), 1),
+                r.fmt_num(row.get("p99"), 1),
+                r.fmt_num(row.get("max"), 0),
+                r.fmt_num(row.get("failures"), 0),
+                r.fmt_num(row.get("hit_rate"), 1, percent=True),
+                r.fmt_num(row.get("page_hit_rate"), 1, percent=True),
+                r.fmt_num(row.get("sql_per_request"), 3),
+                r.fmt_num(row.get("redis_per_request"), 2),
+            ]
+        )
+
+    for label in ("cached", "uncached"):
+        scenario = result["scenario"].get(label)
+        if not scenario:
+            continue
+        for name, row in scenario["endpoints"].items():
+            add(f"scenario {label}", name.replace("/api/v1/", ""), row)
+        for name, row in scenario["visibility"].items():
+            rows.append(
+                [
+                    f"scenario {label}",
+                    name.replace("/api/v1/", "") + " (lag)",
+                    r.fmt_num(row.get("rps"), 1),
+                    r.fmt_num(row.get("p50"), 0),
+                    r.fmt_num(row.get("p95"), 0),
+                    r.fmt_num(row.get("p99"), 0),
+                    r.fmt_num(row.get("max"), 0),
+                    r.fmt_num(row.get("failures"), 0),
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    for path, row in result.get("saturation", {}).items():
+        add("saturation wrk", path.replace("/api/v1/", ""), row)
+    lines.append(r.render_table(headers, rows))
+    lines.append("")
+    for label in ("cached", "uncached"):
+        scenario = result["scenario"].get(label)
+        if scenario:
+            lines.append(
+                f"CPU during scenario {label}: {h.describe_cpu(scenario['cpu'], int(result['machine']['cores']))}"
+            )
+    for path, row in result.get("saturation", {}).items():
+        lines.append(f"CPU during wrk {path}: {h.describe_cpu(row['cpu'], int(result['machine']['cores']))}")
+    ratios = result.get("ratios", {})
+    if ratios:
+        lines.append("")
+        lines.append("ratios:")
+        for name, value in ratios.items():
+            lines.append(f"  {name}: {value}")
+    lines.append("")
+    lines.append("targets (issue 7):")
+    for item in checks:
+        lines.append(f"  {item.verdict}  {item.target}: {item.measured}")
+    return "\n".join(lines)
+
+
+def compute_ratios(result: dict) -> dict[str, str]:
+    ratios = {}
+    saturation = result.get("saturation", {})
+    floor = saturation.get(h.HEALTHZ, {}).get("rps")
+    for path in h.HOT_PATHS:
+        rps = saturation.get(path, {}).get("rps")
+        if floor and rps:
+            ratios[f"throughput {path} / /healthz"] = f"{rps:.0f} / {floor:.0f} = {rps / floor:.0%}"
+    cached = result["scenario"].get("cached")
+    uncached = result["scenario"].get("uncached")
+    if cached and uncached:
+        for name in (*h.HOT_PATHS, "all reads"):
+            on = cached["endpoints"][name]["sql_per_request"]
+            off = uncached["endpoints"][name]["sql_per_request"]
+            if on is not None and off:
+                ratios[f"SQL/request cached / uncached {name}"] = (
+                    f"{on:.3f} / {off:.2f} = {on / off:.1%} (reduction {1 - on / off:.1%})"
+                )
+    return ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    out_dir = h.ROOT / args.out
+    run_dir = out_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "setup.log"
+    if not h.pg_accepting(args.pg_url):
+        raise SystemExit(f"PostgreSQL is not accepting connections at {args.pg_url}")
+    if not h.redis_alive(args.redis_url):
+        raise SystemExit(f"Redis does not answer at {args.redis_url}")
+    wrk = None if args.skip_saturation else h.ensure_wrk()
+    if not args.skip_saturation and not wrk:
+        h.say("wrk is not available: saturation is skipped (apt-get install wrk)")
+
+    release = f"bench-{run_id}"
+    database_url = h.recreate_database(args.pg_url, args.db_name)
+    prom_dir = Path(tempfile.mkdtemp(prefix="ts-bench-prom-"))
+    bind = f"127.0.0.1:{h.free_port()}"
+    env = h.app_env(
+        database_url=database_url,
+        redis_url=args.redis_url,
+        release=release,
+        bind=bind,
+        prom_dir=prom_dir,
+        cache_ttl_s=5,
+        workers=args.workers,
+        threads=args.threads,
+    )
+    cores = int(os.cpu_count() or 1)
+    result: dict = {
+        "run_id": run_id,
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": "python bench/run_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": h.machine_info(database_url, args.redis_url),
+        "config": {
+            "gunicorn": f"{args.workers} gthread workers x {args.threads} threads (gunicorn.conf.py), DB_POOL=true",
+            "users": args.users,
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "wrk": f"-t1 -c{args.wrk_connections} -d{args.wrk_seconds}s",
+            "locust_processes": args.locust_processes or 1,
+        },
+        "scenario": {},
+    }
+    gunicorn = None
+    try:
+        h.say(f"database {args.db_name}: migrate, seed_demo --users {args.users}, mint_tokens")
+        h.manage(env, "migrate", "--noinput", log=log)
+        h.manage(
+            env, "seed_demo", "--users", str(args.users), "--syncs", str(args.seed_syncs), "--seed", "2026", log=log
+        )
+        tokens_json = run_dir / "tokens.json"
+        h.manage(
+            env,
+            "mint_tokens",
+            "--users",
+            str(args.users),
+            "--output",
+            str(tokens_json),
+            "--access-lifetime-s",
+            "7200",
+            log=log,
+        )
+        tokens_txt = run_dir / "tokens.txt"
+        tokens_txt.write_text(
+            "\n".join(entry["access"] for entry in json.loads(tokens_json.read_text())["users"]) + "\n"
+        )
+        views = h.resolve_view_names(env, [*h.HOT_PATHS, h.SYNC_PATH])
+        result["views"] = views
+
+        gunicorn = h.Gunicorn(env, run_dir / "gunicorn-cached.log")
+        h.say(f"gunicorn (caching on) on {bind}")
+        gunicorn.start()
+        first_token = tokens_txt.read_text().split()[0]
+        for path in h.HOT_PATHS:
+            status, _hdrs, body = h.http(
+                gunicorn.base_url + path, {"Authorization": f"Bearer {first_token}", "Accept": "application/json"}
+            )
+            if status != 200:
+                raise SystemExit(f"preflight GET {path} answered {status}: {body[:300]!r}")
+        scenario = run_scenario("cached", gunicorn, args, run_dir, tokens_json, cores)
+        result["redis_footprint"] = redis_footprint(args.redis_url, release, args.users)
+        result["pg_connections"] = pg_connections(database_url, args.db_name)
+        result["scenario"]["cached"] = scenario
+        if wrk:
+            saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores)
+            result["saturation_raw"] = {p: d["raw"] for p, d in saturation.items()}
+            result["saturation"] = saturation_rows(saturation, views)
+        gunicorn.stop()
+        gunicorn = None
+
+        if not args.skip_uncached:
+            env_off = {**env, "API_CACHE_TTL_S": "0"}
+            gunicorn = h.Gunicorn(env_off, run_dir / "gunicorn-uncached.log")
+            h.say("gunicorn restarted with API_CACHE_TTL_S=0 (caching off)")
+            gunicorn.start()
+            result["scenario"]["uncached"] = run_scenario("uncached", gunicorn, args, run_dir, tokens_json, cores)
+            gunicorn.stop()
+            gunicorn = None
+    finally:
+        if gunicorn is not None:
+            gunicorn.stop()
+        if not args.keep_db:
+            try:
+                h.drop_database(args.pg_url, args.db_name)
+            except Exception as exc:  # report, never mask the real error
+                h.say(f"could not drop {args.db_name}: {exc!r}")
+
+    for scenario in result["scenario"].values():
+        scenario["endpoints"] = endpoint_rows(scenario, result["views"])
+        for name, row in scenario["locust"].items():
+            row["name"] = name
+        scenario["visibility"] = visibility_rows(scenario)
+        scenario["sql_per_s"] = sum(c.sql for c in scenario["metrics"].values()) / max(1e-6, scenario["window_s"])
+        scenario["redis_commands_per_s"] = sum(c.redis for c in scenario["metrics"].values()) / max(
+            1e-6, scenario["window_s"]
+        )
+        scenario["requests"] = len(scenario["requests"])  # the raw log stays in the run folder
+    result["ratios"] = compute_ratios(result)
+    checks = evaluate(result)
+    result["checks"] = checks
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+
+    machine = result["machine"]
+    header = (
+        f"tradingsite benchmark {result['started_at']} — {machine['cores']} cores ({machine['cpu']}), "
+        f"{machine['memory']} RAM, PostgreSQL {machine['postgresql']}, Redis {machine['redis']}, "
+        f"Python {machine['python']}\n"
+        f"service: {result['config']['gunicorn']}; load: Locust (1 process, same machine), "
+        f"wrk {result['config']['wrk']} "
+        f"(same machine): everything shares the {machine['cores']} cores, see the CPU lines\n"
+    )
+    extra = []
+    for label, scenario in result["scenario"].items():
+        extra.append(
+            f"scenario {label}: {scenario['sql_per_s']:.0f} SQL statements/s, "
+            f"{scenario['redis_commands_per_s']:.0f} Redis commands/s "
+            f"over {scenario['window_s']:.0f} s"
+        )
+    if result.get("redis_footprint"):
+        fp = result["redis_footprint"]
+        extra.append(
+            f"Redis working set at the end of the cached scenario: {fp['keys']} keys, {fp['bytes'] / 1024:.0f} KiB, "
+            f"{fp['bytes_per_user'] / 1024:.1f} KiB per active user"
+        )
+    if result.get("pg_connections") is not None:
+        extra.append(
+            f"PostgreSQL connections to {args.db_name} at the end of the cached scenario: {result['pg_connections']}"
+        )
+    text = header + "\n" + render(result, checks) + "\n\n" + "\n".join(extra) + f"\n\nfiles: {run_dir}"
+    print(text)
+    (run_dir / "table.txt").write_text(text + "\n")
+    json_path = out_dir / f"bench-{run_id}.json"
+    json_path.write_text(json.dumps(r.as_jsonable(result), indent=1, default=str))
+    print(f"json: {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
