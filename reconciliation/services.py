@@ -65,17 +65,16 @@ class SyncResult:
 
 
 def _lock_user(user_id: int) -> tuple[GuardConfig | None, GuardState | None]:
-    """Lock the user's row (serializes this user's syncs) and read its guard config and peak in the same query."""
-    user = (
-        get_user_model()
-        .objects.select_for_update(of=("self",))
-        .select_related("guard_config", "guard_state")
-        .only("pk", "guard_config", "guard_state")
-        .get(pk=user_id)
-    )
-    config = getattr(user, "guard_config", None)
-    state = getattr(user, "guard_state", None)
-    return config, state
+    """Lock the user's row (serializes this user's syncs), then read its guard config and peak.
+
+    The read is a second statement on purpose: under READ COMMITTED, PostgreSQL re-checks only the
+    locked row after waiting for a lock, so columns joined into the locking query could be a stale
+    snapshot (e.g. the peak the concurrent sync just raised).
+    """
+    users = get_user_model().objects
+    users.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
+    user = users.select_related("guard_config", "guard_state").only("pk", "guard_config", "guard_state").get(pk=user_id)
+    return getattr(user, "guard_config", None), getattr(user, "guard_state", None)
 
 
 def _apply_symbol_specs(specs: list[dict[str, Any]]) -> None:

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,13 +23,16 @@ from tradingsite.api import PayloadTooLarge, request_user_id
 from tradingsite.throttling import SyncThrottle
 
 
-class SizeLimitedJSONParser(JSONParser):
-    """JSON parser that refuses bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413.
+class SizeLimitedJSONParser(BaseParser):
+    """JSON parser that refuses bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413 (JSON body).
 
-    DRF reads the raw stream, bypassing Django's size check, so both the declared
-    ``Content-Length`` and the bytes actually read are checked here. NaN/Infinity literals are
-    rejected (strict JSON).
+    Not a ``JSONParser`` subclass on purpose: DRF hands such parsers ``request.body``, whose size
+    check raises Django's ``RequestDataTooBig`` (a 500 under DRF); this parser gets the raw stream
+    and checks both the declared ``Content-Length`` and the bytes actually read. NaN/Infinity
+    literals are rejected (strict JSON).
     """
+
+    media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -70,7 +74,11 @@ class SyncCreateView(APIView):
     serializer_class = SyncInputSerializer
 
     def post(self, request: Request) -> Response:
-        serializer = SyncInputSerializer(data=request.data)
+        try:
+            body = request.data
+        except RequestDataTooBig as exc:  # the body was already read through Django (request.body)
+            raise PayloadTooLarge() from exc
+        serializer = SyncInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

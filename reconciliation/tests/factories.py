@@ -162,3 +162,25 @@ def table_counts() -> dict[str, int]:
 
 
 D = Decimal
+
+
+def ingest(user, payload: dict[str, Any]):
+    """Validate ``payload`` as the endpoint does and run ``sync_ingest`` (no HTTP): returns the SyncResult."""
+    from reconciliation.serializers import SyncInputSerializer
+    from reconciliation.services import sync_ingest
+
+    serializer = SyncInputSerializer(data=payload)
+    serializer.is_valid(raise_exception=True)
+    return sync_ingest(user_id=user.pk, data=serializer.validated_data)
+
+
+def register(user, ticket: int, **fields):
+    """Register a pending position through the service (defaults: EURUSD buy 1.00 @ 1.09500)."""
+    from positions.services import position_register
+
+    values = {"symbol": "EURUSD", "side": "buy", "volume": "1.00", "requested_price": "1.09500", "sl": None, "tp": None}
+    values.update(fields)
+    for name in ("volume", "requested_price", "sl", "tp"):
+        if values[name] is not None:
+            values[name] = Decimal(str(values[name]))
+    return position_register(user_id=user.pk, ticket=ticket, **values)
