@@ -49,14 +49,20 @@ def equity_snapshot_list(*, user_id: int) -> QuerySet[EquitySnapshot]:
     return EquitySnapshot.objects.filter(user_id=user_id).order_by("-created_at", "-id")
 
 
-def drawdown_alert_list(*, user_id: int, level: str | None = None, is_open: bool | None = None):
-    """Return the user's drawdown episodes, newest first, optionally by current level and open/resolved."""
+def drawdown_alert_list(
+    *,
+    user_id: int,
+    level: str | None = None,
+    is_open: bool | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[DrawdownAlert]:
+    """Return the user's drawdown episodes, newest first, optionally by current level, open/resolved and
+    creation time (``created_after`` inclusive, ``created_before`` exclusive)."""
     alerts = DrawdownAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
-    if level:
-        alerts = alerts.filter(level=level)
-    if is_open is not None:
-        alerts = alerts.filter(resolved_at__isnull=is_open)
-    return alerts
+    return _filter_alerts(
+        alerts, level=level, is_open=is_open, created_after=created_after, created_before=created_before
+    )
 
 
 def market_alert_list(
@@ -66,17 +72,30 @@ def market_alert_list(
     is_open: bool | None = None,
     symbol: str | None = None,
     condition: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> QuerySet[MarketAlert]:
-    """Return the user's market episodes (gap, spread, stale quote), newest first, optionally filtered."""
+    """Return the user's market episodes (gap, spread, stale quote), newest first, optionally by level,
+    open/resolved, symbol (case-insensitive), condition and creation time."""
     alerts = MarketAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
-    if level:
-        alerts = alerts.filter(level=level)
-    if is_open is not None:
-        alerts = alerts.filter(resolved_at__isnull=is_open)
     if symbol:
         alerts = alerts.filter(symbol=symbol.strip().upper())
     if condition:
         alerts = alerts.filter(condition=condition)
+    return _filter_alerts(
+        alerts, level=level, is_open=is_open, created_after=created_after, created_before=created_before
+    )
+
+
+def _filter_alerts(alerts: QuerySet, *, level, is_open, created_after, created_before) -> QuerySet:
+    if level:
+        alerts = alerts.filter(level=level)
+    if is_open is not None:
+        alerts = alerts.filter(resolved_at__isnull=is_open)
+    if created_after is not None:
+        alerts = alerts.filter(created_at__gte=created_after)
+    if created_before is not None:
+        alerts = alerts.filter(created_at__lt=created_before)
     return alerts
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from guards.models import DrawdownAlert, GuardConfig, MarketAlert
+from guards.models import DrawdownAlert, GuardConfig, Level, MarketAlert
 from guards.services import CONFIG_FIELDS
+from tradingsite.api import price_decimal, rounded_decimal
 
 
 class GuardConfigSerializer(serializers.ModelSerializer):
@@ -82,3 +83,62 @@ class MarketAlertSerializer(serializers.ModelSerializer):
             "is_open",
         )
         read_only_fields = fields
+
+
+# --------------------------------------------------------------------------------------------
+# guards/status/ and guards/alerts/ (read side)
+# --------------------------------------------------------------------------------------------
+class DrawdownStatusSerializer(serializers.Serializer):
+    """The stored drawdown guard (SPEC §5): money in the account currency, percentages 0–100 (2 dp, half-up)."""
+
+    level = serializers.CharField(read_only=True)
+    equity = rounded_decimal()
+    balance = rounded_decimal()
+    peak_equity = rounded_decimal()
+    drawdown_pct = rounded_decimal()
+    warning_pct = rounded_decimal()
+    critical_pct = rounded_decimal()
+    should_close_all = serializers.BooleanField(read_only=True)
+    since = serializers.DateTimeField(read_only=True, allow_null=True, help_text="When the current level began.")
+
+
+class MarketAlertStatusSerializer(serializers.Serializer):
+    """One open market alert (SPEC §5, §6): prices in the quote currency, percentages 0–100 (2 dp, half-up)."""
+
+    symbol = serializers.CharField(read_only=True)
+    condition = serializers.ChoiceField(choices=MarketAlert.Condition.choices, read_only=True)
+    level = serializers.CharField(read_only=True)
+    value_pct = rounded_decimal()
+    threshold_pct = rounded_decimal()
+    bid = price_decimal(allow_null=True)
+    ask = price_decimal(allow_null=True)
+    reference_price = price_decimal(allow_null=True)
+    should_close_positions = serializers.BooleanField(read_only=True)
+    since = serializers.DateTimeField(read_only=True)
+
+
+class GuardStatusOutputSerializer(serializers.Serializer):
+    """Body of ``GET guards/status/`` (SPEC §6); ``drawdown`` is null before the first sync."""
+
+    system_status = serializers.ChoiceField(choices=["healthy", "warning", "critical", "stale", "idle"], read_only=True)
+    any_positions_should_close = serializers.BooleanField(read_only=True)
+    drawdown = DrawdownStatusSerializer(read_only=True, allow_null=True)
+    market_alerts = MarketAlertStatusSerializer(many=True, read_only=True)
+    evaluated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class AlertQuerySerializer(serializers.Serializer):
+    """Query string of ``GET guards/alerts/``; every parameter only narrows the user's history.
+
+    ``kind`` picks one table; ``symbol`` and ``condition`` apply to market alerts only (giving either
+    leaves drawdown episodes out); ``open=true`` keeps unresolved episodes; ``created_after`` is
+    inclusive, ``created_before`` exclusive.
+    """
+
+    kind = serializers.ChoiceField(choices=["drawdown", "market"], required=False)
+    level = serializers.ChoiceField(choices=Level.choices, required=False)
+    open = serializers.BooleanField(required=False, allow_null=True, default=None)
+    symbol = serializers.CharField(max_length=32, required=False)
+    condition = serializers.ChoiceField(choices=MarketAlert.Condition.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)

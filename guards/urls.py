@@ -1,10 +1,17 @@
-"""URL routes of the guards API (mounted at /api/v1/guards/)."""
+"""URL routes of the guards API (mounted at /api/v1/guards/): status, alerts (history) and config."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 from rest_framework.routers import SimpleRouter
+
+from guards.views import AlertViewSet, GuardConfigView, GuardStatusView
 
 app_name = "guards"
 
 router = SimpleRouter()
+router.register("alerts", AlertViewSet, basename="alert")
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("status/", GuardStatusView.as_view(), name="status"),
+    path("config/", GuardConfigView.as_view(), name="config"),
+    *router.urls,
+]

@@ -1,1 +1,122 @@
-"""guards views."""
+"""guards views: the guard state, the alert history and the thresholds (SPEC §6 ``guards/``)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from guards.models import DrawdownAlert, MarketAlert
+from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
+from guards.serializers import (
+    AlertQuerySerializer,
+    DrawdownAlertSerializer,
+    GuardConfigSerializer,
+    GuardStatusOutputSerializer,
+    MarketAlertSerializer,
+)
+from guards.services import guard_config_get_or_create, guard_config_update
+from tradingsite.api import MergedCursorPagination, UserScopedAPIView, UserScopedViewSet
+from tradingsite.caching import page_cached
+
+ALERT_SERIALIZERS = {"drawdown": DrawdownAlertSerializer, "market": MarketAlertSerializer}
+
+
+class GuardStatusView(UserScopedAPIView):
+    """``GET guards/status/``: the guard levels the last sync stored (SPEC §5, §6); never recomputed here.
+
+    A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
+    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    """
+
+    @extend_schema(responses=GuardStatusOutputSerializer)
+    @page_cached("guards:status")
+    def get(self, request: Request) -> Response:
+        return Response(GuardStatusOutputSerializer(guard_status(user_id=self.user_id)).data)
+
+
+class AlertViewSet(UserScopedViewSet):
+    """``GET guards/alerts/``: the user's alert history, drawdown and market episodes in one stream, newest first.
+
+    Each item is a ``DrawdownAlertSerializer`` or ``MarketAlertSerializer`` body plus ``kind``
+    (``drawdown``/``market``). Filters (``AlertQuerySerializer``): ``kind``, ``level``, ``open``,
+    ``symbol``, ``condition``, ``created_after``, ``created_before``; ``page_size`` ≤ 200; an opaque
+    forward ``cursor``. Both tables are read through ``get_queryset``'s owner filter, so no parameter
+    can widen the scope. Authenticated against the database, like the other non-cached reads.
+    """
+
+    authentication_classes = [JWTAuthentication, SessionAuthentication]
+    pagination_class = None  # MergedCursorPagination spans two tables; DRF's paginators take one queryset
+    filter_backends: list = []
+
+    def get_scoped_queryset(self) -> QuerySet[DrawdownAlert]:
+        return drawdown_alert_list(user_id=self.user_id, **self._common_filters())
+
+    def market_queryset(self) -> QuerySet[MarketAlert]:
+        """The market-alert source, with the same owner filter ``get_queryset`` applies."""
+        query = getattr(self, "query", {})
+        queryset = market_alert_list(
+            user_id=self.user_id, symbol=query.get("symbol"), condition=query.get("condition"), **self._common_filters()
+        )
+        return queryset.filter(**{self.owner_field: self.user_id})
+
+    def _common_filters(self) -> dict:
+        query = getattr(self, "query", {})
+        return {
+            "level": query.get("level"),
+            "is_open": query.get("open"),
+            "created_after": query.get("created_after"),
+            "created_before": query.get("created_before"),
+        }
+
+    @extend_schema(
+        parameters=[AlertQuerySerializer],
+        responses=inline_serializer(
+            "AlertPage",
+            {
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def list(self, request: Request) -> Response:
+        serializer = AlertQuerySerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        self.query = serializer.validated_data
+        kind = self.query.get("kind")
+        sources = []
+        if kind in (None, "drawdown") and not (self.query.get("symbol") or self.query.get("condition")):
+            sources.append(("drawdown", self.get_queryset()))
+        if kind in (None, "market"):
+            sources.append(("market", self.market_queryset()))
+        paginator = MergedCursorPagination()
+        page = paginator.paginate(request, sources)
+        results = [{"kind": kind, **ALERT_SERIALIZERS[kind](alert).data} for kind, alert in page]
+        return paginator.get_paginated_response(results)
+
+
+class GuardConfigView(UserScopedAPIView):
+    """``GET/PATCH guards/config/``: the user's thresholds (SPEC §1), created with defaults on first use.
+
+    PATCH validates every pair (0 < warning < critical ≤ 100, drawdown ≥ 1) against the merged
+    config: 400 with field errors and nothing written otherwise. Authenticated against the database.
+    """
+
+    authentication_classes = [JWTAuthentication, SessionAuthentication]
+
+    @extend_schema(responses=GuardConfigSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(GuardConfigSerializer(guard_config_get_or_create(user_id=self.user_id)).data)
+
+    @extend_schema(request=GuardConfigSerializer, responses=GuardConfigSerializer)
+    def patch(self, request: Request) -> Response:
+        config = guard_config_get_or_create(user_id=self.user_id)
+        serializer = GuardConfigSerializer(instance=config, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        config = guard_config_update(user_id=self.user_id, **serializer.validated_data)
+        return Response(GuardConfigSerializer(config).data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from positions.models import Position
+from tradingsite.api import price_decimal, rounded_decimal
 
 
 class PositionRegisterInputSerializer(serializers.Serializer):
@@ -83,3 +84,49 @@ class PositionOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = fields
+
+
+# --------------------------------------------------------------------------------------------
+# positions/open/ (read side): renders positions.selectors.open_positions
+# --------------------------------------------------------------------------------------------
+class OpenPositionsQuerySerializer(serializers.Serializer):
+    """Query string of ``GET positions/open/``: an optional ``symbol`` (case-insensitive)."""
+
+    symbol = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class OpenPositionSerializer(serializers.Serializer):
+    """One open position with its valuation (SPEC §4, §6): prices in the quote currency, ``swap``/``profit``
+    (broker) and ``unrealized_pnl`` (computed, null when no rate) in the account currency, ``unrealized_pnl_pct``
+    in percent, ``pnl_pips`` in pips; computed values rounded half-up to 2 dp."""
+
+    id = serializers.IntegerField(read_only=True)
+    ticket = serializers.IntegerField(read_only=True)
+    symbol = serializers.CharField(read_only=True)
+    side = serializers.CharField(read_only=True)
+    volume = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True, help_text="Lots.")
+    price_open = price_decimal(allow_null=True)
+    price_current = price_decimal(allow_null=True)
+    sl = price_decimal(allow_null=True)
+    tp = price_decimal(allow_null=True)
+    swap = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    profit = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True, help_text="Broker-reported.")
+    unrealized_pnl = rounded_decimal(allow_null=True, help_text="Account currency; null when no rate exists.")
+    unrealized_pnl_pct = rounded_decimal(allow_null=True, help_text="Percent of the entry price.")
+    pnl_pips = rounded_decimal(allow_null=True)
+    matched = serializers.BooleanField(read_only=True)
+    divergence_reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
+    opened_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_synced_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class OpenPositionsOutputSerializer(serializers.Serializer):
+    """Body of ``GET positions/open/`` (SPEC §6): the open book valued in the account currency ``currency``."""
+
+    count = serializers.IntegerField(read_only=True)
+    currency = serializers.CharField(read_only=True, allow_null=True)
+    total_unrealized_pnl = rounded_decimal(help_text="Sum over valued positions, account currency.")
+    total_unrealized_pnl_pct = rounded_decimal(allow_null=True, help_text="Total / latest equity × 100.")
+    unvalued_positions = serializers.IntegerField(read_only=True)
+    as_of = serializers.DateTimeField(read_only=True)
+    positions = OpenPositionSerializer(many=True, read_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
@@ -11,10 +12,16 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from positions.filters import PositionFilter
 from positions.models import Position
-from positions.selectors import position_history
-from positions.serializers import PositionOutputSerializer, PositionRegisterInputSerializer
+from positions.selectors import open_positions, position_history
+from positions.serializers import (
+    OpenPositionsOutputSerializer,
+    OpenPositionsQuerySerializer,
+    PositionOutputSerializer,
+    PositionRegisterInputSerializer,
+)
 from positions.services import position_register
-from tradingsite.api import CreatedAtCursorPagination, UserScopedViewSet
+from tradingsite.api import CreatedAtCursorPagination, UserScopedAPIView, UserScopedViewSet
+from tradingsite.caching import page_cached
 
 
 class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
@@ -39,3 +46,19 @@ class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScop
         serializer.is_valid(raise_exception=True)
         position = position_register(user_id=self.user_id, **serializer.validated_data)
         return Response(PositionOutputSerializer(position).data, status=status.HTTP_201_CREATED)
+
+
+class OpenPositionsView(UserScopedAPIView):
+    """``GET positions/open/?symbol=``: the user's open positions valued in the account currency (SPEC §4, §6).
+
+    A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
+    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    """
+
+    @extend_schema(parameters=[OpenPositionsQuerySerializer], responses=OpenPositionsOutputSerializer)
+    @page_cached("positions:open")
+    def get(self, request: Request) -> Response:
+        query = OpenPositionsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = open_positions(user_id=self.user_id, symbol=query.validated_data.get("symbol") or None)
+        return Response(OpenPositionsOutputSerializer(data).data)

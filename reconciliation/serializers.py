@@ -389,3 +389,38 @@ class ReconciliationLogSerializer(serializers.ModelSerializer):
             "created_at",
         )
         read_only_fields = fields
+
+
+# --------------------------------------------------------------------------------------------
+# reconciliation/status/ (read side): renders reconciliation.selectors.reconciliation_status
+# --------------------------------------------------------------------------------------------
+class RecentEventSerializer(serializers.Serializer):
+    """A compact log row inside the status (the full row is at ``reconciliation/logs/{id}/``)."""
+
+    id = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    event_type = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    ticket = serializers.IntegerField(read_only=True, allow_null=True)
+    symbol = serializers.CharField(read_only=True)
+    matched = serializers.BooleanField(read_only=True, allow_null=True)
+    divergence_reason = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+
+
+class ReconciliationStatusOutputSerializer(serializers.Serializer):
+    """Body of ``GET reconciliation/status/`` (SPEC §6): ``status`` is ``healthy``, ``warning`` (divergences
+    open), ``stale`` (last sync older than ``sync_stale_seconds``) or ``idle`` (no sync yet)."""
+
+    status = serializers.ChoiceField(choices=["healthy", "warning", "stale", "idle"], read_only=True)
+    total_syncs = serializers.IntegerField(read_only=True)
+    last_sync_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_sync_duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+    sync_age_seconds = serializers.IntegerField(read_only=True, allow_null=True)
+    open_positions_count = serializers.IntegerField(read_only=True, help_text="Equals positions/open/ count.")
+    matched_positions = serializers.IntegerField(read_only=True)
+    divergences_open = serializers.IntegerField(read_only=True, help_text="Active reasons on pending/open rows.")
+    divergences_24h = serializers.IntegerField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    recent_events = RecentEventSerializer(many=True, read_only=True)
+    as_of = serializers.DateTimeField(read_only=True)

@@ -3,13 +3,15 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from reconciliation.views import SyncCreateView
+from reconciliation.views import ReconciliationLogViewSet, ReconciliationStatusView, SyncCreateView
 
 app_name = "reconciliation"
 
 router = SimpleRouter()
+router.register("logs", ReconciliationLogViewSet, basename="log")
 
 urlpatterns = [
     path("syncs/", SyncCreateView.as_view(), name="sync"),
+    path("status/", ReconciliationStatusView.as_view(), name="status"),
     *router.urls,
 ]

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import status
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
@@ -17,9 +19,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from reconciliation.serializers import SyncInputSerializer
+from reconciliation.filters import ReconciliationLogFilter
+from reconciliation.models import ReconciliationLog
+from reconciliation.selectors import log_list, reconciliation_status
+from reconciliation.serializers import (
+    ReconciliationLogSerializer,
+    ReconciliationStatusOutputSerializer,
+    SyncInputSerializer,
+)
 from reconciliation.services import sync_ingest
-from tradingsite.api import PayloadTooLarge, request_user_id
+from tradingsite.api import (
+    CreatedAtCursorPagination,
+    PayloadTooLarge,
+    UserScopedAPIView,
+    UserScopedViewSet,
+    request_user_id,
+)
+from tradingsite.caching import page_cached
 from tradingsite.throttling import SyncThrottle
 
 
@@ -82,3 +98,33 @@ class SyncCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class ReconciliationStatusView(UserScopedAPIView):
+    """``GET reconciliation/status/``: the user's reconciliation health (SPEC §6).
+
+    A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
+    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    """
+
+    @extend_schema(responses=ReconciliationStatusOutputSerializer)
+    @page_cached("reconciliation:status")
+    def get(self, request: Request) -> Response:
+        return Response(ReconciliationStatusOutputSerializer(reconciliation_status(user_id=self.user_id)).data)
+
+
+class ReconciliationLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
+    """``GET reconciliation/logs/`` (newest first, cursor-paginated, filters in ``ReconciliationLogFilter``)
+    and ``GET reconciliation/logs/{id}/``; another user's row is a 404.
+
+    Authenticated against the database, so a deactivated user cannot browse the log with a
+    still-valid access token.
+    """
+
+    authentication_classes = [JWTAuthentication, SessionAuthentication]
+    serializer_class = ReconciliationLogSerializer
+    filterset_class = ReconciliationLogFilter
+    pagination_class = CreatedAtCursorPagination
+
+    def get_scoped_queryset(self) -> QuerySet[ReconciliationLog]:
+        return log_list(user_id=self.user_id)

@@ -9,19 +9,27 @@ is therefore a 404, never a 403.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
+from datetime import datetime
+from decimal import ROUND_HALF_UP
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
@@ -85,7 +93,9 @@ class UserScopedViewSet(GenericViewSet):
 
     @property
     def user_id(self) -> int:
-        """The requesting user's id (int)."""
+        """The requesting user's id (int); 0 (nobody) while drf-spectacular inspects the view."""
+        if getattr(self, "swagger_fake_view", False):
+            return 0
         return request_user_id(self.request)
 
     def get_scoped_queryset(self) -> QuerySet:
@@ -108,6 +118,68 @@ class UserScopedViewSet(GenericViewSet):
         return [IsAuthenticated(), *extra]
 
 
+class UserScopedAPIView(APIView):
+    """Base for API views that answer from selectors rather than a queryset (aggregates, the user's config).
+
+    Same guarantees as :class:`UserScopedViewSet`: ``IsAuthenticated`` always applies (defining
+    ``get_permissions`` raises ``TypeError`` at import), and the only identity a handler gets is
+    :attr:`user_id`, the authenticated user's id, which it passes to a selector or service as
+    ``user_id=``. There is no queryset, lookup, filter or cursor through which a request could
+    name another user's data.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    _FORBIDDEN_OVERRIDES = ("get_permissions",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls._FORBIDDEN_OVERRIDES:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} must not override {name}(); IsAuthenticated is applied by UserScopedAPIView."
+                )
+
+    @property
+    def user_id(self) -> int:
+        """The requesting user's id (int); 0 (nobody) while drf-spectacular inspects the view."""
+        if getattr(self, "swagger_fake_view", False):
+            return 0
+        return request_user_id(self.request)
+
+    def get_permissions(self) -> list:
+        extra = [permission() for permission in self.permission_classes if permission is not IsAuthenticated]
+        return [IsAuthenticated(), *extra]
+
+
+class StatelessJWTScheme(SimpleJWTStatelessUserScheme):
+    """OpenAPI security scheme of the stateless JWT class under a name of its own.
+
+    The hot reads authenticate with ``JWTStatelessUserAuthentication`` (no SQL), the other views with
+    ``JWTAuthentication`` (checks the user row); drf-spectacular names both "jwtAuth" and warns about
+    the clash. Both are the same bearer token on the wire.
+    """
+
+    name = "jwtStatelessAuth"
+    priority = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+def rounded_decimal(**kwargs: Any) -> serializers.DecimalField:
+    """A read-only decimal rendered as a string rounded half-up to 2 dp (money, percent, pips).
+
+    Values stay unrounded ``Decimal`` everywhere else; this is the "round only when rendering" rule.
+    """
+    return serializers.DecimalField(max_digits=None, decimal_places=2, rounding=ROUND_HALF_UP, read_only=True, **kwargs)
+
+
+def price_decimal(**kwargs: Any) -> serializers.DecimalField:
+    """A read-only price rendered as a string with the 8 decimal places the models store."""
+    return serializers.DecimalField(max_digits=20, decimal_places=8, read_only=True, **kwargs)
+
+
 # --------------------------------------------------------------------------------------------
 # Pagination
 # --------------------------------------------------------------------------------------------
@@ -118,6 +190,80 @@ class CreatedAtCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class MergedCursorPagination:
+    """Newest-first cursor pagination over several tables shown as one stream (e.g. two alert models).
+
+    ``paginate(request, sources)`` takes ``[(kind, queryset), ...]`` — each queryset already scoped
+    to the user — and returns ``[(kind, obj), ...]`` ordered by (``created_at``, ``kind``, ``id``)
+    descending. Each page reads at most ``page_size + 1`` rows per source with the same
+    (user, created_at, id) index as :class:`CreatedAtCursorPagination`, no COUNT and no offset. The
+    opaque ``cursor`` encodes the last row's (created_at, kind, id); a tampered cursor is a 404,
+    and since it is only ever applied on top of the scoped querysets it cannot widen the scope.
+    Forward only: ``previous`` is always null.
+    """
+
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+    cursor_query_param = "cursor"
+    invalid_cursor_message = "Invalid cursor"
+
+    def paginate(self, request: Request, sources: list[tuple[str, QuerySet]]) -> list[tuple[str, Any]]:
+        """Return this page's ``(kind, obj)`` pairs; remembers the next link for :meth:`get_paginated_response`."""
+        self.request = request
+        size = self._page_size(request)
+        position = self._decode(request.query_params.get(self.cursor_query_param))
+        rows: list[tuple[str, Any]] = []
+        for kind, queryset in sources:
+            if position is not None:
+                queryset = queryset.filter(self._older_than(kind, position))
+            rows.extend((kind, obj) for obj in queryset.order_by("-created_at", "-id")[: size + 1])
+        rows.sort(key=lambda row: (row[1].created_at, row[0], row[1].pk), reverse=True)
+        page = rows[:size]
+        self.next_position = (page[-1][1].created_at, page[-1][0], page[-1][1].pk) if len(rows) > size else None
+        return page
+
+    def get_paginated_response(self, results: list[Any]) -> Response:
+        """``{"next": url | null, "previous": null, "results": [...]}``, the shape of DRF's cursor pages."""
+        return Response({"next": self._next_link(), "previous": None, "results": results})
+
+    def _page_size(self, request: Request) -> int:
+        try:
+            size = int(request.query_params[self.page_size_query_param])
+        except (KeyError, ValueError):
+            return self.page_size
+        return min(max(size, 1), self.max_page_size)
+
+    @staticmethod
+    def _older_than(kind: str, position: tuple[datetime, str, int]) -> Q:
+        created_at, position_kind, pk = position
+        older = Q(created_at__lt=created_at)
+        if kind < position_kind:
+            return older | Q(created_at=created_at)
+        if kind == position_kind:
+            return older | Q(created_at=created_at, pk__lt=pk)
+        return older
+
+    def _decode(self, cursor: str | None) -> tuple[datetime, str, int] | None:
+        if not cursor:
+            return None
+        try:
+            created_at, kind, pk = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+            when = datetime.fromisoformat(created_at)
+            if when.tzinfo is None or not isinstance(kind, str) or not isinstance(pk, int):
+                raise ValueError(cursor)
+        except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
+            raise exceptions.NotFound(self.invalid_cursor_message) from exc
+        return when, kind, pk
+
+    def _next_link(self) -> str | None:
+        if self.next_position is None:
+            return None
+        created_at, kind, pk = self.next_position
+        token = base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), kind, pk]).encode()).decode("ascii")
+        return replace_query_param(self.request.build_absolute_uri(), self.cursor_query_param, token)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,10 +31,19 @@ def api_root(request: Request) -> Response:
                 "token": link("auth:token"),
                 "token_refresh": link("auth:token-refresh"),
                 "token_verify": link("auth:token-verify"),
+                "logout": link("auth:logout"),
             },
-            "reconciliation": {},
-            "positions": {},
-            "guards": {},
+            "reconciliation": {
+                "status": link("reconciliation:status"),
+                "logs": link("reconciliation:log-list"),
+                "syncs": link("reconciliation:sync"),
+            },
+            "positions": {"open": link("positions:open"), "history": link("positions:position-list")},
+            "guards": {
+                "status": link("guards:status"),
+                "alerts": link("guards:alert-list"),
+                "config": link("guards:config"),
+            },
             "schema": link("schema"),
             "docs": link("docs"),
         }
