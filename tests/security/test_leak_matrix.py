@@ -1,0 +1,497 @@
+"""The cross-user leak matrix (issue 8, SPEC §6, §7, §10, PITFALLS §1.2, §1.5, §4.4).
+
+Two traders with overlapping tickets and symbols (``tests/security/conftest.py``). For EVERY API
+operation in the URL conf, Bob is tried with Alice's ids (detail URLs), Alice's tickets and symbols
+in filters, cursors taken from Alice's pages, bodies naming Alice, and Alice's cached responses
+within the TTL (same URL with Bob's token; and the browsable API with Bob's session and
+``Accept: text/html``). Every attempt must return only Bob's data, or 404 — never 403, never one of
+Alice's values (``markers_in``), never an id of one of Alice's rows.
+
+A new API operation fails ``test_every_api_operation_has_a_leak_case`` until a case is added here.
+Runs on both backends; CI's second run puts the cache attempts on Redis (and
+``test_cache_attempts_on_redis`` proves that run used Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from guards.models import DrawdownAlert, GuardConfig, MarketAlert
+from positions.models import Position
+from reconciliation.models import ReconciliationLog
+from tests.security.conftest import Trader, clear_caches, markers_in
+from tests.security.endpoints import api_operations
+
+pytestmark = pytest.mark.django_db
+
+# Fields that change with the clock between two reads of the same data.
+VOLATILE_KEYS = {"as_of", "evaluated_at", "sync_age_seconds"}
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+class Attempts:
+    """Collects the problems of a series of attempts; the test asserts the list is empty."""
+
+    def __init__(self, alice: Trader, bob: Trader) -> None:
+        self.alice, self.bob = alice, bob
+        self.problems: list[str] = []
+        self.count = 0
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def bob_only(self, where: str, response, *, ids: Callable[[Any], set[int]] | None = None, owned=None) -> Any:
+        """Bob's answer must be a 2xx carrying none of Alice's values and (``ids``) only ids of ``owned``."""
+        self.count += 1
+        if response.status_code >= 300:
+            self.fail(where, f"status {response.status_code} {response.content[:200]!r}")
+            return None
+        text = response.content.decode()
+        leaked = markers_in(text, self.alice.markers)
+        if leaked:
+            self.fail(where, f"Alice's values {leaked} in Bob's answer")
+        if not response["Content-Type"].startswith("application/json"):
+            return text
+        body = response.json()
+        if ids is not None:
+            foreign = ids(body) - owned
+            if foreign:
+                self.fail(where, f"ids {sorted(foreign)} are not Bob's")
+        return body
+
+    def not_found(self, where: str, response) -> None:
+        """Another user's object: 404 with a JSON body, never 403, never the object."""
+        self.count += 1
+        if response.status_code != 404:
+            self.fail(where, f"expected 404, got {response.status_code} {response.content[:200]!r}")
+        elif not response["Content-Type"].startswith("application/json"):
+            self.fail(where, f"404 is not JSON: {response['Content-Type']}")
+        if markers_in(response.content.decode(), self.alice.markers):
+            self.fail(where, "404 body carries Alice's values")
+
+
+def result_ids(body: Any) -> set[int]:
+    return {item["id"] for item in body.get("results", [])} if isinstance(body, dict) else set()
+
+
+def open_position_ids(body: Any) -> set[int]:
+    return {item["id"] for item in body.get("positions", [])}
+
+
+def recent_event_ids(body: Any) -> set[int]:
+    return {item["id"] for item in body.get("recent_events", [])}
+
+
+def normalized(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: normalized(v) for k, v in body.items() if k not in VOLATILE_KEYS}
+    if isinstance(body, list):
+        return [normalized(v) for v in body]
+    return body
+
+
+def with_query(path: str, **params: Any) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def next_link_of(trader: Trader, path: str, **params: Any) -> str:
+    """The ``next`` link of ``trader``'s first page of ``path`` (one row per page)."""
+    response = trader.client.get(with_query(path, page_size=1, **params))
+    assert response.status_code == 200, response.content[:200]
+    link = response.json()["next"]
+    assert link, f"{trader.user.username} has a single row at {path}: no cursor to steal"
+    return link
+
+
+def session_client(trader: Trader) -> Client:
+    """A browser: logged in through DRF's login page (``/api-auth/login/``), asking for HTML."""
+    client = Client(HTTP_ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+    response = client.post("/api-auth/login/", {"username": trader.user.username, "password": trader.password})
+    assert response.status_code == 302, response.content[:300]
+    return client
+
+
+def cache_attempts(att: Attempts, url: str, *, ids=None, owned=None) -> None:
+    """Alice's cached answer within the TTL: JSON with Bob's token, then HTML with Bob's session.
+
+    Cold read by Bob (the reference) → caches emptied → Alice reads twice (the second a page-cache
+    hit when caching is on) → Bob reads the same URL: his answer equals his cold read, with none of
+    Alice's values. The same through the browsable API with both logged in by session.
+    """
+    alice, bob = att.alice, att.bob
+    caching = settings.API_CACHE_TTL_S > 0
+    clear_caches()
+    cold = att.bob_only(f"{url} (Bob cold)", bob.client.get(url), ids=ids, owned=owned)
+    clear_caches()
+    mine = alice.client.get(url)
+    again = alice.client.get(url)
+    assert mine.status_code == 200 and again.status_code == 200
+    if caching and not again.has_header("Age"):
+        att.fail(url, "Alice's second read was not a page-cache hit: the cache attempt proves nothing")
+    assert markers_in(mine.content.decode(), alice.markers), f"{url}: Alice's answer shows none of her values"
+    assert normalized(mine.json()) != normalized(cold), f"{url}: the traders' answers cannot be told apart"
+    warm = att.bob_only(f"{url} (Bob after Alice cached it)", bob.client.get(url), ids=ids, owned=owned)
+    if warm is not None and normalized(warm) != normalized(cold):
+        att.fail(url, "Bob's answer after Alice's cached read differs from Bob's own answer")
+
+    # The browsable API: both logged in by session, Accept: text/html, Alice's page cached first.
+    alice_browser, bob_browser = session_client(alice), session_client(bob)
+    clear_caches()
+    page = alice_browser.get(url)
+    page_again = alice_browser.get(url)
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html"), page["Content-Type"]
+    if caching and not page_again.has_header("Age"):
+        att.fail(url, "Alice's second HTML read was not a page-cache hit")
+    assert markers_in(page.content.decode(), alice.markers), f"{url}: Alice's HTML shows none of her values"
+    bob_page = bob_browser.get(url)
+    html = att.bob_only(f"{url} (Bob's HTML after Alice's)", bob_page)
+    if html is not None and not bob_page["Content-Type"].startswith("text/html"):
+        att.fail(url, f"Bob's browser got {bob_page['Content-Type']}")
+    elif html is not None and not markers_in(html, bob.markers):
+        att.fail(url, "Bob's HTML page shows none of his own values")
+
+
+# --------------------------------------------------------------------------------------------
+# One case per API operation
+# --------------------------------------------------------------------------------------------
+def case_api_root(att: Attempts) -> None:
+    att.bob_only("GET /api/v1/", att.bob.client.get("/api/v1/"))
+
+
+def _claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def case_token(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    response = bob.client.post(
+        "/api/v1/auth/token/", {"username": bob.user.username, "password": bob.password}, format="json"
+    )
+    body = att.bob_only("POST auth/token/", response)
+    for kind in ("access", "refresh"):
+        if body and str(_claims(body[kind])["user_id"]) != str(bob.id):
+            att.fail("POST auth/token/", f"{kind} token is not Bob's")
+    # a token request naming Alice with a wrong password gets nothing of hers
+    response = bob.client.post(
+        "/api/v1/auth/token/", {"username": alice.user.username, "password": "not-alices-password"}, format="json"
+    )
+    if response.status_code != 401 or "access" in response.json():
+        att.fail("POST auth/token/ as Alice", f"{response.status_code} {response.content[:120]!r}")
+
+
+def _pair(trader: Trader) -> dict:
+    response = trader.client.post(
+        "/api/v1/auth/token/", {"username": trader.user.username, "password": trader.password}, format="json"
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def case_refresh(att: Attempts) -> None:
+    pair = _pair(att.bob)
+    body = att.bob_only(
+        "POST auth/token/refresh/",
+        att.bob.client.post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json"),
+    )
+    if body and str(_claims(body["access"])["user_id"]) != str(att.bob.id):
+        att.fail("POST auth/token/refresh/", "refreshed access token is not Bob's")
+
+
+def case_verify(att: Attempts) -> None:
+    body = att.bob_only(
+        "POST auth/token/verify/",
+        att.bob.client.post("/api/v1/auth/token/verify/", {"token": att.bob.token}, format="json"),
+    )
+    if body != {}:
+        att.fail("POST auth/token/verify/", f"verify reveals {body!r}")
+
+
+def case_logout(att: Attempts) -> None:
+    alice_pair, bob_pair = _pair(att.alice), _pair(att.bob)
+    att.bob_only(
+        "POST auth/logout/",
+        att.bob.client.post("/api/v1/auth/logout/", {"refresh": bob_pair["refresh"]}, format="json"),
+    )
+    # Bob's logout touched only his token: Alice's refresh still works
+    response = att.alice.client.post("/api/v1/auth/token/refresh/", {"refresh": alice_pair["refresh"]}, format="json")
+    if response.status_code != 200:
+        att.fail("POST auth/logout/", f"Alice's refresh broke after Bob's logout: {response.status_code}")
+
+
+def _list_attempts(
+    att: Attempts, path: str, queries: list[dict], *, ids, owned, cursors: list[dict], empty: list[dict] = ()
+) -> None:
+    """Bob lists ``path`` with each of ``queries`` (Alice's tickets and symbols among them), with the
+    ``empty`` filters that only Alice's rows match, and follows Alice's ``next`` links for ``cursors``."""
+    bob = att.bob
+    for params in queries:
+        url = with_query(path, **params)
+        att.bob_only(f"GET {url}", bob.client.get(url), ids=ids, owned=owned)
+    for params in empty:  # filters on something only Alice has
+        url = with_query(path, **params)
+        body = att.bob_only(f"GET {url}", bob.client.get(url), ids=ids, owned=owned)
+        if body is not None and body.get("results"):
+            att.fail(url, f"expected no rows for Bob, got {len(body['results'])}")
+    # cursors taken from Alice's pages
+    for params in cursors:
+        link = next_link_of(att.alice, path, **params)
+        att.bob_only(f"GET {link} (Alice's cursor)", bob.client.get(link), ids=ids, owned=owned)
+
+
+def case_positions_list(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    _list_attempts(
+        att,
+        "/api/v1/positions/",
+        [
+            {},
+            {"symbol": "XAUUSD"},
+            {"status": "open"},
+            {"symbol": "xauusd"},
+            {"status": "closed"},
+            {"page_size": 100000},
+            {"user": alice.id},
+            {"user_id": alice.id},
+            {"ticket": 700101},
+        ],
+        ids=result_ids,
+        owned=bob.ids(Position),
+        cursors=[{}, {"status": "open"}],
+        empty=[{"symbol": "USDJPY"}, {"status": "pending"}],
+    )
+
+
+def case_position_detail(att: Attempts) -> None:
+    for pk in sorted(att.alice.ids(Position)):
+        att.not_found(f"GET positions/{pk}/ (Alice's)", att.bob.client.get(f"/api/v1/positions/{pk}/"))
+    for pk in sorted(att.bob.ids(Position)):
+        att.bob_only(f"GET positions/{pk}/ (Bob's own)", att.bob.client.get(f"/api/v1/positions/{pk}/"))
+
+
+def case_position_register(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    alice_row = Position.objects.get(user_id=alice.id, ticket=810001)
+    # Bob registers Alice's ticket, naming Alice as the owner in every way a body could
+    body = {
+        "ticket": 810001,
+        "symbol": "USDJPY",
+        "side": "sell",
+        "volume": "0.30",
+        "requested_price": "149.901",
+        "user": alice.id,
+        "user_id": alice.id,
+        "id": alice_row.pk,
+    }
+    created = att.bob_only("POST positions/", bob.client.post("/api/v1/positions/", body, format="json"))
+    if created is not None:
+        row = Position.objects.get(pk=created["id"])
+        if row.user_id != bob.id or row.pk == alice_row.pk:
+            att.fail("POST positions/", f"row {row.pk} belongs to user {row.user_id}")
+    alice_after = Position.objects.get(pk=alice_row.pk)
+    if (alice_after.user_id, alice_after.side, alice_after.volume) != (alice.id, "buy", alice_row.volume):
+        att.fail("POST positions/", "Alice's ticket 810001 changed")
+
+
+def case_positions_open(att: Attempts) -> None:
+    owned = att.bob.ids(Position)
+    for params in ({}, {"symbol": "XAUUSD"}, {"symbol": "GBPUSD"}):
+        cache_attempts(att, with_query("/api/v1/positions/open/", **params), ids=open_position_ids, owned=owned)
+    body = att.bob_only("open ?symbol=USDJPY", att.bob.client.get("/api/v1/positions/open/?symbol=USDJPY"))
+    if body is not None and body["positions"]:
+        att.fail("GET positions/open/?symbol=USDJPY", "Bob has no USDJPY, yet positions came back")
+
+
+def case_logs_list(att: Attempts) -> None:
+    hour_ago = (timezone.now() - timedelta(hours=1)).isoformat()
+    in_an_hour = (timezone.now() + timedelta(hours=1)).isoformat()
+    _list_attempts(
+        att,
+        "/api/v1/reconciliation/logs/",
+        [
+            {},
+            {"ticket": 700101},
+            {"symbol": "XAUUSD"},
+            {"event_type": "divergence"},
+            {"status": "warning"},
+            {"matched": "true"},
+            {"divergence_reason": "sl_mismatch"},
+            {"created_after": hour_ago, "created_before": in_an_hour},
+            {"page_size": 100000},
+            {"user": att.alice.id},
+        ],
+        ids=result_ids,
+        owned=att.bob.ids(ReconciliationLog),
+        cursors=[{}, {"status": "warning"}, {"event_type": "sync"}],
+        empty=[{"ticket": 810001}, {"symbol": "USDJPY"}],
+    )
+
+
+def case_log_detail(att: Attempts) -> None:
+    for pk in sorted(att.alice.ids(ReconciliationLog)):
+        att.not_found(f"GET logs/{pk}/ (Alice's)", att.bob.client.get(f"/api/v1/reconciliation/logs/{pk}/"))
+    pk = min(att.bob.ids(ReconciliationLog))
+    att.bob_only(f"GET logs/{pk}/ (Bob's own)", att.bob.client.get(f"/api/v1/reconciliation/logs/{pk}/"))
+
+
+def case_reconciliation_status(att: Attempts) -> None:
+    cache_attempts(att, "/api/v1/reconciliation/status/", ids=recent_event_ids, owned=att.bob.ids(ReconciliationLog))
+
+
+def _snapshot(trader: Trader) -> list:
+    return [
+        list(Position.objects.filter(user_id=trader.id).order_by("pk").values_list("pk", "status", "price_current")),
+        ReconciliationLog.objects.filter(user_id=trader.id).count(),
+        list(MarketAlert.objects.filter(user_id=trader.id).values_list("pk", "level", "resolved_at")),
+        list(DrawdownAlert.objects.filter(user_id=trader.id).values_list("pk", "level", "resolved_at")),
+    ]
+
+
+def case_sync(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    before = _snapshot(alice)
+    # Bob's worker posts Alice's sync id (the idempotency key) with Alice's tickets: a NEW sync of
+    # Bob's (201), never a replay of Alice's stored summary (200), and Alice's rows are untouched
+    body = {
+        "sync_id": str(alice.sync_ids[0]),
+        "broker_time": (timezone.now() - timedelta(seconds=5)).isoformat(),
+        "account": {"currency": "USD", "balance": "20222.00", "equity": "20230.29"},
+        "positions": [
+            {
+                "ticket": 700101,
+                "symbol": "XAUUSD",
+                "type": 0,
+                "volume": "0.20",
+                "price_open": "2922.29",
+                "price_current": "2925.29",
+            },
+            {
+                "ticket": 810001,
+                "symbol": "USDJPY",
+                "type": 0,
+                "volume": "0.50",
+                "price_open": "150.229",
+                "price_current": "150.329",
+            },
+        ],
+        "quotes": [{"symbol": "XAUUSD", "bid": "2925.29", "ask": "2925.59"}],
+    }
+    response = bob.client.post("/api/v1/reconciliation/syncs/", body, format="json")
+    att.bob_only("POST syncs/ with Alice's sync_id", response)
+    if response.status_code != 201:
+        att.fail("POST syncs/ with Alice's sync_id", f"expected a new sync (201), got {response.status_code}")
+    if _snapshot(alice) != before:
+        att.fail("POST syncs/", "Alice's positions, log or alerts changed after Bob's sync")
+
+
+def case_guards_status(att: Attempts) -> None:
+    cache_attempts(att, "/api/v1/guards/status/")
+
+
+def alert_ids(body: Any) -> set[tuple[str, int]]:
+    return {(item["kind"], item["id"]) for item in body.get("results", [])}
+
+
+def case_alerts(att: Attempts) -> None:
+    bob = att.bob
+    owned = {("drawdown", pk) for pk in bob.ids(DrawdownAlert)} | {("market", pk) for pk in bob.ids(MarketAlert)}
+    _list_attempts(
+        att,
+        "/api/v1/guards/alerts/",
+        [
+            {},
+            {"symbol": "XAUUSD"},
+            {"level": "warning"},
+            {"kind": "drawdown"},
+            {"kind": "market"},
+            {"open": "true"},
+            {"condition": "wide_spread"},
+            {"page_size": 100000},
+            {"user": att.alice.id},
+        ],
+        ids=alert_ids,
+        owned=owned,
+        cursors=[{}, {"level": "warning"}],
+        empty=[{"symbol": "USDJPY"}],
+    )
+
+
+def case_config_get(att: Attempts) -> None:
+    body = att.bob_only("GET guards/config/", att.bob.client.get("/api/v1/guards/config/"))
+    if body is not None and body["min_equity"] != "222.29":
+        att.fail("GET guards/config/", f"min_equity {body['min_equity']} is not Bob's 222.29")
+    html = att.bob_only("GET guards/config/ (HTML)", session_client(att.bob).get("/api/v1/guards/config/"))
+    if html is not None and "222.29" not in html:
+        att.fail("GET guards/config/ (HTML)", "Bob's page does not show his min_equity")
+
+
+def case_config_patch(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    alice_config = GuardConfig.objects.get(user_id=alice.id)
+    body = {"min_equity": "333.39", "user": alice.id, "user_id": alice.id, "id": alice_config.pk}
+    att.bob_only("PATCH guards/config/", bob.client.patch("/api/v1/guards/config/", body, format="json"))
+    if str(GuardConfig.objects.get(user_id=bob.id).min_equity) != "333.39":
+        att.fail("PATCH guards/config/", "Bob's own config was not updated")
+    if str(GuardConfig.objects.get(user_id=alice.id).min_equity) != "111.11":
+        att.fail("PATCH guards/config/", "Alice's config changed")
+
+
+LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
+    ("GET", "/api/v1/"): case_api_root,
+    ("POST", "/api/v1/auth/token/"): case_token,
+    ("POST", "/api/v1/auth/token/refresh/"): case_refresh,
+    ("POST", "/api/v1/auth/token/verify/"): case_verify,
+    ("POST", "/api/v1/auth/logout/"): case_logout,
+    ("GET", "/api/v1/positions/"): case_positions_list,
+    ("POST", "/api/v1/positions/"): case_position_register,
+    ("GET", "/api/v1/positions/{pk}/"): case_position_detail,
+    ("GET", "/api/v1/positions/open/"): case_positions_open,
+    ("GET", "/api/v1/reconciliation/logs/"): case_logs_list,
+    ("GET", "/api/v1/reconciliation/logs/{pk}/"): case_log_detail,
+    ("GET", "/api/v1/reconciliation/status/"): case_reconciliation_status,
+    ("POST", "/api/v1/reconciliation/syncs/"): case_sync,
+    ("GET", "/api/v1/guards/status/"): case_guards_status,
+    ("GET", "/api/v1/guards/alerts/"): case_alerts,
+    ("GET", "/api/v1/guards/config/"): case_config_get,
+    ("PATCH", "/api/v1/guards/config/"): case_config_patch,
+}
+HOT = [("GET", "/api/v1/positions/open/"), ("GET", "/api/v1/reconciliation/status/"), ("GET", "/api/v1/guards/status/")]
+
+
+def test_every_api_operation_has_a_leak_case():
+    routed = {op.key for op in api_operations()}
+    assert routed - set(LEAK_CASES) == set(), "API operations without a leak case: add one to LEAK_CASES"
+    assert set(LEAK_CASES) - routed == set(), "leak cases for operations the URL conf no longer has"
+
+
+@pytest.mark.parametrize("operation", sorted(LEAK_CASES), ids=lambda op: f"{op[0]} {op[1]}")
+def test_bob_gets_only_his_own_data_or_404(operation, traders):
+    alice, bob = traders
+    attempts = Attempts(alice, bob)
+    LEAK_CASES[operation](attempts)
+    assert attempts.count > 0
+    assert attempts.problems == [], json.dumps(attempts.problems, indent=1)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("operation", HOT, ids=lambda op: f"{op[0]} {op[1]}")
+def test_cache_attempts_on_redis(operation, traders):
+    # The same cache attempts, required to run against Redis in CI (page cache and selector cache
+    # shared by every process, where a key missing the user would leak across workers).
+    assert settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+    assert settings.API_CACHE_TTL_S > 0
+    alice, bob = traders
+    attempts = Attempts(alice, bob)
+    LEAK_CASES[operation](attempts)
+    assert attempts.problems == [], json.dumps(attempts.problems, indent=1)
