@@ -22,7 +22,10 @@ class ReconciliationLogFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ReconciliationLog.Status.choices)
     symbol = django_filters.CharFilter(method="filter_symbol", max_length=32)
     ticket = django_filters.NumberFilter()
-    matched = django_filters.BooleanFilter()
+    # Strict true/false: django-filter's BooleanFilter silently ignores a value it cannot read.
+    matched = django_filters.TypedChoiceFilter(
+        choices=(("true", "true"), ("false", "false")), coerce=lambda value: value == "true"
+    )
     divergence_reason = django_filters.ChoiceFilter(choices=ReconciliationLog.DivergenceReason.choices)
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
