@@ -1,1 +1,210 @@
-"""guards admin."""
+"""Guards admin: editable thresholds, the peak-equity reset action, read-only history (SPEC §5, §8).
+
+- ``GuardConfig``: editable; the form validates exactly as the API does (the model's ``clean`` and
+  check constraints via ``full_clean``), and the save goes through ``guards.services.guard_config_update``.
+- ``GuardState``: read-only, with the "Reset peak equity" action (also offered on ``GuardConfig``),
+  which calls :func:`guards.services.peak_equity_reset` — the service writes the ``guard`` log row.
+- ``EquitySnapshot``, ``DrawdownAlert``, ``MarketAlert``: read-only, bounded pagination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from guards import services
+from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
+from positions.admin import SymbolFilter
+from reconciliation.admin import LargeTablePaginator, ReadOnlyModelAdmin
+
+RESET_PERMISSION = "guards.change_guardstate"
+
+
+def reset_peak_equity_for(request: HttpRequest, user_ids: Iterable[int]) -> tuple[int, list[str]]:
+    """Reset the peak equity of each user through :func:`guards.services.peak_equity_reset`.
+
+    ``actor`` is ``"admin:<operator username>"`` so the ``guard`` log row says who did it. Users are
+    processed in id order, each in the service's own transaction. Returns (number reset, error
+    messages); a user the service refuses (e.g. no equity seen yet) is reported, not raised.
+    """
+    actor = f"admin:{request.user.get_username()}"
+    done, errors = 0, []
+    for user_id in sorted(set(user_ids)):
+        try:
+            services.peak_equity_reset(user_id=user_id, actor=actor)
+        except (ValidationError, ObjectDoesNotExist) as exc:
+            detail = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            errors.append(f"user {user_id}: {detail or 'nothing to reset'}")
+        else:
+            done += 1
+    return done, errors
+
+
+class ResetPeakEquityMixin:
+    """Adds the "Reset peak equity" action, allowed to users holding ``guards.change_guardstate``."""
+
+    def has_reset_peak_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESET_PERMISSION)
+
+    @admin.action(
+        description="Reset peak equity to current equity (writes a guard log row)", permissions=["reset_peak"]
+    )
+    def reset_peak_equity(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, errors = reset_peak_equity_for(request, queryset.values_list("user_id", flat=True))
+        if done:
+            self.message_user(request, f"Peak equity reset for {done} user(s).", messages.SUCCESS)
+        for error in errors:
+            self.message_user(request, f"Peak equity not reset for {error}", messages.ERROR)
+
+
+@admin.register(GuardConfig)
+class GuardConfigAdmin(ResetPeakEquityMixin, admin.ModelAdmin):
+    """Per-user thresholds, editable. Validation = the API's: 0 < warning < critical ≤ 100, drawdown ≥ 1."""
+
+    list_display = (
+        "user",
+        "drawdown_warning_pct",
+        "drawdown_critical_pct",
+        "min_equity",
+        "gap_warning_pct",
+        "gap_critical_pct",
+        "spread_warning_pct",
+        "spread_critical_pct",
+        "quote_stale_seconds",
+        "sync_stale_seconds",
+        "updated_at",
+    )
+    list_select_related = ("user",)
+    search_fields = ("=user__username",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("updated_at",)
+    actions = ("reset_peak_equity",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GuardConfig | None = None) -> tuple[str, ...]:
+        # A config belongs to one user for life: the user is chosen on add only.
+        return ("user", "updated_at") if obj is not None else ("updated_at",)
+
+    def save_model(self, request: HttpRequest, obj: GuardConfig, form, change: bool) -> None:
+        """Save through :func:`guards.services.guard_config_update`, as ``PATCH guards/config/`` does.
+
+        The form has already run the model's ``full_clean`` (``GuardConfig.clean`` and the check
+        constraints), so invalid thresholds never get here; the service validates again, writes, and
+        bumps the user's cache generation so ``guards/status/`` shows the new thresholds at once.
+        """
+        fields = {name: form.cleaned_data[name] for name in services.CONFIG_FIELDS if name in form.cleaned_data}
+        saved = services.guard_config_update(user_id=obj.user_id, **fields)
+        obj.pk, obj.updated_at = saved.pk, saved.updated_at
+        obj._state.adding = False
+
+
+@admin.register(GuardState)
+class GuardStateAdmin(ResetPeakEquityMixin, ReadOnlyModelAdmin):
+    """Each user's persistent peak equity; changed only by syncs and the reset action."""
+
+    list_display = ("user", "peak_equity", "peak_equity_at", "peak_reset_at", "updated_at")
+    list_select_related = ("user",)
+    search_fields = ("=user__username",)
+    raw_id_fields = ("user",)
+    actions = ("reset_peak_equity",)
+
+
+@admin.register(EquitySnapshot)
+class EquitySnapshotAdmin(ReadOnlyModelAdmin):
+    """Equity history per sync (read-only)."""
+
+    list_display = (
+        "broker_time",
+        "user",
+        "currency",
+        "balance",
+        "equity",
+        "peak_equity",
+        "drawdown_pct",
+        "drawdown_level",
+        "open_positions",
+    )
+    list_filter = ("drawdown_level",)
+    list_select_related = ("user",)
+    search_fields = ("=user__username",)
+    raw_id_fields = ("user",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = LargeTablePaginator
+    ordering = ("-created_at", "-id")
+    sortable_by = ("broker_time",)
+
+
+class OpenAlertFilter(admin.SimpleListFilter):
+    """Open (``resolved_at`` is null) or resolved episodes."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+class AlertAdmin(ReadOnlyModelAdmin):
+    """Shared read-only admin of the stateful alerts (one row per episode)."""
+
+    list_select_related = ("user",)
+    search_fields = ("=user__username",)
+    raw_id_fields = ("user",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = LargeTablePaginator
+    ordering = ("-created_at", "-id")
+
+
+@admin.register(DrawdownAlert)
+class DrawdownAlertAdmin(AlertAdmin):
+    """Drawdown episodes (read-only)."""
+
+    list_display = (
+        "opened_at",
+        "user",
+        "level",
+        "max_level",
+        "value_pct",
+        "max_value_pct",
+        "threshold_pct",
+        "equity",
+        "peak_equity",
+        "below_min_equity",
+        "escalated_at",
+        "resolved_at",
+    )
+    list_filter = (OpenAlertFilter, "level", "max_level", "below_min_equity")
+
+
+@admin.register(MarketAlert)
+class MarketAlertAdmin(AlertAdmin):
+    """Price-gap, spread and stale-quote episodes per symbol (read-only)."""
+
+    list_display = (
+        "opened_at",
+        "user",
+        "symbol",
+        "condition",
+        "level",
+        "max_level",
+        "value_pct",
+        "threshold_pct",
+        "bid",
+        "ask",
+        "reference_price",
+        "escalated_at",
+        "resolved_at",
+    )
+    list_filter = (OpenAlertFilter, "condition", "level", SymbolFilter)
