@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from reconciliation.models import ReconciliationLog
@@ -36,6 +37,8 @@ MAX_BROKER_CLOCK_AHEAD = timedelta(minutes=5)
 # --------------------------------------------------------------------------------------------
 # Fields
 # --------------------------------------------------------------------------------------------
+# Decimal strings (or JSON numbers), as MT5 reports them.
+@extend_schema_field({"oneOf": [{"type": "string", "format": "decimal"}, {"type": "number"}]})
 class FiniteDecimalField(serializers.Field):
     """A finite decimal from a JSON number or string, rounded half-up to ``decimal_places``.
 
@@ -109,6 +112,8 @@ def _lots(**kwargs) -> FiniteDecimalField:
     return FiniteDecimalField(max_digits=12, decimal_places=2, **kwargs)
 
 
+# Epoch seconds or ISO 8601 with an offset.
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}, {"type": "number"}]})
 class BrokerTimeField(serializers.Field):
     """A time as epoch seconds (int/float, MT5's ``time``) or ISO 8601 with an offset → aware UTC datetime.
 
@@ -147,6 +152,8 @@ class BrokerTimeField(serializers.Field):
         return value.isoformat()
 
 
+# MT5 POSITION_TYPE_BUY/SELL (0/1) or "buy"/"sell".
+@extend_schema_field({"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "string", "enum": ["buy", "sell"]}]})
 class PositionTypeField(serializers.Field):
     """MT5 position type: 0/1 (``POSITION_TYPE_BUY``/``SELL``) or "buy"/"sell" → "buy"/"sell"."""
 
