@@ -252,8 +252,9 @@ class SyntheticAccount:
     its ``price_current`` and the account ``equity`` identify the latest snapshot on the reads.
     """
 
-    def __init__(self, account: int, *, opened_at: int | None = None) -> None:
+    def __init__(self, account: int, *, currency: str = "USD", opened_at: int | None = None) -> None:
         self.account = account
+        self.currency = currency if currency in ("USD", "GBP", "EUR", "JPY") else "USD"
         self.rng = random.Random(1_000_003 * (account + 1))
         self.login = 5_000_000 + account
         self.balance = Decimal("10000.00") + Decimal(account * 10)
@@ -284,6 +285,16 @@ class SyntheticAccount:
                 }
             )
         return rows
+
+    def usd_to_account(self, amount: Decimal, bids: dict[str, Decimal]) -> Decimal:
+        """Convert USD into the account currency with this snapshot's bids (GBPUSD, EURUSD, USDJPY)."""
+        if self.currency == "GBP":
+            return amount / bids["GBPUSD"]
+        if self.currency == "EUR":
+            return amount / bids["EURUSD"]
+        if self.currency == "JPY":
+            return amount * bids["USDJPY"]
+        return amount
 
     def _step(self) -> None:
         for symbol, (digits, _size, _start, _spread, max_step) in INSTRUMENTS.items():
@@ -317,10 +328,11 @@ class SyntheticAccount:
             point = Decimal(1).scaleb(-digits)
             direction = 1 if mt5_type == 0 else -1
             current = bids[symbol] if mt5_type == 0 else asks[symbol]  # a buy closes at bid, a sell at ask
-            quote_pnl = direction * (current - self.opens[symbol]) * lots * size
-            profit = _q(quote_pnl if symbol.endswith("USD") else quote_pnl / current, 2)  # USD account
+            quote_pnl = direction * (current - self.opens[symbol]) * lots * size  # in the quote currency
+            pnl_usd = quote_pnl if symbol.endswith("USD") else quote_pnl / current  # USDJPY: JPY → USD
+            profit = _q(self.usd_to_account(pnl_usd, bids), 2)
             notional_usd = lots * size * (current if symbol.endswith("USD") else 1)
-            margin += _q(notional_usd / 100, 2)  # 1:100 leverage
+            margin += _q(self.usd_to_account(notional_usd / 100, bids), 2)  # 1:100 leverage
             total_profit += profit
             positions.append(
                 {
@@ -345,7 +357,7 @@ class SyntheticAccount:
             "broker_time": broker_time_iso(broker_time),
             "account": {
                 "login": self.login,
-                "currency": "USD",
+                "currency": self.currency,
                 "balance": str(self.balance),
                 "equity": str(equity),
                 "margin": str(margin),
@@ -589,14 +601,30 @@ class SyncWorkerUser(FastHttpUser):
     def on_start(self) -> None:
         self.account = allocate_account("sync", self.environment)
         self.credentials = credentials_for(self.account)
-        self.book = SyntheticAccount(self.account)
+        self.book: SyntheticAccount | None = None
         self.syncs_posted = 0
         self.last_broker_time: datetime | None = None
         self.min_total_syncs: int | None = None
         gevent.sleep(random.uniform(0, SYNC_INTERVAL_S))  # workers of a fleet do not post in lockstep
         self.credentials.ensure_fresh(self.client)
         self._read_initial_state()
+        self.book = SyntheticAccount(self.account, currency=self._account_currency())
         self._register_positions()
+
+    def _account_currency(self) -> str:
+        """The account currency the service knows (from positions/open), USD before any snapshot."""
+        with self.client.get(
+            OPEN_PATH,
+            headers=self.credentials.auth_headers(READ_HEADERS),
+            name="[setup] " + OPEN_PATH,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return "USD"
+            response.success()
+            currency = response.json().get("currency")
+        return currency if isinstance(currency, str) else "USD"
 
     def _read_initial_state(self) -> None:
         with self.client.get(
@@ -636,6 +664,8 @@ class SyncWorkerUser(FastHttpUser):
 
     @task
     def sync(self) -> None:
+        if self.book is None:  # set-up failed (e.g. the service was down): try again next time
+            self.book = SyntheticAccount(self.account, currency=self._account_currency())
         self.credentials.ensure_fresh(self.client)
         self.last_broker_time = next_broker_time(self.last_broker_time)
         payload, expected = self.book.snapshot(self.last_broker_time)

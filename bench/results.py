@@ -103,15 +103,19 @@ class ViewCounters:
         lookups = self.page_hit + self.page_miss
         return self.page_hit / lookups if lookups else None
 
-    def hit_rate(self) -> float | None:
-        """Share of requests answered from a cache layer: page hits, plus data hits behind page misses.
+    def data_hit_rate(self) -> float | None:
+        lookups = self.data_hit + self.data_miss
+        return self.data_hit / lookups if lookups else None
 
-        Assumes one data lookup per page miss (the hot views call one cached selector); capped at 1.
+    def hit_rate(self) -> float | None:
+        """Share of cache lookups, both layers together, that hit: (page + data hits) / all lookups.
+
+        A request looks up the page cache once and, on a page miss, one or more selector entries.
         """
-        lookups = self.page_hit + self.page_miss
+        lookups = self.page_hit + self.page_miss + self.data_hit + self.data_miss
         if not lookups:
             return None
-        return min(1.0, (self.page_hit + self.data_hit) / lookups)
+        return (self.page_hit + self.data_hit) / lookups
 
 
 def view_counters(samples: Mapping[tuple[str, Labels], float]) -> dict[str, ViewCounters]:

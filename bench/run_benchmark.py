@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--skip-uncached", action="store_true")
     parser.add_argument("--skip-saturation", action="store_true")
+    parser.add_argument("--skip-profile", action="store_true", help="skip the in-process pyinstrument profile")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     return parser.parse_args(argv)
 
@@ -145,6 +147,33 @@ def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores
             "raw": result.stdout,
         }
     return out
+
+
+def run_profile(env: dict[str, str], run_dir: Path, users: int) -> dict | None:
+    """In-process CPU cost per request (hits and misses) and pyinstrument call trees (profile_hot_path.py)."""
+    h.say("profile: in-process hits and misses with pyinstrument")
+    profile_env = {**env, "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="ts-bench-prof-")}
+    with (run_dir / "profile.log").open("w") as log:
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(h.ROOT / "bench" / "profile_hot_path.py"),
+                "--users",
+                str(users),
+                "--out",
+                str(run_dir),
+            ],
+            cwd=h.ROOT,
+            env=profile_env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=600,
+        )
+    if done.returncode != 0:
+        h.say(f"profile failed ({done.returncode}); see {run_dir / 'profile.log'}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def redis_footprint(redis_url: str, release: str, users: int) -> dict:
@@ -526,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             result["scenario"]["uncached"] = run_scenario("uncached", gunicorn, args, run_dir, tokens_json, cores)
             gunicorn.stop()
             gunicorn = None
+        if not args.skip_profile:
+            result["profile"] = run_profile(env, run_dir, args.users)
     finally:
         if gunicorn is not None:
             gunicorn.stop()
@@ -575,6 +606,16 @@ def main(argv: list[str] | None = None) -> int:
     if result.get("pg_connections") is not None:
         extra.append(
             f"PostgreSQL connections to {args.db_name} at the end of the cached scenario: {result['pg_connections']}"
+        )
+    for mode, rows in (result.get("profile") or {}).items():
+        extra.append(
+            f"in-process page-cache {'hits' if mode == 'hit' else 'misses'} (one thread, CPU of the Django process "
+            "per request): "
+            + ", ".join(
+                f"{path.replace('/api/v1/', '')} {row['cpu_us_per_request'] / 1000:.2f} ms "
+                f"= {row['requests_per_s_per_core']} req/s per core"
+                for path, row in rows.items()
+            )
         )
     text = header + "\n" + render(result, checks) + "\n\n" + "\n".join(extra) + f"\n\nfiles: {run_dir}"
     print(text)

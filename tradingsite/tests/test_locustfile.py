@@ -134,6 +134,18 @@ def test_snapshot_is_an_mt5_shaped_payload_whose_equity_adds_up():
     assert expected2["sync_id"] != expected["sync_id"]
 
 
+def test_snapshot_money_is_in_the_account_currency():
+    gbp = lf.SyntheticAccount(3, currency="GBP", opened_at=1764496805)
+    payload, expected = gbp.snapshot(datetime(2026, 11, 30, 10, 0, 5, tzinfo=UTC))
+    assert payload["account"]["currency"] == "GBP"
+    gbpusd = next(Decimal(q["bid"]) for q in payload["quotes"] if q["symbol"] == "GBPUSD")
+    xau = payload["positions"][0]
+    # XAUUSD profit in USD = Δprice × 0.10 × 100, then USD → GBP divides by the GBPUSD bid
+    usd = (Decimal(xau["price_current"]) - Decimal(xau["price_open"])) * 10
+    assert Decimal(xau["profit"]) == (usd / gbpusd).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    assert lf.SyntheticAccount(3, currency="CHF").currency == "USD"  # unknown: priced as USD
+
+
 def test_registrations_match_the_snapshot_entries_and_take_profits():
     account = lf.SyntheticAccount(3)
     payload, _ = account.snapshot(datetime(2026, 11, 30, 10, 0, 5, tzinfo=UTC))

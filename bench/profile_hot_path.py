@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Profile the hot path in-process: the full Django stack (middleware, DRF, JWT, caches, ORM) without gunicorn.
+
+Run with the service's environment (``bench/run_benchmark.py`` does it against its database)::
+
+    DJANGO_SETTINGS_MODULE=tradingsite.settings DATABASE_URL=... REDIS_URL=... DJANGO_SECRET_KEY=... \\
+      JWT_SIGNING_KEY=... DJANGO_ALLOWED_HOSTS=127.0.0.1 python bench/profile_hot_path.py --out bench-results/x
+
+For each of the three hot endpoints it times N requests on one thread — page-cache hits (each of the
+users' pages warmed just before) and, with ``API_CACHE_TTL_S`` forced to 0, full misses — in wall
+time and in CPU time of this process; 1 s / CPU time per request is the requests/s one core can
+serve (Redis and PostgreSQL work is not included: they run in their own processes). Then it profiles the same loops
+with pyinstrument and writes ``profile-hit.txt`` / ``profile-miss.txt`` (call tree, then the functions
+by self time) to ``--out``.
+Tokens are minted in-process for the seeded users, so the script needs no tokens file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+HOT_PATHS = ("/api/v1/reconciliation/status/", "/api/v1/positions/open/", "/api/v1/guards/status/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=1000, help="timed hits per endpoint (misses: a third)")
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.handlers.wsgi import WSGIHandler
+    from pyinstrument import Profiler
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    users = list(get_user_model().objects.filter(username__startswith="demo").order_by("username")[: args.users])
+    if not users:
+        raise SystemExit("no demo users: run seed_demo first")
+    tokens = [str(AccessToken.for_user(user)) for user in users]
+    handler = WSGIHandler()
+    host = (settings.ALLOWED_HOSTS or ["127.0.0.1"])[0]
+
+    def call(path: str, token: str) -> int:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": host,
+            "SERVER_PORT": "80",
+            "HTTP_HOST": host,
+            "HTTP_ACCEPT": "application/json",
+            "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status_holder = []
+        body = handler(environ, lambda status, headers, exc_info=None: status_holder.append(status))
+        for _chunk in body:
+            pass
+        if hasattr(body, "close"):
+            body.close()
+        return int(status_holder[0].split()[0])
+
+    def loop(path: str, count: int) -> None:
+        for i in range(count):
+            status = call(path, tokens[i % len(tokens)])
+            if status != 200:
+                raise SystemExit(f"{path} answered {status}")
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict[str, float]] = {}
+    ttl = settings.API_CACHE_TTL_S
+    for mode in ("hit", "miss"):
+        settings.API_CACHE_TTL_S = ttl if mode == "hit" else 0
+        figures[mode] = {}
+        profiler = Profiler(interval=0.0002)
+        for path in HOT_PATHS:
+            count = args.requests if mode == "hit" else max(100, args.requests // 3)
+            done, wall, cpu = 0, 0.0, 0.0
+            while done < count:
+                batch = min(len(tokens), count - done)
+                if mode == "hit" or done == 0:
+                    loop(path, len(tokens))  # (re)warm: every user's page is cached now (hit mode)
+                started, started_cpu = time.perf_counter(), time.process_time()
+                loop(path, batch)  # one pass, well within the 5 s page TTL: all hits in hit mode
+                wall += time.perf_counter() - started
+                cpu += time.process_time() - started_cpu
+                done += batch
+            figures[mode][path] = {"wall_us": wall / done * 1e6, "cpu_us": cpu / done * 1e6}
+            if mode == "hit":
+                loop(path, len(tokens))
+            profiler.start()  # sessions of one Profiler add up across start/stop
+            loop(path, len(tokens) * (3 if mode == "hit" else 1))
+            profiler.stop()
+        (out_dir / f"profile-{mode}.txt").write_text(
+            profiler.output_text(unicode=True, color=False, show_all=False)
+            + "\n\nFlat (self time per function):\n"
+            + "\n".join(profiler.output_text(unicode=True, flat=True).splitlines()[:60])
+        )
+    settings.API_CACHE_TTL_S = ttl
+    summary = {
+        mode: {
+            path: {
+                "wall_us_per_request": round(row["wall_us"], 1),
+                "cpu_us_per_request": round(row["cpu_us"], 1),
+                "requests_per_s_per_core": round(1e6 / row["cpu_us"]) if row["cpu_us"] else None,
+            }
+            for path, row in rows.items()
+        }
+        for mode, rows in figures.items()
+    }
+    (out_dir / "profile-summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
