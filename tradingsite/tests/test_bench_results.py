@@ -89,9 +89,11 @@ def test_prometheus_text_is_grouped_per_view_and_differenced():
     # SQL 52 − 12 = 40 over 1003 requests; Redis 2410 − 410 = 2000
     assert status.sql_per_request() == pytest.approx(40 / 1003)
     assert status.redis_per_request() == pytest.approx(2000 / 1003)
-    # page: 960 hits, 40 misses → 96 %; data behind the misses: 30 hits → (960 + 30) / 1000 = 99 %
+    # page: 960 hits, 40 misses → 96 %; data: 30 hits, 10 misses → 75 %;
+    # all lookups: (960 + 30) / (960 + 40 + 30 + 10) = 990 / 1040
     assert status.page_hit_rate() == pytest.approx(0.96)
-    assert status.hit_rate() == pytest.approx(0.99)
+    assert status.data_hit_rate() == pytest.approx(0.75)
+    assert status.hit_rate() == pytest.approx(990 / 1040)
     assert delta["healthz"].requests == 0
     assert delta["reconciliation:sync"].sql_per_request() == 25.0  # 1500 / 60, a view absent before
     total = r.total_counters(delta, ["reconciliation:status", "reconciliation:sync", "missing"])
