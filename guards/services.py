@@ -189,6 +189,7 @@ def evaluate_drawdown(
     state: GuardState | None,
     open_positions: int,
     outcome: GuardOutcome,
+    alerts_may_be_open: bool = True,
 ) -> dict[str, Any]:
     """Update the persistent peak, write the EquitySnapshot and open/escalate/resolve the drawdown alert.
 
@@ -206,7 +207,7 @@ def evaluate_drawdown(
     pct = _pct(drawdown_pct(peak=peak, equity=equity))
     level = drawdown_level(pct=pct, equity=equity, config=config)
     below_min = equity < config.min_equity
-    EquitySnapshot.objects.create(
+    snapshot = EquitySnapshot(
         user_id=user_id,
         sync_id=sync_id,
         broker_time=broker_time,
@@ -221,8 +222,11 @@ def evaluate_drawdown(
         drawdown_level=level,
         open_positions=open_positions,
     )
+    EquitySnapshot.objects.bulk_create([snapshot])  # no save() signals: this runs once per sync
     threshold = config.drawdown_critical_pct if level == Level.CRITICAL else config.drawdown_warning_pct
-    alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+    alert = None
+    if alerts_may_be_open:
+        alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
     transition = None
     if level != Level.OK and alert is None:
         alert = DrawdownAlert.objects.create(
@@ -349,13 +353,18 @@ def evaluate_market(
     held_symbols: set[str],
     config: GuardConfig,
     outcome: GuardOutcome,
+    alerts_may_be_open: bool = True,
 ) -> list[dict[str, Any]]:
     """Open/escalate/update/resolve the market alerts for the quotes of this sync (SPEC §5).
 
     Alerts of symbols this sync did not quote are left as they are. Returns the open alerts after
     the sync, each with ``should_close_positions`` (critical on a symbol the user holds).
     """
-    open_alerts = {(a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)}
+    open_alerts: dict[tuple[str, str], MarketAlert] = {}
+    if alerts_may_be_open:
+        open_alerts = {
+            (a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)
+        }
     to_create: list[MarketAlert] = []
     to_update: list[MarketAlert] = []
     for quote in quotes:
@@ -487,6 +496,7 @@ def guards_evaluate(
     open_positions: int,
     config: GuardConfig,
     state: GuardState | None,
+    alerts_may_be_open: bool = True,
 ) -> GuardOutcome:
     """Evaluate every guard for one sync (SPEC §5) and return the levels for the sync summary.
 
@@ -504,6 +514,7 @@ def guards_evaluate(
         state=state,
         open_positions=open_positions,
         outcome=outcome,
+        alerts_may_be_open=alerts_may_be_open,
     )
     market = evaluate_market(
         user_id=user_id,
@@ -515,6 +526,7 @@ def guards_evaluate(
         held_symbols=held_symbols,
         config=config,
         outcome=outcome,
+        alerts_may_be_open=alerts_may_be_open,
     )
     outcome.summary = {
         "drawdown": drawdown,

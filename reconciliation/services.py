@@ -16,8 +16,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from guards.models import GuardConfig, GuardState
@@ -72,7 +72,8 @@ def _lock_user(user_id: int) -> tuple[GuardConfig | None, GuardState | None]:
     snapshot (e.g. the peak the concurrent sync just raised).
     """
     users = get_user_model().objects
-    users.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
+    if connection.features.has_select_for_update:  # SQLite: the IMMEDIATE transaction already serializes writers
+        users.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
     user = users.select_related("guard_config", "guard_state").only("pk", "guard_config", "guard_state").get(pk=user_id)
     return getattr(user, "guard_config", None), getattr(user, "guard_state", None)
 
@@ -142,23 +143,54 @@ def _upsert_quotes(
     return len(rows)
 
 
-def _replayed(user_id: int, sync_id: uuid.UUID) -> dict[str, Any] | None:
-    return (
-        ReconciliationLog.objects.filter(user_id=user_id, event_type=ReconciliationLog.EventType.SYNC, sync_id=sync_id)
-        .values_list("details", flat=True)
-        .first()
+def _save_positions(positions: list[Position]) -> None:
+    """Write the reconciled ledger rows in one statement: an upsert on the primary key (every row exists).
+
+    ``INSERT … ON CONFLICT (id) DO UPDATE SET`` the sync's fields, instead of ``bulk_update``, whose
+    per-field ``CASE WHEN`` expressions cost milliseconds to build for a handful of rows. Only
+    ``POSITION_SYNC_FIELDS`` are updated (``created_at``, ``user``, ``ticket`` and the bot's
+    ``requested_price`` are never touched).
+    """
+    Position.objects.bulk_create(
+        positions, update_conflicts=True, unique_fields=["pk"], update_fields=POSITION_SYNC_FIELDS
     )
 
 
-def _latest_broker_time(user_id: int) -> datetime | None:
-    # Accepted syncs never go back in broker time, so the newest sync row carries the latest one;
-    # ordering on created_at uses the (user, event_type, created_at) index.
-    return (
-        ReconciliationLog.objects.filter(user_id=user_id, event_type=ReconciliationLog.EventType.SYNC)
-        .order_by("-created_at", "-id")
-        .values_list("broker_time", flat=True)
-        .first()
+@dataclass(frozen=True)
+class _Previous:
+    """What the sync needs from the user's earlier syncs (one query)."""
+
+    replayed_id: int | None  # pk of the sync row with this sync_id, if any
+    broker_time: datetime | None  # broker time of the latest accepted sync
+    alerts_may_be_open: bool  # False when the latest summary shows no open alert (skips two queries)
+
+
+def _previous(user_id: int, sync_id: uuid.UUID) -> _Previous:
+    """Read the sync row with ``sync_id`` (a replay) and the latest sync row, in one query.
+
+    Accepted syncs never go back in broker time, so the newest sync row (the (user, event_type,
+    created_at) index) carries the latest broker time. Its summary lists the guard levels after it:
+    alerts only open inside syncs, so a drawdown level "ok" and no market alert there mean no open
+    alert now (a peak reset can only resolve one).
+    """
+    syncs = ReconciliationLog.objects.filter(user_id=user_id, event_type=ReconciliationLog.EventType.SYNC)
+    latest = syncs.order_by("-created_at", "-id").values("pk")[:1]
+    rows = list(
+        syncs.filter(Q(sync_id=sync_id) | Q(pk=Subquery(latest))).values_list(
+            "created_at",
+            "pk",
+            "sync_id",
+            "broker_time",
+            "details__guards__drawdown__level",
+            "details__guards__market_alerts",
+        )
     )
+    replayed = next((pk for _, pk, row_sync_id, *_ in rows if row_sync_id == sync_id), None)
+    newest = max(rows, key=lambda row: (row[0], row[1]), default=None)
+    if newest is None:
+        return _Previous(replayed, None, False)
+    *_, broker_time, drawdown_level, market_alerts = newest
+    return _Previous(replayed, broker_time, drawdown_level != "ok" or bool(market_alerts))
 
 
 def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
@@ -186,13 +218,14 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
 
 
 def _ingest(*, user_id: int, data: dict[str, Any], started: float):
-    sync_id = data.get("sync_id") or uuid.uuid4()
+    sync_id = uuid.UUID(str(data["sync_id"])) if data.get("sync_id") else uuid.uuid4()
     broker_time: datetime = data["broker_time"]
     config, state = _lock_user(user_id)
-    stored = _replayed(user_id, sync_id)
-    if stored is not None:
+    previous = _previous(user_id, sync_id)
+    if previous.replayed_id is not None:
+        stored = ReconciliationLog.objects.values_list("details", flat=True).get(pk=previous.replayed_id)
         return SyncResult(summary=stored, created=False), None
-    latest = _latest_broker_time(user_id)
+    latest = previous.broker_time
     if latest is not None and broker_time < latest:
         raise Conflict(
             f"broker_time {broker_time.isoformat()} is older than the latest accepted sync ({latest.isoformat()})."
@@ -233,11 +266,7 @@ def _ingest(*, user_id: int, data: dict[str, Any], started: float):
         if outcome.created:
             Position.objects.bulk_create(outcome.created)
         if outcome.updated:
-            now = timezone.now()
-            unique = list({id(p): p for p in outcome.updated}.values())
-            for position in unique:
-                position.updated_at = now
-            Position.objects.bulk_update(unique, POSITION_SYNC_FIELDS)
+            _save_positions(list({id(p): p for p in outcome.updated}.values()))
         open_count, held_symbols = outcome.open_count, outcome.open_symbols
         logs = outcome.logs
     else:
@@ -265,6 +294,7 @@ def _ingest(*, user_id: int, data: dict[str, Any], started: float):
         open_positions=open_count,
         config=config,
         state=state,
+        alerts_may_be_open=previous.alerts_may_be_open,
     )
 
     duration_ms = int((time.perf_counter() - started) * 1000)
