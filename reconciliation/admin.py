@@ -374,7 +374,7 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
     """Read-only audit trail; fast on a million rows (see the module docstring)."""
 
     list_display = (
-        "created_at",
+        "time",
         "user",
         "event_type",
         "status",
@@ -384,7 +384,7 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
         "divergence_reason",
         "slippage_pips",
     )
-    list_display_links = ("created_at",)
+    list_display_links = ("time",)
     list_filter = (
         "event_type",
         "status",
@@ -404,11 +404,11 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
     paginator = LargeTablePaginator
     list_per_page = 100
     ordering = ("-created_at", "-id")
-    sortable_by = ("created_at",)
+    sortable_by = ("time",)  # only the indexed order; other columns would sort the whole table
     raw_id_fields = ("user", "position")
     actions = ("export_csv",)
     fieldsets = (
-        ("Event", {"fields": ("created_at", "user", "event_type", "status", "sync_id", "message", "story_link")}),
+        ("Event", {"fields": ("time", "user", "event_type", "status", "sync_id", "message", "story_link")}),
         (
             "Position",
             {
@@ -431,7 +431,7 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
         ("Details: expected vs actual", {"fields": ("details_table", "details_json")}),
     )
     readonly_fields = (
-        "created_at",
+        "time",
         "user",
         "event_type",
         "status",
@@ -524,6 +524,11 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
             changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
             return HttpResponseRedirect(f"{changelist_url}?e=1")
         return log_csv_response(changelist.queryset)
+
+    @admin.display(description="Time (UTC)", ordering="created_at")
+    def time(self, obj: ReconciliationLog) -> str:
+        """``created_at`` to the millisecond in UTC: events of one sync are apart by milliseconds."""
+        return obj.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
     # -- detail page --------------------------------------------------------------------------
     @admin.display(description="Position")

@@ -445,7 +445,7 @@ def test_paginator_estimates_an_unfiltered_postgresql_table(user):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_paginator_falls_back_to_the_planner_estimate_when_the_count_times_out(user):
     # given 3 rows and a filter that takes 50 ms per row (pg_sleep), with a 10 ms count timeout
     for ticket in range(3):
@@ -470,7 +470,7 @@ def test_paginator_falls_back_to_the_planner_estimate_when_the_count_times_out(u
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_paginator_counts_exactly_within_the_timeout(user):
     # given 3 matches outside any transaction (as in a real admin request)
     for ticket in range(3):
