@@ -231,8 +231,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--outage", type=int, default=20, help="seconds of (a) Redis stopped and (b) paused")
     parser.add_argument("--recovery", type=int, default=15, help="seconds observed after (a) and (b)")
     parser.add_argument("--after-pg", type=int, default=20, help="seconds observed after PostgreSQL is back")
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=0, help="0: gunicorn.conf.py's default")
+    parser.add_argument("--threads", type=int, default=0, help="0: gunicorn.conf.py's default")
     parser.add_argument("--out", default="bench-results")
     return parser.parse_args(argv)
 
@@ -472,8 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"tradingsite chaos run {result['started_at']} — {machine['cores']} cores ({machine['cpu']}), PostgreSQL "
         f"{machine['postgresql']}, Redis {machine['redis']}; {result['mode']} Redis/PostgreSQL; gunicorn "
-        f"{args.workers}x{args.threads} gthread, Locust {args.users} dashboard users + {args.sync_workers} "
-        "sync workers "
+        f"{args.workers or 'default'}x{args.threads or 'default'} gthread, Locust {args.users} dashboard users + "
+        f"{args.sync_workers} sync workers "
         "(all on the same machine)",
         "",
         r.render_table(headers, rows),

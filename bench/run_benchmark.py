@@ -62,8 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=60, help="measured seconds per scenario")
     parser.add_argument("--wrk-seconds", type=int, default=15)
     parser.add_argument("--wrk-connections", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", "3")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_GUNICORN_THREADS", "4")))
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", "0")), help="0: gunicorn.conf.py"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("BENCH_GUNICORN_THREADS", "0")), help="0: gunicorn.conf.py"
+    )
     parser.add_argument("--locust-processes", type=int, default=0, help="0 = one Locust process (enough here)")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--skip-uncached", action="store_true")
@@ -71,6 +75,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-profile", action="store_true", help="skip the in-process pyinstrument profile")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     return parser.parse_args(argv)
+
+
+def gunicorn_defaults() -> tuple[int, int]:
+    """Workers and threads gunicorn.conf.py picks when GUNICORN_WORKERS/GUNICORN_THREADS are unset."""
+    namespace: dict = {}
+    names = ("GUNICORN_WORKERS", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR")
+    env_backup = {k: os.environ.pop(k) for k in names if k in os.environ}
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = scratch  # the config only reads it here
+        try:
+            exec(compile((h.ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+        finally:
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(env_backup)
+    return int(namespace.get("workers", 1)), int(namespace.get("threads", 1))
 
 
 def run_scenario(label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_json: Path, cores: int) -> dict:
@@ -485,13 +505,15 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
     )
     cores = int(os.cpu_count() or 1)
+    conf_workers, conf_threads = gunicorn_defaults()
     result: dict = {
         "run_id": run_id,
         "started_at": started.isoformat(timespec="seconds"),
         "command": "python bench/run_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": h.machine_info(database_url, args.redis_url),
         "config": {
-            "gunicorn": f"{args.workers} gthread workers x {args.threads} threads (gunicorn.conf.py), DB_POOL=true",
+            "gunicorn": f"{args.workers or conf_workers} gthread workers x {args.threads or conf_threads} threads "
+            "(gunicorn.conf.py), DB_POOL=true",
             "users": args.users,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
