@@ -245,6 +245,23 @@ def test_log_detail_shows_expected_vs_actual_and_links_to_the_position(operator_
     assert f"user__id__exact={user.pk}&amp;ticket=700101" in html
 
 
+def test_log_detail_story_links_list_the_ticket_and_the_sync(operator_client, user, other_user):
+    # given a sync with a match of ticket 1, a later close of ticket 1, and bob's row in another sync
+    sync = _log(user)
+    match = _log(user, sync_id=sync.sync_id, event_type="match", ticket=1)
+    close = _log(user, event_type="close", ticket=1)
+    _log(other_user, event_type="match", ticket=1)
+    changelist = reverse(CHANGELIST)
+
+    # when following the two story links of the match row
+    by_ticket = operator_client.get(changelist, {"user__id__exact": user.pk, "ticket": 1})
+    by_sync = operator_client.get(changelist, {"user__id__exact": user.pk, "sync_id": str(sync.sync_id)})
+
+    # then the ticket's story is the match and the close; the sync's rows are the sync and the match
+    assert set(_ids(by_ticket)) == {match.pk, close.pk}
+    assert set(_ids(by_sync)) == {sync.pk, match.pk}
+
+
 def test_log_detail_renders_a_key_value_table_for_other_details(operator_client, user):
     # given a sync row whose details are a summary
     row = _log(user, details={"positions_seen": 3, "divergences_open": 1})
@@ -288,6 +305,22 @@ def test_export_action_streams_the_selected_rows(operator_client, user):
     assert rows[0]["realized_pnl"] == "-41.36"  # a number keeps its sign
     assert rows[1]["volume"] == "0.10"
     assert rows[1]["created_at"] == "2026-11-30T10:00:00+00:00"
+
+
+def test_export_action_with_select_all_streams_every_filtered_row(operator_client, user, monkeypatch):
+    # given 3 divergences and 1 match, and a page of 2 rows, so "select all" spans two pages
+    divergences = {_log(user, event_type="divergence", ticket=t).pk for t in (1, 2, 3)}
+    _log(user, event_type="match", ticket=4)
+    monkeypatch.setattr(ReconciliationLogAdmin, "list_per_page", 2)
+
+    # when the action runs with "select all 3" on the filtered changelist
+    response = operator_client.post(
+        reverse(CHANGELIST) + "?event_type__exact=divergence",
+        {"action": "export_csv", "select_across": "1", "index": "0", "_selected_action": sorted(divergences)[:1]},
+    )
+
+    # then every filtered row is exported, not just the selected page
+    assert {int(r["id"]) for r in _csv_rows(response)} == divergences
 
 
 def test_export_filtered_url_streams_every_row_matching_the_filters(operator_client, user, other_user):
