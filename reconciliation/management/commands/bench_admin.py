@@ -148,6 +148,8 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             for item in captured:
                 sql = item["sql"]
+                if not sql.lstrip().upper().startswith("SELECT") or "set_config" in sql:
+                    continue
                 if "reconciliation_reconciliationlog" not in sql and "pg_class" not in sql:
                     continue
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
