@@ -110,7 +110,8 @@ class _KeyLocks:
 
     @contextmanager
     def hold(self, key: str, timeout: float) -> Iterator[bool]:
-        """Hold ``key``'s lock for the block; yields False when it could not be had within ``timeout`` s."""
+        """Hold ``key``'s lock for the block; yields False when it could not be had within ``timeout`` s
+        (the block then runs unlocked rather than wait longer)."""
         with self._mutex:
             entry = self._locks.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
@@ -164,13 +165,16 @@ def cached_data(
         return value
     record_cache("data", label, hit=False)
     # Single flight: threads of this process queue on the key; other processes see the lease.
-    with _KEY_LOCKS.hold(key, timeout=LEASE_TIMEOUT_S) as queued:
-        if queued:
-            value = cache.get(key, _MISSING)  # a thread of this process may have filled it meanwhile
-            if value is not _MISSING:
-                return value
+    with _KEY_LOCKS.hold(key, timeout=LEASE_TIMEOUT_S):
+        # Always look again: a thread of this process may have filled the key since our first read,
+        # whether or not we had to wait for the lock (it may have released it just before we came).
+        value = cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         lease = lease_cache_key(key)
-        leased = cache.add(lease, 1, timeout=LEASE_TIMEOUT_S)
+        # Never longer than the shortest life of the value it guards (80 % of the TTL, see _jittered),
+        # so a later miss on the same key never finds a stale lease.
+        leased = cache.add(lease, 1, timeout=min(LEASE_TIMEOUT_S, ttl * 0.8))
         if leased is False:  # None = the cache failed: compute at once rather than wait on a dead lease
             # Another process is computing: wait briefly for its result, then compute anyway.
             deadline = time.monotonic() + LEASE_WAIT_S
@@ -181,10 +185,13 @@ def cached_data(
                     return value
         try:
             value = compute()
-            cache.set(key, value, timeout=_jittered(ttl))
-        finally:
+        except BaseException:
             if leased:
-                cache.delete(lease)
+                cache.delete(lease)  # let another process try at once rather than wait on a failed lease
+            raise
+        # The lease is left to expire: a process whose read just missed the value then finds the lease
+        # taken and waits for the value instead of computing it a second time.
+        cache.set(key, value, timeout=_jittered(ttl))
         return value
 
 
