@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[dict] = []
     marks: dict[str, float] = {}
     metrics_at: dict[str, str] = {}
+    cpu_at: dict[str, h.CpuSample] = {}
     result: dict = {
         "run_id": run_id,
         "started_at": started.isoformat(timespec="seconds"),
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         def mark(name: str) -> None:
             marks[name] = time.time()
             metrics_at[name] = h.scrape(gunicorn.base_url)
+            cpu_at[name] = h.CpuSample({"gunicorn": gunicorn.pid, "locust": locust.process.pid})
 
         mark("baseline")
         h.say(f"baseline {args.baseline} s")
@@ -393,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sql_per_request": api.sql_per_request(),
                 "server_5xx_by_metrics": api.server_errors,
                 "read_hit_rate": reads.hit_rate(),
+                "cpu": cpu_at[end_name].usage_since(cpu_at[start_name], int(result["machine"]["cores"])),
             }
         )
         phases.append(stats)
@@ -482,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{r.fmt_num(recovery['probe_first_ok_after_accepting_s'], 2)} s after accepting; first sync 201 "
         f"{r.fmt_num(recovery['first_sync_201_after_accepting_s'], 2)} s after accepting; longest probe "
         f"{r.fmt_num(recovery['probe_longest_s'], 2)} s",
+        "",
+        *[f"CPU during {p['phase']}: {h.describe_cpu(p['cpu'], int(machine['cores']))}" for p in phases],
         "",
         "targets (issue 8, chaos):",
         *[f"  {item.verdict}  {item.target}: {item.measured}" for item in checks],

@@ -287,12 +287,15 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def phase_stats(requests: Iterable[LoggedRequest], start: float, end: float) -> dict[str, float | None]:
-    """Figures of the HTTP requests that *started* in ``[start, end)`` (VISIBLE events excluded).
+    """Figures of the HTTP requests that *ended* in ``[start, end)`` (VISIBLE events excluded).
+
+    Binning by the end attributes an answer to the phase in which it was observed: a request queued
+    before a PostgreSQL restart that fails because of it counts in the restart phase.
 
     ``requests``, ``ok`` (2xx), ``server_errors`` (5xx), ``client_errors`` (4xx),
     ``transport_errors`` (no HTTP status: refused, reset, timeout), ``p50``/``p95``/``p99``/``max`` (ms).
     """
-    selected = [r for r in requests if r.request_type != "VISIBLE" and start <= r.started < end]
+    selected = [r for r in requests if r.request_type != "VISIBLE" and start <= r.ended < end]
     times = [r.response_ms for r in selected]
     return {
         "requests": float(len(selected)),

@@ -135,17 +135,19 @@ def test_request_log_phases_count_5xx_transport_errors_and_percentiles():
         "101.030,GET,/api/v1/guards/status/,30.00,500,CatchResponseError\n",  # started 101.000
         "101.540,POST,/api/v1/reconciliation/syncs/,40.00,0,ConnectionRefusedError\n",  # started 101.500
         "101.900,VISIBLE,sync visible: /api/v1/guards/status/,2500.00,0,\n",  # not an HTTP request
-        "103.000,GET,/api/v1/reconciliation/status/,5.00,200,\n",  # started 102.995: next phase
+        "102.100,GET,/api/v1/reconciliation/status/,200.00,200,\n",  # started 101.900, ended in the next phase
+        "103.000,GET,/api/v1/reconciliation/status/,5.00,200,\n",  # started 102.995
         "garbage\n",
     ]
     logged = r.parse_request_log(lines)
-    assert len(logged) == 6
-    stats = r.phase_stats(logged, 100.0, 102.0)
+    assert len(logged) == 7
+    stats = r.phase_stats(logged, 100.0, 102.0)  # requests that ended in [100, 102)
     assert stats["requests"] == 4 and stats["ok"] == 2
     assert stats["server_errors"] == 1 and stats["transport_errors"] == 1
     # nearest rank over [10, 20, 30, 40]: p50 = 2nd = 20, p95 = ceil(3.8) = 4th = 40
     assert stats["p50"] == 20.0 and stats["p95"] == 40.0 and stats["max"] == 40.0
-    assert r.first_success_after(logged, 100.2, "/status/", status=200) == pytest.approx(102.995)
+    assert r.phase_stats(logged, 102.0, 104.0)["requests"] == 2
+    assert r.first_success_after(logged, 100.2, "/status/", status=200) == pytest.approx(101.9)
     assert r.first_success_after(logged, 100.2, "/syncs/", status=201) is None
 
 
