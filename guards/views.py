@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
@@ -74,14 +74,21 @@ class AlertViewSet(UserScopedViewSet):
         }
 
     @extend_schema(
-        parameters=[AlertQuerySerializer],
-        responses=inline_serializer(
-            "AlertPage",
-            {
-                "next": serializers.URLField(allow_null=True),
-                "previous": serializers.URLField(allow_null=True),
-                "results": serializers.ListField(child=serializers.DictField()),
-            },
+        parameters=[
+            AlertQuerySerializer,
+            OpenApiParameter("cursor", str, description="Opaque cursor from a page's next link."),
+            OpenApiParameter("page_size", int, description="Alerts per page (capped at 200)."),
+        ],
+        # many=False: one page object, not drf-spectacular's default array for a list action
+        responses=extend_schema_serializer(many=False)(
+            inline_serializer(
+                "AlertPage",
+                {
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": serializers.ListField(child=serializers.DictField()),
+                },
+            )
         ),
     )
     def list(self, request: Request) -> Response:

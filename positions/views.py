@@ -40,6 +40,7 @@ class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScop
     def get_scoped_queryset(self) -> QuerySet[Position]:
         return position_history(user_id=self.user_id)
 
+    @extend_schema(request=PositionRegisterInputSerializer, responses={201: PositionOutputSerializer})
     def create(self, request: Request) -> Response:
         """Register a position the bot expects; 400 with field errors, nothing written, on bad input."""
         serializer = PositionRegisterInputSerializer(data=request.data)

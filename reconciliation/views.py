@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
@@ -36,6 +37,7 @@ from tradingsite.api import (
     request_user_id,
 )
 from tradingsite.caching import page_cached
+from tradingsite.schema import DETAIL_BODY
 from tradingsite.throttling import SyncThrottle
 
 
@@ -89,6 +91,14 @@ class SyncCreateView(APIView):
     parser_classes = [SizeLimitedJSONParser]
     serializer_class = SyncInputSerializer
 
+    @extend_schema(
+        request=SyncInputSerializer,
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT, description="A new sync: its summary."),
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A replayed sync_id: the stored summary."),
+            409: OpenApiResponse(DETAIL_BODY, description="broker_time older than the latest accepted sync."),
+        },
+    )
     def post(self, request: Request) -> Response:
         try:
             body = request.data

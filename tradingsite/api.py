@@ -21,7 +21,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
@@ -304,3 +305,11 @@ def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespons
 def bad_request(request: HttpRequest, exception: Exception, *args: Any, **kwargs: Any) -> JsonResponse:
     """``handler400``: JSON instead of Django's HTML page."""
     return JsonResponse({"detail": "Bad request."}, status=400)
+
+
+def not_found(request: HttpRequest, exception: Exception, *args: Any, **kwargs: Any) -> HttpResponse:
+    """``handler404``: a JSON 404 under ``/api/`` (e.g. ``positions/abc/``, which no route matches);
+    Django's own page elsewhere (admin)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception, *args, **kwargs)

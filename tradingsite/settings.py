@@ -251,7 +251,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular plus the 4xx every operation can answer (tradingsite.schema).
+    "DEFAULT_SCHEMA_CLASS": "tradingsite.schema.ErrorResponsesAutoSchema",
     "EXCEPTION_HANDLER": "tradingsite.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env.str("THROTTLE_AUTH_IP", default="30/min"),

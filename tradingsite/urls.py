@@ -13,6 +13,7 @@ from tradingsite.health import healthz, readyz
 from tradingsite.metrics import metrics_view
 
 handler400 = "tradingsite.api.bad_request"
+handler404 = "tradingsite.api.not_found"
 handler500 = "tradingsite.api.server_error"
 
 

@@ -232,3 +232,13 @@ def traders(db, user, other_user, password) -> tuple[Trader, Trader]:
             assert trader.ids(model), f"{trader.user.username} has no {model.__name__} rows"
     clear_caches()
     return alice, bob
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the schema fuzzing figures (operations, requests, statuses, time) when it ran."""
+    import sys
+
+    module = sys.modules.get("tests.security.test_schema_fuzz")
+    line = module.figures_line() if module is not None else None
+    if line:
+        terminalreporter.write_line(line)
