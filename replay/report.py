@@ -416,7 +416,6 @@ def draw_chart(
         0,
         color="tab:red",
         alpha=0.35,
-        step="post",
         label="drawdown % (tool)",
     )
     if service:

@@ -90,6 +90,13 @@ def run(options: Options) -> dict:
     its 2017 broker times would be refused with 409 after newer syncs, and old rows would pollute the
     scores), and ``replay.bars.BarFormatError`` for a malformed CSV.
     """
+    if options.chart:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ReplayError(
+                "the chart needs matplotlib (requirements-dev.txt): install it, or pass --no-chart"
+            ) from None
     bars = read_bars(options.csv, options.fmt)
     if options.limit:
         bars = bars[: options.limit]
