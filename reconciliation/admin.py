@@ -6,7 +6,8 @@ queries whatever the table size:
 
 - read-only for everyone, superusers included (no add/change/delete, no ``delete_selected``);
 - :class:`LargeTablePaginator`: no ``COUNT(*)`` over the table — an estimate from ``pg_class``
-  when unfiltered, a count bounded by ``LIMIT`` otherwise; ``show_full_result_count = False``;
+  when unfiltered, otherwise a count bounded by ``LIMIT`` and, on PostgreSQL, by a statement
+  timeout (then the planner's estimate); ``show_full_result_count = False``;
 - filters on choice/boolean columns and a date range (no ``date_hierarchy``, no FK filters, no facets);
 - search by exact ticket, symbol prefix or exact username (no ``icontains`` across joins);
 - explicit ``list_select_related``, sorting only by time, ``details``/``message`` deferred on the list;
