@@ -201,7 +201,7 @@ def test_another_user_never_gets_a_cached_response(route, book, other_user):
 # --------------------------------------------------------------------------------------------
 # Freshness: a sync's 201 is visible at once in the data layer, within the TTL on every endpoint
 # --------------------------------------------------------------------------------------------
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(API_CACHE_TTL_S=1)
 def test_sync_is_visible_at_once_in_selectors_and_within_the_ttl_on_every_endpoint(user):
     from guards.selectors import guard_status
@@ -247,7 +247,7 @@ def test_sync_is_visible_at_once_in_selectors_and_within_the_ttl_on_every_endpoi
 # Single flight: 50 concurrent requests on a cold key compute once (real Redis)
 # --------------------------------------------------------------------------------------------
 @pytest.mark.redis
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize(
     ("route", "compute"),
     [
