@@ -179,118 +179,6 @@ def _apply_episode(alert, *, level: str, value: Decimal, threshold: Decimal, now
     return transition
 
 
-def evaluate_drawdown(
-    *,
-    user_id: int,
-    sync_id: uuid.UUID,
-    broker_time: datetime,
-    account: dict[str, Any],
-    config: GuardConfig,
-    state: GuardState | None,
-    open_positions: int,
-    outcome: GuardOutcome,
-    alerts_may_be_open: bool = True,
-) -> dict[str, Any]:
-    """Update the persistent peak, write the EquitySnapshot and open/escalate/resolve the drawdown alert.
-
-    Peak (SPEC §5): max(previous peak, equity); the first snapshot starts it at max(balance, equity).
-    Returns the ``drawdown`` part of the summary.
-    """
-    balance, equity = account["balance"], account["equity"]
-    if state is None:
-        peak = max(balance, equity)
-        state = GuardState.objects.create(user_id=user_id, peak_equity=peak, peak_equity_at=broker_time)
-    elif equity > state.peak_equity:
-        state.peak_equity, state.peak_equity_at = equity, broker_time
-        state.save(update_fields=["peak_equity", "peak_equity_at", "updated_at"])
-    peak = state.peak_equity
-    pct = _pct(drawdown_pct(peak=peak, equity=equity))
-    level = drawdown_level(pct=pct, equity=equity, config=config)
-    below_min = equity < config.min_equity
-    snapshot = EquitySnapshot(
-        user_id=user_id,
-        sync_id=sync_id,
-        broker_time=broker_time,
-        login=account.get("login"),
-        currency=account["currency"],
-        balance=balance,
-        equity=equity,
-        margin=account.get("margin", Decimal("0")),
-        margin_free=account.get("margin_free", Decimal("0")),
-        peak_equity=peak,
-        drawdown_pct=pct,
-        drawdown_level=level,
-        open_positions=open_positions,
-    )
-    EquitySnapshot.objects.bulk_create([snapshot])  # no save() signals: this runs once per sync
-    threshold = config.drawdown_critical_pct if level == Level.CRITICAL else config.drawdown_warning_pct
-    alert = None
-    if alerts_may_be_open:
-        alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
-    transition = None
-    if level != Level.OK and alert is None:
-        alert = DrawdownAlert.objects.create(
-            user_id=user_id,
-            level=level,
-            max_level=level,
-            value_pct=pct,
-            max_value_pct=pct,
-            threshold_pct=threshold,
-            opened_at=broker_time,
-            sync_id=sync_id,
-            equity=equity,
-            peak_equity=peak,
-            below_min_equity=below_min,
-        )
-        transition = "opened"
-    elif level != Level.OK:
-        transition = _apply_episode(alert, level=level, value=pct, threshold=threshold, now=broker_time)
-        alert.equity, alert.peak_equity, alert.below_min_equity = equity, peak, below_min
-        alert.save()
-    elif alert is not None:
-        alert.resolved_at = broker_time
-        alert.value_pct, alert.equity, alert.peak_equity, alert.below_min_equity = pct, equity, peak, below_min
-        alert.save()
-        transition = "resolved"
-    if transition:
-        reported = level if transition != "resolved" else alert.max_level
-        outcome.transitions.append(("drawdown", transition, reported))
-        outcome.logs.append(
-            _guard_log(
-                user_id=user_id,
-                sync_id=sync_id,
-                status=ReconciliationLog.Status.SUCCESS
-                if transition == "resolved"
-                else ReconciliationLog.Status.WARNING,
-                message=f"drawdown {transition}: {level} at {pct} % (peak {peak}, equity {equity})",
-                details={
-                    "kind": "drawdown",
-                    "transition": transition,
-                    "level": level,
-                    "drawdown_pct": _s(pct),
-                    "threshold_pct": _s(threshold),
-                    "equity": _s(equity),
-                    "peak_equity": _s(peak),
-                    "below_min_equity": below_min,
-                    "alert_id": alert.pk,
-                },
-            )
-        )
-    return {
-        "level": level,
-        "equity": _s(equity),
-        "balance": _s(balance),
-        "currency": account["currency"],
-        "peak_equity": _s(peak),
-        "drawdown_pct": _s(pct),
-        "warning_pct": _s(config.drawdown_warning_pct),
-        "critical_pct": _s(config.drawdown_critical_pct),
-        "min_equity": _s(config.min_equity),
-        "below_min_equity": below_min,
-        "should_close_all": level == Level.CRITICAL,
-    }
-
-
 def measure_quote(
     *,
     quote: dict[str, Any],
@@ -342,198 +230,303 @@ def measure_quote(
     return measures
 
 
-def evaluate_market(
-    *,
-    user_id: int,
-    sync_id: uuid.UUID,
-    broker_time: datetime,
-    quotes: Iterable[dict[str, Any]],
-    previous_quotes: dict[str, Quote],
-    instruments: dict[str, Instrument],
-    held_symbols: set[str],
-    config: GuardConfig,
-    outcome: GuardOutcome,
-    alerts_may_be_open: bool = True,
-) -> list[dict[str, Any]]:
-    """Open/escalate/update/resolve the market alerts for the quotes of this sync (SPEC §5).
+class GuardSession:
+    """The guards of one user across the syncs of one ingestion (one transaction, the user's row locked).
 
-    Alerts of symbols this sync did not quote are left as they are. Returns the open alerts after
-    the sync, each with ``should_close_positions`` (critical on a symbol the user holds).
+    Evaluates each sync in memory (:meth:`evaluate`) and writes once (:meth:`flush`): the peak
+    (``GuardState``), one ``EquitySnapshot`` per sync and the alert episodes in their final state —
+    an episode that opens and resolves within one ingestion is still one row. ``alerts_may_be_open``
+    False (the previous sync's summary shows none) skips reading the open alerts.
     """
-    open_alerts: dict[tuple[str, str], MarketAlert] = {}
-    if alerts_may_be_open:
-        open_alerts = {
-            (a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)
-        }
-    to_create: list[MarketAlert] = []
-    to_update: list[MarketAlert] = []
-    for quote in quotes:
-        symbol = quote["symbol"]
-        measures = measure_quote(
-            quote=quote,
-            previous=previous_quotes.get(symbol),
-            instrument=instruments.get(symbol),
+
+    def __init__(self, *, user_id: int, config: GuardConfig, state: GuardState | None, alerts_may_be_open: bool):
+        self.user_id = user_id
+        self.config = config
+        self.state = state
+        self.state_dirty = False
+        self.snapshots: list[EquitySnapshot] = []
+        self.drawdown_alert: DrawdownAlert | None = None
+        self.market_alerts: dict[tuple[str, str], MarketAlert] = {}
+        self.changed_alerts: dict[int, DrawdownAlert | MarketAlert] = {}
+        self.transitions: list[tuple[str, str, str]] = []
+        if alerts_may_be_open:
+            self.drawdown_alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+            self.market_alerts = {
+                (a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)
+            }
+
+    def _changed(self, alert: DrawdownAlert | MarketAlert) -> None:
+        self.changed_alerts[id(alert)] = alert
+
+    def evaluate(
+        self,
+        *,
+        sync_id: uuid.UUID,
+        broker_time: datetime,
+        account: dict[str, Any],
+        quotes: Iterable[dict[str, Any]],
+        previous_quotes: dict[str, Quote],
+        instruments: dict[str, Instrument],
+        held_symbols: set[str],
+        open_positions: int,
+    ) -> GuardOutcome:
+        """Evaluate every guard for one sync (SPEC §5); returns the summary's ``guards`` and the transition rows.
+
+        ``quotes``: validated quotes with ``time`` set; ``previous_quotes``: the user's accepted quote
+        per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions.
+        """
+        outcome = GuardOutcome(summary={})
+        drawdown = self._drawdown(
+            sync_id=sync_id, broker_time=broker_time, account=account, open_positions=open_positions, outcome=outcome
+        )
+        market = self._market(
+            sync_id=sync_id,
             broker_time=broker_time,
-            config=config,
+            quotes=quotes,
+            previous_quotes=previous_quotes,
+            instruments=instruments,
+            held_symbols=held_symbols,
+            outcome=outcome,
         )
-        for condition, m in measures.items():
-            alert = open_alerts.get((symbol, condition))
-            transition = None
-            if m.level != Level.OK and alert is None:
-                alert = MarketAlert(
-                    user_id=user_id,
-                    symbol=symbol,
-                    condition=condition,
-                    level=m.level,
-                    max_level=m.level,
-                    value_pct=m.value_pct,
-                    max_value_pct=m.value_pct,
-                    threshold_pct=m.threshold_pct,
-                    opened_at=broker_time,
-                    sync_id=sync_id,
-                )
-                to_create.append(alert)
-                open_alerts[(symbol, condition)] = alert
-                transition = "opened"
-            elif m.level != Level.OK:
-                transition = _apply_episode(
-                    alert, level=m.level, value=m.value_pct, threshold=m.threshold_pct, now=broker_time
-                )
-                to_update.append(alert)
-            elif alert is not None:
-                alert.resolved_at = broker_time
-                alert.value_pct = m.value_pct
-                to_update.append(alert)
-                del open_alerts[(symbol, condition)]
-                transition = "resolved"
-            if alert is None:
-                continue
-            alert.bid, alert.ask = m.bid, m.ask
-            if m.reference_price is not None:
-                alert.reference_price = m.reference_price
-            if m.value_pips is not None:
-                alert.value_pips = m.value_pips
-            if m.age_seconds is not None:
-                alert.age_seconds = m.age_seconds
-            if transition:
-                level = m.level if transition != "resolved" else alert.max_level
-                outcome.transitions.append(("market", transition, level))
-                outcome.logs.append(
-                    _guard_log(
-                        user_id=user_id,
-                        sync_id=sync_id,
-                        symbol=symbol,
-                        status=(
-                            ReconciliationLog.Status.SUCCESS
-                            if transition == "resolved"
-                            else ReconciliationLog.Status.WARNING
-                        ),
-                        message=f"{condition} {transition} on {symbol}: {m.level} at {m.value_pct} %",
-                        details={
-                            "kind": "market",
-                            "condition": condition,
-                            "transition": transition,
-                            "level": m.level,
-                            "value_pct": _s(m.value_pct),
-                            "threshold_pct": _s(m.threshold_pct),
-                            "value_pips": _s(m.value_pips),
-                            "age_seconds": m.age_seconds,
-                            "bid": _s(m.bid),
-                            "ask": _s(m.ask),
-                            "reference_price": _s(m.reference_price),
-                        },
-                    )
-                )
-    if to_create:
-        MarketAlert.objects.bulk_create(to_create)
-    if to_update:
-        now = timezone.now()
-        for alert in to_update:
-            alert.updated_at = now
-        MarketAlert.objects.bulk_update(
-            to_update,
-            [
-                "level",
-                "max_level",
-                "value_pct",
-                "max_value_pct",
-                "threshold_pct",
-                "escalated_at",
-                "resolved_at",
-                "bid",
-                "ask",
-                "reference_price",
-                "value_pips",
-                "age_seconds",
-                "updated_at",
-            ],
-        )
-    return [
-        {
-            "symbol": a.symbol,
-            "condition": a.condition,
-            "level": a.level,
-            "value_pct": _s(a.value_pct),
-            "threshold_pct": _s(a.threshold_pct),
-            "value_pips": _s(a.value_pips),
-            "age_seconds": a.age_seconds,
-            "should_close_positions": a.level == Level.CRITICAL and a.symbol in held_symbols,
+        outcome.summary = {
+            "drawdown": drawdown,
+            "market_alerts": market,
+            "any_positions_should_close": drawdown["should_close_all"]
+            or any(a["should_close_positions"] for a in market),
         }
-        for a in sorted(open_alerts.values(), key=lambda a: (a.symbol, a.condition))
-    ]
+        self.transitions.extend(outcome.transitions)
+        return outcome
+
+    def _drawdown(self, *, sync_id, broker_time, account, open_positions, outcome: GuardOutcome) -> dict[str, Any]:
+        """Peak (SPEC §5): max(previous peak, equity); the first snapshot starts it at max(balance, equity)."""
+        config, user_id = self.config, self.user_id
+        balance, equity = account["balance"], account["equity"]
+        if self.state is None:
+            self.state = GuardState(user_id=user_id, peak_equity=max(balance, equity), peak_equity_at=broker_time)
+            self.state_dirty = True
+        elif equity > self.state.peak_equity:
+            self.state.peak_equity, self.state.peak_equity_at = equity, broker_time
+            self.state_dirty = True
+        peak = self.state.peak_equity
+        pct = _pct(drawdown_pct(peak=peak, equity=equity))
+        level = drawdown_level(pct=pct, equity=equity, config=config)
+        below_min = equity < config.min_equity
+        self.snapshots.append(
+            EquitySnapshot(
+                user_id=user_id,
+                sync_id=sync_id,
+                broker_time=broker_time,
+                login=account.get("login"),
+                currency=account["currency"],
+                balance=balance,
+                equity=equity,
+                margin=account.get("margin", Decimal("0")),
+                margin_free=account.get("margin_free", Decimal("0")),
+                peak_equity=peak,
+                drawdown_pct=pct,
+                drawdown_level=level,
+                open_positions=open_positions,
+            )
+        )
+        threshold = config.drawdown_critical_pct if level == Level.CRITICAL else config.drawdown_warning_pct
+        alert = self.drawdown_alert
+        transition = None
+        if level != Level.OK and alert is None:
+            alert = DrawdownAlert(
+                user_id=user_id,
+                level=level,
+                max_level=level,
+                value_pct=pct,
+                max_value_pct=pct,
+                threshold_pct=threshold,
+                opened_at=broker_time,
+                sync_id=sync_id,
+                equity=equity,
+                peak_equity=peak,
+                below_min_equity=below_min,
+            )
+            self.drawdown_alert = alert
+            transition = "opened"
+        elif level != Level.OK:
+            transition = _apply_episode(alert, level=level, value=pct, threshold=threshold, now=broker_time)
+            alert.equity, alert.peak_equity, alert.below_min_equity = equity, peak, below_min
+        elif alert is not None:
+            alert.resolved_at = broker_time
+            alert.value_pct, alert.equity, alert.peak_equity, alert.below_min_equity = pct, equity, peak, below_min
+            self.drawdown_alert = None
+            transition = "resolved"
+        if alert is not None:
+            self._changed(alert)
+        if transition:
+            reported = level if transition != "resolved" else alert.max_level
+            outcome.transitions.append(("drawdown", transition, reported))
+            outcome.logs.append(
+                _guard_log(
+                    user_id=user_id,
+                    sync_id=sync_id,
+                    status=ReconciliationLog.Status.SUCCESS
+                    if transition == "resolved"
+                    else ReconciliationLog.Status.WARNING,
+                    message=f"drawdown {transition}: {level} at {pct} % (peak {peak}, equity {equity})",
+                    details={
+                        "kind": "drawdown",
+                        "transition": transition,
+                        "level": level,
+                        "drawdown_pct": _s(pct),
+                        "threshold_pct": _s(threshold),
+                        "equity": _s(equity),
+                        "peak_equity": _s(peak),
+                        "below_min_equity": below_min,
+                    },
+                )
+            )
+        return {
+            "level": level,
+            "equity": _s(equity),
+            "balance": _s(balance),
+            "currency": account["currency"],
+            "peak_equity": _s(peak),
+            "drawdown_pct": _s(pct),
+            "warning_pct": _s(config.drawdown_warning_pct),
+            "critical_pct": _s(config.drawdown_critical_pct),
+            "min_equity": _s(config.min_equity),
+            "below_min_equity": below_min,
+            "should_close_all": level == Level.CRITICAL,
+        }
+
+    def _market(
+        self, *, sync_id, broker_time, quotes, previous_quotes, instruments, held_symbols, outcome: GuardOutcome
+    ) -> list[dict[str, Any]]:
+        """Open/escalate/update/resolve the market alerts of the quoted symbols; others are left as they are.
+
+        Returns every open alert after the sync with ``should_close_positions`` (critical on a held symbol).
+        """
+        open_alerts = self.market_alerts
+        for quote in quotes:
+            symbol = quote["symbol"]
+            measures = measure_quote(
+                quote=quote,
+                previous=previous_quotes.get(symbol),
+                instrument=instruments.get(symbol),
+                broker_time=broker_time,
+                config=self.config,
+            )
+            for condition, m in measures.items():
+                alert = open_alerts.get((symbol, condition))
+                transition = None
+                if m.level != Level.OK and alert is None:
+                    alert = MarketAlert(
+                        user_id=self.user_id,
+                        symbol=symbol,
+                        condition=condition,
+                        level=m.level,
+                        max_level=m.level,
+                        value_pct=m.value_pct,
+                        max_value_pct=m.value_pct,
+                        threshold_pct=m.threshold_pct,
+                        opened_at=broker_time,
+                        sync_id=sync_id,
+                    )
+                    open_alerts[(symbol, condition)] = alert
+                    transition = "opened"
+                elif m.level != Level.OK:
+                    transition = _apply_episode(
+                        alert, level=m.level, value=m.value_pct, threshold=m.threshold_pct, now=broker_time
+                    )
+                elif alert is not None:
+                    alert.resolved_at = broker_time
+                    alert.value_pct = m.value_pct
+                    del open_alerts[(symbol, condition)]
+                    transition = "resolved"
+                if alert is None:
+                    continue
+                alert.bid, alert.ask = m.bid, m.ask
+                if m.reference_price is not None:
+                    alert.reference_price = m.reference_price
+                if m.value_pips is not None:
+                    alert.value_pips = m.value_pips
+                if m.age_seconds is not None:
+                    alert.age_seconds = m.age_seconds
+                self._changed(alert)
+                if transition:
+                    level = m.level if transition != "resolved" else alert.max_level
+                    outcome.transitions.append(("market", transition, level))
+                    outcome.logs.append(
+                        _guard_log(
+                            user_id=self.user_id,
+                            sync_id=sync_id,
+                            symbol=symbol,
+                            status=(
+                                ReconciliationLog.Status.SUCCESS
+                                if transition == "resolved"
+                                else ReconciliationLog.Status.WARNING
+                            ),
+                            message=f"{condition} {transition} on {symbol}: {m.level} at {m.value_pct} %",
+                            details={
+                                "kind": "market",
+                                "condition": condition,
+                                "transition": transition,
+                                "level": m.level,
+                                "value_pct": _s(m.value_pct),
+                                "threshold_pct": _s(m.threshold_pct),
+                                "value_pips": _s(m.value_pips),
+                                "age_seconds": m.age_seconds,
+                                "bid": _s(m.bid),
+                                "ask": _s(m.ask),
+                                "reference_price": _s(m.reference_price),
+                            },
+                        )
+                    )
+        return [
+            {
+                "symbol": a.symbol,
+                "condition": a.condition,
+                "level": a.level,
+                "value_pct": _s(a.value_pct),
+                "threshold_pct": _s(a.threshold_pct),
+                "value_pips": _s(a.value_pips),
+                "age_seconds": a.age_seconds,
+                "should_close_positions": a.level == Level.CRITICAL and a.symbol in held_symbols,
+            }
+            for a in sorted(open_alerts.values(), key=lambda a: (a.symbol, a.condition))
+        ]
+
+    def flush(self) -> None:
+        """Write the peak, the snapshots and the alerts' final states (existing alerts before new ones, so a
+        resolved episode never collides with the next one on the "one open alert" constraints)."""
+        if self.state is not None and self.state_dirty:
+            if self.state.pk is None:
+                self.state.save(force_insert=True)
+            else:
+                self.state.save(update_fields=["peak_equity", "peak_equity_at", "updated_at"])
+        if self.snapshots:
+            EquitySnapshot.objects.bulk_create(self.snapshots)
+        for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
+            alerts = [a for a in self.changed_alerts.values() if isinstance(a, model)]
+            existing = [a for a in alerts if a.pk is not None]
+            new = [a for a in alerts if a.pk is None]
+            if existing:
+                # An upsert on the primary key: one statement, no per-field CASE expressions.
+                model.objects.bulk_create(existing, update_conflicts=True, unique_fields=["pk"], update_fields=fields)
+            if new:
+                model.objects.bulk_create(new)
+        self.changed_alerts.clear()
+        self.snapshots = []
+        self.state_dirty = False
 
 
-def guards_evaluate(
-    *,
-    user_id: int,
-    sync_id: uuid.UUID,
-    broker_time: datetime,
-    account: dict[str, Any],
-    quotes: Iterable[dict[str, Any]],
-    previous_quotes: dict[str, Quote],
-    instruments: dict[str, Instrument],
-    held_symbols: set[str],
-    open_positions: int,
-    config: GuardConfig,
-    state: GuardState | None,
-    alerts_may_be_open: bool = True,
-) -> GuardOutcome:
-    """Evaluate every guard for one sync (SPEC §5) and return the levels for the sync summary.
-
-    Must run inside the sync's transaction with the user's row locked. Writes the EquitySnapshot, the
-    peak (GuardState) and the alert episodes; returns the ``guard`` log rows of the transitions for
-    the caller to insert with the sync's other log rows.
-    """
-    outcome = GuardOutcome(summary={})
-    drawdown = evaluate_drawdown(
-        user_id=user_id,
-        sync_id=sync_id,
-        broker_time=broker_time,
-        account=account,
-        config=config,
-        state=state,
-        open_positions=open_positions,
-        outcome=outcome,
-        alerts_may_be_open=alerts_may_be_open,
-    )
-    market = evaluate_market(
-        user_id=user_id,
-        sync_id=sync_id,
-        broker_time=broker_time,
-        quotes=quotes,
-        previous_quotes=previous_quotes,
-        instruments=instruments,
-        held_symbols=held_symbols,
-        config=config,
-        outcome=outcome,
-        alerts_may_be_open=alerts_may_be_open,
-    )
-    outcome.summary = {
-        "drawdown": drawdown,
-        "market_alerts": market,
-        "any_positions_should_close": drawdown["should_close_all"] or any(a["should_close_positions"] for a in market),
-    }
-    return outcome
+_ALERT_FIELDS = [
+    "level",
+    "max_level",
+    "value_pct",
+    "max_value_pct",
+    "threshold_pct",
+    "escalated_at",
+    "resolved_at",
+    "updated_at",
+]
+DRAWDOWN_ALERT_FIELDS = [*_ALERT_FIELDS, "equity", "peak_equity", "below_min_equity"]
+MARKET_ALERT_FIELDS = [*_ALERT_FIELDS, "bid", "ask", "reference_price", "value_pips", "age_seconds"]
 
 
 def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> None:

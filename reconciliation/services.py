@@ -21,7 +21,7 @@ from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from guards.models import GuardConfig, GuardState
-from guards.services import guards_evaluate, record_guard_transitions
+from guards.services import GuardSession, record_guard_transitions
 from positions.models import Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import reconcile
@@ -78,38 +78,6 @@ def _lock_user(user_id: int) -> tuple[GuardConfig | None, GuardState | None]:
     return getattr(user, "guard_config", None), getattr(user, "guard_state", None)
 
 
-def _apply_symbol_specs(specs: list[dict[str, Any]]) -> None:
-    """Create or update ``Instrument`` rows from MT5 ``symbol_info()`` specs carried by the sync (SPEC §1)."""
-    if not specs:
-        return
-    existing = {i.symbol: i for i in Instrument.objects.filter(symbol__in=[spec["symbol"] for spec in specs])}
-    to_create, to_update = [], []
-    for spec in specs:
-        values = {
-            "contract_size": spec["trade_contract_size"],
-            "digits": spec["digits"],
-            "point": spec["point"],
-            "pip_size": pip_size_for(digits=spec["digits"], point=spec["point"]),
-            "currency_base": spec["currency_base"],
-            "currency_profit": spec["currency_profit"],
-        }
-        for optional in ("volume_step", "volume_min"):
-            if spec.get(optional) is not None:
-                values[optional] = spec[optional]
-        instrument = existing.get(spec["symbol"])
-        if instrument is None:
-            to_create.append(Instrument(symbol=spec["symbol"], description=spec["symbol"], **values))
-        elif any(getattr(instrument, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(instrument, name, value)
-            instrument.updated_at = timezone.now()
-            to_update.append(instrument)
-    if to_create:
-        Instrument.objects.bulk_create(to_create)
-    if to_update:
-        Instrument.objects.bulk_update(to_update, [*INSTRUMENT_SPEC_FIELDS, "volume_step", "volume_min", "updated_at"])
-
-
 def _load_instruments(symbols: set[str]) -> dict[str, Instrument]:
     return {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)} if symbols else {}
 
@@ -120,27 +88,6 @@ def _lock_positions(user_id: int, tickets: list[int]) -> list[Position]:
     if tickets:
         condition |= Q(ticket__in=tickets)
     return list(Position.objects.select_for_update(of=("self",)).filter(condition, user_id=user_id).order_by("pk"))
-
-
-def _upsert_quotes(
-    user_id: int, quotes: list[dict[str, Any]], previous: dict[str, Quote], broker_time: datetime
-) -> int:
-    """Store each quote as the user's latest for its symbol, unless the stored one is newer. Returns rows written."""
-    rows = []
-    for quote in quotes:
-        when = quote["time"] or broker_time
-        stored = previous.get(quote["symbol"])
-        if stored is not None and stored.time > when:
-            continue
-        rows.append(Quote(user_id=user_id, symbol=quote["symbol"], bid=quote["bid"], ask=quote["ask"], time=when))
-    if rows:
-        Quote.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["user", "symbol"],
-            update_fields=["bid", "ask", "time", "updated_at"],
-        )
-    return len(rows)
 
 
 def _save_positions(positions: list[Position]) -> None:
@@ -158,15 +105,15 @@ def _save_positions(positions: list[Position]) -> None:
 
 @dataclass(frozen=True)
 class _Previous:
-    """What the sync needs from the user's earlier syncs (one query)."""
+    """What a batch needs from the user's earlier syncs (one query)."""
 
-    replayed_id: int | None  # pk of the sync row with this sync_id, if any
+    replayed: dict[uuid.UUID, int]  # sync_id → pk of its stored sync row
     broker_time: datetime | None  # broker time of the latest accepted sync
     alerts_may_be_open: bool  # False when the latest summary shows no open alert (skips two queries)
 
 
-def _previous(user_id: int, sync_id: uuid.UUID) -> _Previous:
-    """Read the sync row with ``sync_id`` (a replay) and the latest sync row, in one query.
+def _previous(user_id: int, sync_ids: list[uuid.UUID]) -> _Previous:
+    """Read the stored sync rows of ``sync_ids`` (replays) and the latest sync row, in one query.
 
     Accepted syncs never go back in broker time, so the newest sync row (the (user, event_type,
     created_at) index) carries the latest broker time. Its summary lists the guard levels after it:
@@ -176,7 +123,7 @@ def _previous(user_id: int, sync_id: uuid.UUID) -> _Previous:
     syncs = ReconciliationLog.objects.filter(user_id=user_id, event_type=ReconciliationLog.EventType.SYNC)
     latest = syncs.order_by("-created_at", "-id").values("pk")[:1]
     rows = list(
-        syncs.filter(Q(sync_id=sync_id) | Q(pk=Subquery(latest))).values_list(
+        syncs.filter(Q(sync_id__in=sync_ids) | Q(pk=Subquery(latest))).values_list(
             "created_at",
             "pk",
             "sync_id",
@@ -185,7 +132,8 @@ def _previous(user_id: int, sync_id: uuid.UUID) -> _Previous:
             "details__guards__market_alerts",
         )
     )
-    replayed = next((pk for _, pk, row_sync_id, *_ in rows if row_sync_id == sync_id), None)
+    wanted = set(sync_ids)
+    replayed = {row_sync_id: pk for _, pk, row_sync_id, *_ in rows if row_sync_id in wanted}
     newest = max(rows, key=lambda row: (row[0], row[1]), default=None)
     if newest is None:
         return _Previous(replayed, None, False)
@@ -205,168 +153,293 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
     on a symbol with no instrument raises ``ValidationError`` (→ 400, nothing written). After commit:
     bump the user's cache generation and count metrics.
     """
+    return sync_ingest_batch(user_id=user_id, batch=[data])[0]
+
+
+def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[SyncResult]:
+    """Ingest several validated syncs of one user, in order, in one transaction (a worker's backlog).
+
+    Each sync is processed exactly as :func:`sync_ingest` would (same rules, same summary, one
+    ``sync`` row each, replays answered from the stored summary), but the user's state is read once
+    and written once: the ledger, quotes, peak and alert episodes in their final state, plus every
+    snapshot and log row in bulk. All or nothing: an out-of-order sync (409) or an unknown symbol
+    (400) anywhere rejects the whole batch. Returns one :class:`SyncResult` per input, in order.
+    """
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            result, after_commit = _ingest(user_id=user_id, data=data, started=started)
+            results = _Batch(user_id=user_id, started=started).run(batch)
     except (Conflict, ValidationError):
         SYNCS.labels(outcome="rejected").inc()
         raise
-    if after_commit is None:
-        SYNCS.labels(outcome="replayed").inc()
-    return result
+    replayed = sum(not result.created for result in results)
+    if replayed:
+        SYNCS.labels(outcome="replayed").inc(replayed)
+    return results
 
 
-def _ingest(*, user_id: int, data: dict[str, Any], started: float):
-    sync_id = uuid.UUID(str(data["sync_id"])) if data.get("sync_id") else uuid.uuid4()
-    broker_time: datetime = data["broker_time"]
-    config, state = _lock_user(user_id)
-    previous = _previous(user_id, sync_id)
-    if previous.replayed_id is not None:
-        stored = ReconciliationLog.objects.values_list("details", flat=True).get(pk=previous.replayed_id)
-        return SyncResult(summary=stored, created=False), None
-    latest = previous.broker_time
-    if latest is not None and broker_time < latest:
-        raise Conflict(
-            f"broker_time {broker_time.isoformat()} is older than the latest accepted sync ({latest.isoformat()})."
+ZERO_COUNTS = (
+    "positions_seen",
+    "matched",
+    "confirmed",
+    "created_from_broker",
+    "divergences_opened",
+    "divergences_resolved",
+    "missing_at_broker",
+    "closed",
+    "ignored_closed",
+)
+
+
+class _Batch:
+    """One ingestion: the user's locked state in memory, the syncs applied in order, then one flush."""
+
+    def __init__(self, *, user_id: int, started: float):
+        self.user_id = user_id
+        self.started = started
+        self.new_positions: list[Position] = []
+        self.changed_positions: dict[int, Position] = {}
+        self.changed_instruments: dict[str, Instrument] = {}
+        self.final_quotes: dict[str, Quote] = {}
+        self.logs: list[ReconciliationLog] = []
+        self.opened_reasons: list[str] = []
+
+    def run(self, batch: list[dict[str, Any]]) -> list[SyncResult]:
+        user_id = self.user_id
+        config, state = _lock_user(user_id)
+        sync_ids = [uuid.UUID(str(data["sync_id"])) if data.get("sync_id") else uuid.uuid4() for data in batch]
+        previous = _previous(user_id, sync_ids)
+        # Which inputs are new: a stored sync_id, or one repeated inside the batch, is a replay.
+        plan: list[tuple[str, Any]] = []
+        seen: dict[uuid.UUID, int] = {}
+        latest = previous.broker_time
+        for index, (sync_id, data) in enumerate(zip(sync_ids, batch, strict=True)):
+            if sync_id in previous.replayed:
+                plan.append(("stored", previous.replayed[sync_id]))
+            elif sync_id in seen:
+                plan.append(("batch", seen[sync_id]))
+            else:
+                broker_time = data["broker_time"]
+                if latest is not None and broker_time < latest:
+                    raise Conflict(
+                        f"broker_time {broker_time.isoformat()} is older than the latest accepted sync "
+                        f"({latest.isoformat()})."
+                    )
+                latest = broker_time
+                seen[sync_id] = index
+                plan.append(("new", index))
+        new = [batch[index] for kind, index in plan if kind == "new"]
+        summaries: dict[int, dict[str, Any]] = {}
+        if new:
+            if config is None:
+                config = GuardConfig.objects.create(user_id=user_id)
+                config.refresh_from_db()  # Decimal thresholds as stored (15.000), as every later sync reads them
+            self.config = config
+            self._load(new)
+            self.guards = GuardSession(
+                user_id=user_id, config=config, state=state, alerts_may_be_open=previous.alerts_may_be_open
+            )
+            for kind, index in plan:
+                if kind == "new":
+                    summaries[index] = self._sync(sync_ids[index], batch[index])
+            self._flush()
+        stored_ids = [pk for kind, pk in plan if kind == "stored"]
+        stored = (
+            dict(ReconciliationLog.objects.filter(pk__in=stored_ids).values_list("pk", "details")) if stored_ids else {}
         )
-    if config is None:
-        config = GuardConfig.objects.create(user_id=user_id)
-        config.refresh_from_db()  # Decimal thresholds as stored (15.000), as every later sync reads them
+        results = []
+        for kind, ref in plan:
+            if kind == "new":
+                results.append(SyncResult(summary=summaries[ref], created=True))
+            elif kind == "batch":
+                results.append(SyncResult(summary=summaries[ref], created=False))
+            else:
+                results.append(SyncResult(summary=stored[ref], created=False))
+        if new:
+            self._after_commit(len(new))
+        return results
 
-    _apply_symbol_specs(data.get("symbols") or [])
-    broker_positions = data.get("positions")
-    quotes = data.get("quotes") or []
-    deals = data.get("deals") or []
-    positions_known = broker_positions is not None
-
-    ledger: list[Position] = []
-    if positions_known:
-        ledger = _lock_positions(user_id, [row["ticket"] for row in broker_positions])
-    symbols = {q["symbol"] for q in quotes} | {p.symbol for p in ledger}
-    symbols |= {row["symbol"] for row in broker_positions or []}
-    instruments = _load_instruments(symbols)
-    unknown = sorted({row["symbol"] for row in broker_positions or []} - set(instruments))
-    if unknown:
-        raise ValidationError(
-            {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
+    # --- reads ------------------------------------------------------------------------------
+    def _load(self, new: list[dict[str, Any]]) -> None:
+        """Lock the ledger rows and read instruments and quotes for every sync of the batch."""
+        tickets = [row["ticket"] for data in new for row in (data.get("positions") or [])]
+        self.ledger = _lock_positions(self.user_id, tickets)
+        symbols = {p.symbol for p in self.ledger}
+        for data in new:
+            symbols |= {q["symbol"] for q in data.get("quotes") or []}
+            symbols |= {row["symbol"] for row in data.get("positions") or []}
+            symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
+        self.instruments = _load_instruments(symbols)
+        quoted = {q["symbol"] for data in new for q in data.get("quotes") or []}
+        self.quotes = (
+            {q.symbol: q for q in Quote.objects.filter(user_id=self.user_id, symbol__in=quoted)} if quoted else {}
         )
 
-    if positions_known:
-        outcome = reconcile(
-            user_id=user_id,
+    # --- one sync ---------------------------------------------------------------------------
+    def _sync(self, sync_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+        user_id = self.user_id
+        broker_time: datetime = data["broker_time"]
+        self._apply_symbol_specs(data.get("symbols") or [])
+        broker_positions = data.get("positions")
+        quotes = data.get("quotes") or []
+        positions_known = broker_positions is not None
+        unknown = sorted({row["symbol"] for row in broker_positions or []} - set(self.instruments))
+        if unknown:
+            raise ValidationError(
+                {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
+            )
+        outcome = None
+        if positions_known:
+            outcome = reconcile(
+                user_id=user_id,
+                sync_id=sync_id,
+                broker_time=broker_time,
+                ledger=self.ledger,
+                broker_positions=broker_positions,
+                deals=data.get("deals") or [],
+                instruments=self.instruments,
+                sync_stale_seconds=self.config.sync_stale_seconds,
+            )
+            self.ledger.extend(outcome.created)
+            self.new_positions.extend(outcome.created)
+            for position in outcome.updated:
+                if position.pk is not None:
+                    self.changed_positions[position.pk] = position
+            self.opened_reasons.extend(outcome.opened_reasons)
+        open_rows = [p for p in self.ledger if p.status == Position.Status.OPEN]
+        held_symbols = {p.symbol for p in open_rows}
+
+        normalized_quotes = [{**q, "time": q["time"] or broker_time} for q in quotes]
+        previous_quotes = dict(self.quotes)
+        stored = 0
+        for quote in normalized_quotes:
+            current = self.quotes.get(quote["symbol"])
+            if current is not None and current.time > quote["time"]:
+                continue  # the stored quote is newer: keep it
+            row = Quote(user_id=user_id, symbol=quote["symbol"], bid=quote["bid"], ask=quote["ask"], time=quote["time"])
+            self.quotes[quote["symbol"]] = row
+            self.final_quotes[quote["symbol"]] = row
+            stored += 1
+        guards = self.guards.evaluate(
             sync_id=sync_id,
             broker_time=broker_time,
-            ledger=ledger,
-            broker_positions=broker_positions,
-            deals=deals,
-            instruments=instruments,
-            sync_stale_seconds=config.sync_stale_seconds,
+            account=data["account"],
+            quotes=normalized_quotes,
+            previous_quotes=previous_quotes,
+            instruments=self.instruments,
+            held_symbols=held_symbols,
+            open_positions=len(open_rows),
         )
-        if outcome.created:
-            Position.objects.bulk_create(outcome.created)
-        if outcome.updated:
-            _save_positions(list({id(p): p for p in outcome.updated}.values()))
-        open_count, held_symbols = outcome.open_count, outcome.open_symbols
-        logs = outcome.logs
-    else:
-        outcome = None
-        open_rows = Position.objects.filter(user_id=user_id, status=Position.Status.OPEN).values_list(
-            "symbol", flat=True
+
+        now_perf = time.perf_counter()
+        duration_ms = int((now_perf - self.started) * 1000)
+        self.started = now_perf  # the next sync of the batch is timed from here
+        counts = outcome.counts if outcome else dict.fromkeys(ZERO_COUNTS, 0)
+        counts = {**counts, "open_positions": len(open_rows), "quotes": len(quotes), "quotes_stored": stored}
+        divergences = outcome.divergences if outcome else []
+        if not positions_known:
+            message = "positions unknown (positions: null): account and quotes processed, ledger untouched"
+        else:
+            message = (
+                f"{counts['positions_seen']} positions, {counts['matched']} matched, "
+                f"{counts['divergences_opened']} divergences opened, {counts['divergences_resolved']} resolved, "
+                f"{counts['closed']} closed"
+            )
+        summary = {
+            "sync_id": str(sync_id),
+            "broker_time": broker_time.isoformat(),
+            "positions_known": positions_known,
+            "message": message,
+            "counts": counts,
+            "divergences": divergences,
+            "closed": outcome.closed if outcome else [],
+            "guards": guards.summary,
+            "duration_ms": duration_ms,
+        }
+        sync_status = (
+            ReconciliationLog.Status.WARNING
+            if (not positions_known or divergences or guards.summary["any_positions_should_close"])
+            else ReconciliationLog.Status.SUCCESS
         )
-        held = list(open_rows)
-        open_count, held_symbols, logs = len(held), set(held), []
-
-    previous_quotes = {
-        q.symbol: q for q in Quote.objects.filter(user_id=user_id, symbol__in=[q["symbol"] for q in quotes])
-    }
-    normalized_quotes = [{**q, "time": q["time"] or broker_time} for q in quotes]
-    quotes_written = _upsert_quotes(user_id, normalized_quotes, previous_quotes, broker_time)
-    guards = guards_evaluate(
-        user_id=user_id,
-        sync_id=sync_id,
-        broker_time=broker_time,
-        account=data["account"],
-        quotes=normalized_quotes,
-        previous_quotes=previous_quotes,
-        instruments=instruments,
-        held_symbols=held_symbols,
-        open_positions=open_count,
-        config=config,
-        state=state,
-        alerts_may_be_open=previous.alerts_may_be_open,
-    )
-
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    counts = (
-        outcome.counts
-        if outcome
-        else dict.fromkeys(
-            (
-                "positions_seen",
-                "matched",
-                "confirmed",
-                "created_from_broker",
-                "divergences_opened",
-                "divergences_resolved",
-                "missing_at_broker",
-                "closed",
-                "ignored_closed",
-            ),
-            0,
+        sync_row = ReconciliationLog(
+            user_id=user_id,
+            sync_id=sync_id,
+            event_type=ReconciliationLog.EventType.SYNC,
+            status=sync_status,
+            duration_ms=duration_ms,
+            broker_time=broker_time,
+            message=message,
+            details=summary,
         )
-    )
-    counts = {**counts, "open_positions": open_count, "quotes": len(quotes), "quotes_stored": quotes_written}
-    divergences = outcome.divergences if outcome else []
-    if not positions_known:
-        message = "positions unknown (positions: null): account and quotes processed, ledger untouched"
-    else:
-        message = (
-            f"{counts['positions_seen']} positions, {counts['matched']} matched, "
-            f"{counts['divergences_opened']} divergences opened, {counts['divergences_resolved']} resolved, "
-            f"{counts['closed']} closed"
-        )
-    summary = {
-        "sync_id": str(sync_id),
-        "broker_time": broker_time.isoformat(),
-        "positions_known": positions_known,
-        "message": message,
-        "counts": counts,
-        "divergences": divergences,
-        "closed": outcome.closed if outcome else [],
-        "guards": guards.summary,
-        "duration_ms": duration_ms,
-    }
-    sync_status = (
-        ReconciliationLog.Status.WARNING
-        if (not positions_known or divergences or guards.summary["any_positions_should_close"])
-        else ReconciliationLog.Status.SUCCESS
-    )
-    sync_row = ReconciliationLog(
-        user_id=user_id,
-        sync_id=sync_id,
-        event_type=ReconciliationLog.EventType.SYNC,
-        status=sync_status,
-        duration_ms=duration_ms,
-        broker_time=broker_time,
-        message=message,
-        details=summary,
-    )
-    now = timezone.now()
-    all_logs = [*logs, *guards.logs, sync_row]
-    for row in all_logs:
-        row.created_at = now
-    ReconciliationLog.objects.bulk_create(all_logs)
+        created_at = timezone.now()
+        for row in (*(outcome.logs if outcome else ()), *guards.logs, sync_row):
+            row.created_at = created_at
+            self.logs.append(row)
+        return summary
 
-    opened_reasons = list(outcome.opened_reasons) if outcome else []
-    transitions = list(guards.transitions)
+    def _apply_symbol_specs(self, specs: list[dict[str, Any]]) -> None:
+        """Create or update ``Instrument`` rows from MT5 ``symbol_info()`` specs (SPEC §1); written at flush."""
+        for spec in specs:
+            values = {
+                "contract_size": spec["trade_contract_size"],
+                "digits": spec["digits"],
+                "point": spec["point"],
+                "pip_size": pip_size_for(digits=spec["digits"], point=spec["point"]),
+                "currency_base": spec["currency_base"],
+                "currency_profit": spec["currency_profit"],
+            }
+            for optional in ("volume_step", "volume_min"):
+                if spec.get(optional) is not None:
+                    values[optional] = spec[optional]
+            instrument = self.instruments.get(spec["symbol"])
+            if instrument is None:
+                instrument = Instrument(symbol=spec["symbol"], description=spec["symbol"], **values)
+                self.instruments[spec["symbol"]] = instrument
+            elif all(getattr(instrument, name) == value for name, value in values.items()):
+                continue
+            for name, value in values.items():
+                setattr(instrument, name, value)
+            self.changed_instruments[spec["symbol"]] = instrument
 
-    def after_commit() -> None:
-        bump_user_generation(user_id)
-        SYNCS.labels(outcome="created").inc()
-        for reason in opened_reasons:
-            DIVERGENCES.labels(reason=reason).inc()
-        record_guard_transitions(transitions)
+    # --- writes -----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Write the batch: instruments, new then changed positions, quotes, guards, then the log rows
+        (which point at positions created above)."""
+        new_instruments = [i for i in self.changed_instruments.values() if i.pk is None]
+        old_instruments = [i for i in self.changed_instruments.values() if i.pk is not None]
+        if new_instruments:
+            Instrument.objects.bulk_create(new_instruments)
+        if old_instruments:
+            now = timezone.now()
+            for instrument in old_instruments:
+                instrument.updated_at = now
+            Instrument.objects.bulk_update(
+                old_instruments, [*INSTRUMENT_SPEC_FIELDS, "volume_step", "volume_min", "updated_at"]
+            )
+        if self.new_positions:
+            Position.objects.bulk_create(self.new_positions)
+        if self.changed_positions:
+            _save_positions(list(self.changed_positions.values()))
+        if self.final_quotes:
+            Quote.objects.bulk_create(
+                list(self.final_quotes.values()),
+                update_conflicts=True,
+                unique_fields=["user", "symbol"],
+                update_fields=["bid", "ask", "time", "updated_at"],
+            )
+        self.guards.flush()
+        ReconciliationLog.objects.bulk_create(self.logs)
 
-    transaction.on_commit(after_commit)
-    return SyncResult(summary=summary, created=True), after_commit
+    def _after_commit(self, created: int) -> None:
+        user_id = self.user_id
+        opened_reasons = list(self.opened_reasons)
+        transitions = list(self.guards.transitions)
+
+        def after_commit() -> None:
+            bump_user_generation(user_id)
+            SYNCS.labels(outcome="created").inc(created)
+            for reason in opened_reasons:
+                DIVERGENCES.labels(reason=reason).inc()
+            record_guard_transitions(transitions)
+
+        transaction.on_commit(after_commit)

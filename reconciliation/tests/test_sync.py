@@ -405,3 +405,106 @@ def test_sync_summary_reports_guard_levels_and_duration(auth_client, user):
     assert isinstance(body["duration_ms"], int)
     sync_row = logs(user, event_type="sync")[0]
     assert sync_row.duration_ms == body["duration_ms"] and sync_row.broker_time is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch ingestion (a worker's backlog; seed_demo) = the same syncs one by one
+# ---------------------------------------------------------------------------------------------
+def _story(clock):
+    """Six syncs touching every path: confirm with slippage, SL change, manual trade, close by deal,
+    inferred close, a spread episode and a drawdown episode."""
+    t = [clock.tick() for _ in range(6)]
+    gold = [quote("XAUUSD", "1950.00", "1950.30")]
+    wide = [quote("XAUUSD", "1950.00", "1969.50")]
+    slipped = broker_position(1, price_open="1.09530", sl="1.09000")
+    moved_sl = broker_position(1, price_open="1.09530", sl="1.08900")
+    second = broker_position(2, sl="1.09000", tp="1.10000")
+    near_tp = broker_position(2, sl="1.09000", tp="1.10000", price_current="1.09996")
+    manual = broker_position(900, symbol="XAUUSD", volume="0.10", price_open="1950")
+    stop = deal(1, reason=4, price="1.09000", profit="-53.00")
+    return [
+        sync_payload(broker_time=t[0], positions=[slipped], quotes=gold),
+        sync_payload(broker_time=t[1], positions=[moved_sl, second], quotes=wide, equity="8400.00"),
+        sync_payload(broker_time=t[2], positions=[slipped, near_tp, manual], quotes=wide, equity="7900.00"),
+        sync_payload(broker_time=t[3], positions=[slipped, manual], quotes=gold),
+        sync_payload(broker_time=t[4], positions=[manual], deals=[stop], quotes=gold, equity="10100.00"),
+        sync_payload(broker_time=t[5], positions=None, quotes=gold, equity="10100.00"),
+    ]  # fmt: skip
+
+
+def _state(user):
+    positions = [
+        (p.ticket, p.origin, p.status, p.matched, tuple(p.divergence_reasons), p.close_reason, p.realized_pnl,
+         p.price_current)
+        for p in Position.objects.filter(user=user).order_by("ticket")
+    ]  # fmt: skip
+    logs = [
+        (r.event_type, r.status, r.ticket, r.divergence_reason, r.close_reason, r.details.get("transition"))
+        for r in ReconciliationLog.objects.filter(user=user).order_by("id")
+    ]
+    from guards.models import DrawdownAlert, MarketAlert
+
+    alerts = [(a.level, a.max_level, a.max_value_pct, a.resolved_at) for a in DrawdownAlert.objects.filter(user=user)]
+    alerts += [(a.condition, a.level, a.max_level, a.resolved_at) for a in MarketAlert.objects.filter(user=user)]
+    return positions, sorted(logs, key=str), alerts
+
+
+def _without_timing(summary):
+    return {k: v for k, v in summary.items() if k not in ("duration_ms", "sync_id")}
+
+
+def test_batch_ingestion_equals_one_sync_at_a_time(user, other_user):
+    # given the same story for two users: one sync at a time, and as one backlog
+    from reconciliation.serializers import SyncInputSerializer
+    from reconciliation.services import sync_ingest_batch
+
+    clock = Clock()
+    story = _story(clock)
+    for u in (user, other_user):
+        register(u, 1, sl="1.09000")
+        register(u, 2, sl="1.09000", tp="1.10000")
+    # when
+    one_by_one = [ingest(user, payload).summary for payload in story]
+    validated = []
+    for payload in story:
+        serializer = SyncInputSerializer(data={**payload, "sync_id": str(uuid.uuid4())})
+        serializer.is_valid(raise_exception=True)
+        validated.append(serializer.validated_data)
+    batched = [result.summary for result in sync_ingest_batch(user_id=other_user.pk, batch=validated)]
+    # then: the same summaries, ledger, log rows and alert episodes
+    assert [_without_timing(s) for s in one_by_one] == [_without_timing(s) for s in batched]
+    assert _state(user) == _state(other_user)
+    assert one_by_one[4]["closed"][0]["close_reason"] == "sl_hit"  # the story did close by deal
+    assert one_by_one[2]["guards"]["drawdown"]["level"] == "critical"  # (10000 − 7900) / 10000 = 21 %
+
+
+def test_batch_replays_and_conflicts(user):
+    from reconciliation.serializers import SyncInputSerializer
+    from reconciliation.services import sync_ingest_batch
+
+    clock = Clock()
+    t1, t2 = clock.tick(), clock.tick()
+    first = ingest(user, sync_payload(broker_time=t1, positions=[]))
+
+    def validated(payload):
+        serializer = SyncInputSerializer(data=payload)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    new = validated(sync_payload(broker_time=t2, positions=[]))
+    stored = validated({**sync_payload(broker_time=t1, positions=[]), "sync_id": first.summary["sync_id"]})
+    # when a backlog holds a stored sync, a new one and the new one again
+    results = sync_ingest_batch(user_id=user.pk, batch=[stored, new, new])
+    # then
+    assert [r.created for r in results] == [False, True, False]
+    assert results[0].summary == first.summary and results[2].summary == results[1].summary
+    assert len(logs(user, event_type="sync")) == 2
+    # and a backlog going back in time is rejected whole
+    before = table_counts()
+    older = validated(sync_payload(broker_time=t1 - timedelta(seconds=1), positions=[]))
+    later = validated(sync_payload(broker_time=clock.tick(), positions=[]))
+    from tradingsite.api import Conflict
+
+    with pytest.raises(Conflict):
+        sync_ingest_batch(user_id=user.pk, batch=[later, older])
+    assert table_counts() == before

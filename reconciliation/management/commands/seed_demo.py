@@ -9,9 +9,10 @@ users ``demo001`` … (one shared password ``DEMO_PASSWORD``, default "demo-pass
 a GBP, USD or EUR account and a simulated MT5 terminal: seeded random-walk prices for the traded
 symbols plus the conversion pairs its account currency needs, a bot that registers positions with
 ``positions.services.position_register``, and a broker that fills, modifies and closes them. Every
-snapshot goes through ``reconciliation.services.sync_ingest`` in the shape ``SyncInputSerializer``
-validates to (``Terminal.snapshot``; a test checks the shapes agree) — no row of a position, log,
-quote, snapshot or alert is inserted directly. Scheduled events give every
+snapshot goes through ``reconciliation.services.sync_ingest_batch`` (the function behind
+``sync_ingest``: the same rules, the user's state read once per batch of up to 20 syncs) in the shape
+``SyncInputSerializer`` validates to (``Terminal.snapshot``; a test checks the shapes agree) — no
+row of a position, log, quote, snapshot or alert is inserted directly. Scheduled events give every
 kind of row: entry slippage (both directions), partial fills, SL changes at the broker, manual
 trades unknown to the bot, a pending order that never fills (``missing_at_broker``), closes by
 SL/TP/bot/manual deals and closes inferred without a deal, drawdown episodes (warning and critical),
@@ -42,13 +43,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from positions.models import Instrument
 from positions.services import position_register
-from reconciliation.services import sync_ingest
+from reconciliation.services import sync_ingest_batch
 
 SYNC_INTERVAL = timedelta(seconds=5)
+MAX_BATCH = 20  # syncs ingested together at most (100 s of the simulated clock)
 TRADED = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "EURGBP"]
 # Conversion pairs so every P&L currency (USD, JPY, GBP) converts into GBP, USD and EUR accounts (SPEC §4).
 QUOTED = [*TRADED, "GBPJPY", "EURJPY"]
@@ -360,11 +363,13 @@ class Command(BaseCommand):
         password_hash = make_password(demo_password)
         end = timezone.now().replace(microsecond=0)
         seeded = 0
-        for index, username in enumerate(usernames, start=1):
-            if username in existing:
-                continue
-            self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
-            seeded += 1
+        # DJANGO_DEBUG=1 (needed outside pytest) would record every SQL statement: tens of thousands here.
+        with override_settings(DEBUG=False):
+            for index, username in enumerate(usernames, start=1):
+                if username in existing:
+                    continue
+                self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
+                seeded += 1
         elapsed = time.perf_counter() - started
         after = self.row_counts()
         self.report(users, seeded, syncs, elapsed, before, after, usernames, admin_password, demo_password)
@@ -393,6 +398,7 @@ class Command(BaseCommand):
         clock = [end - SYNC_INTERVAL * syncs]
         with simulated_clock(clock):
             user = User.objects.create(username=username, password=password_hash, email=f"{username}@example.com")
+            backlog: list[dict[str, Any]] = []
             for step in range(1, syncs + 1):
                 clock[0] += SYNC_INTERVAL
                 now = clock[0]
@@ -401,14 +407,22 @@ class Command(BaseCommand):
                 terminal.fill_orders(now)
                 terminal.manual_trade(step, now)
                 terminal.modify_stops(step)
-                sync_ingest(user_id=user.pk, data=terminal.snapshot(step, now))
+                backlog.append(terminal.snapshot(step, now))
                 order = terminal.maybe_order(step)
                 if order is not None:
+                    # The bot registers right after this sync (registered_at = now); the broker fills it at
+                    # the next one. Registering before the backlog below is ingested changes nothing: a
+                    # pending row is only judged by syncs at least sync_stale_seconds after it.
                     position_register(
                         user_id=user.pk, ticket=order.ticket, symbol=order.symbol, side=order.side,
                         volume=order.volume, requested_price=order.price, sl=order.sl, tp=order.tp,
                     )  # fmt: skip
                     terminal.orders.append(order)
+                # Up to MAX_BATCH syncs go in as one backlog (sync_ingest_batch: the same rules, the user's
+                # state read and written once); their log rows carry the time of the batch's last sync.
+                if len(backlog) >= MAX_BATCH or step == syncs:
+                    sync_ingest_batch(user_id=user.pk, batch=backlog)
+                    backlog = []
 
     @staticmethod
     def row_counts() -> dict[str, int]:
