@@ -631,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for mode, rows in (result.get("profile") or {}).items():
         extra.append(
-            f"in-process page-cache {'hits' if mode == 'hit' else 'misses'} (one thread, CPU of the Django process "
-            "per request): "
+            f"in-process {({'hit': 'page-cache hits', 'miss': 'misses', 'floor': 'floor'})[mode]} "
+            "(one thread, CPU of the Django process per request): "
             + ", ".join(
                 f"{path.replace('/api/v1/', '')} {row['cpu_us_per_request'] / 1000:.2f} ms "
                 f"= {row['requests_per_s_per_core']} req/s per core"
