@@ -508,3 +508,43 @@ def test_batch_replays_and_conflicts(user):
     with pytest.raises(Conflict):
         sync_ingest_batch(user_id=user.pk, batch=[later, older])
     assert table_counts() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Side effects after commit: cache generation and metrics
+# ---------------------------------------------------------------------------------------------
+def _sample(name, **labels):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_sync_bumps_the_cache_generation_and_counts_metrics_after_commit(user, django_capture_on_commit_callbacks):
+    from tradingsite.caching import user_generation
+
+    # given a pending position that will fill with slippage, and a current generation
+    register(user, 1)
+    generation = user_generation(user.pk)
+    syncs = _sample("tradingsite_syncs_total", outcome="created")
+    slippages = _sample("tradingsite_divergences_total", reason="entry_slippage")
+    openings = _sample("tradingsite_guard_transitions_total", kind="drawdown", transition="opened", level="warning")
+    payload = sync_payload(
+        broker_time=Clock().tick(), positions=[broker_position(1, price_open="1.09540")], equity="8500.00"
+    )
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(user, payload)
+    # then: one INCR of the generation, one sync, one slippage, one drawdown warning (15 %) opened
+    assert user_generation(user.pk) == generation + 1
+    assert _sample("tradingsite_syncs_total", outcome="created") == syncs + 1
+    assert _sample("tradingsite_divergences_total", reason="entry_slippage") == slippages + 1
+    assert (
+        _sample("tradingsite_guard_transitions_total", kind="drawdown", transition="opened", level="warning")
+        == openings + 1
+    )
+    # and a replay counts as replayed, bumps nothing
+    replays = _sample("tradingsite_syncs_total", outcome="replayed")
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(user, payload)
+    assert _sample("tradingsite_syncs_total", outcome="replayed") == replays + 1
+    assert user_generation(user.pk) == generation + 1
