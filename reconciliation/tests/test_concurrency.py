@@ -15,7 +15,7 @@ from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, quo
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # restores the shipped instruments
 def test_concurrent_syncs_of_one_user_serialize_and_both_land(user):
     # given two different syncs with the same broker time, both reporting the same manual trade
     t = Clock().tick()
@@ -60,7 +60,7 @@ def test_concurrent_syncs_of_one_user_serialize_and_both_land(user):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # restores the shipped instruments
 def test_concurrent_replays_of_one_sync_id_write_one_sync(user):
     # given the same sync posted twice at the same moment (a worker retry racing the original)
     payload = sync_payload(broker_time=Clock().tick(), positions=[])
