@@ -639,6 +639,16 @@ def main(argv: list[str] | None = None) -> int:
                 for path, row in rows.items()
             )
         )
+    busiest = max(
+        [s["cpu"].get("other", 0.0) for s in result["scenario"].values()]
+        + [row["cpu"].get("other", 0.0) for row in result.get("saturation", {}).values()],
+        default=0.0,
+    )
+    if busiest > 25.0:
+        extra.append(
+            f"WARNING: other processes used up to {busiest:.0f}% CPU (of {100 * cores}%) during the measurements: "
+            "the figures understate what this machine does when the benchmark has it to itself."
+        )
     text = header + "\n" + render(result, checks) + "\n\n" + "\n".join(extra) + f"\n\nfiles: {run_dir}"
     print(text)
     (run_dir / "table.txt").write_text(text + "\n")
