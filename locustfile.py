@@ -495,6 +495,8 @@ class Credentials:
         ) as response:
             if response.status_code != 200:
                 response.failure(f"login HTTP {response.status_code}")
+                # back off (a 429 from the per-IP login throttle clears within a minute), then retry later
+                gevent.sleep(random.uniform(2.0, 10.0))
                 raise RescheduleTask()
             body = response.json()
             self.access, self.refresh = body["access"], body["refresh"]
