@@ -118,7 +118,7 @@ class LargeTablePaginator(Paginator):
     """
 
     count_limit = 10_000
-    count_timeout_ms = 60
+    count_timeout_ms = 30
 
     def __init__(self, *args: Any, count_limit: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
