@@ -213,6 +213,8 @@ class Engine:
         sl, tp = self.bot.levels(side=side, requested=requested, spec=self.spec)
         fill_price, fill_volume = requested, self.bot.lots
         fault = self.faults.entry_fault(self.entries)
+        if fault == F.PARTIAL_FILL and self.bot.lots < 2 * self.spec.volume_step:
+            fault = None  # one volume step cannot be filled partially
         details: dict = {}
         if fault == F.ENTRY_SLIPPAGE:
             pips = self.faults.slippage_pips()

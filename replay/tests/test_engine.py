@@ -146,3 +146,23 @@ def test_mt5_spread_column_sets_the_ask(tmp_path):
     quote = sink.syncs[0]["quotes"][0]
     # 10 points = 0.00010 above the bid
     assert Decimal(quote["ask"]) - Decimal(quote["bid"]) == Decimal("0.00010")
+
+
+def test_minimum_lot_entries_are_never_partially_filled(tmp_path):
+    # given the bot trades 0.01 lot (one volume step) and every entry is due a partial fill
+    bars = read_bars(write_series(tmp_path / "bars.csv"))
+    faults = F.FaultInjector(
+        seed=1, bar_rate=0, entry_rate=0, entry_schedule=dict.fromkeys(range(1, 50), F.PARTIAL_FILL)
+    )
+    engine = Engine(
+        bars=bars,
+        broker=Broker(spec=SPECS["EURUSD"], balance=Decimal("10000.00")),
+        bot=SmaCrossBot(fast=3, slow=8, lots=Decimal("0.01"), sl_pips=20, tp_pips=50),
+        faults=faults,
+        sink=NullSink(),
+    )
+    # when
+    engine.run()
+    # then nothing was injected and every fill is the full 0.01 lot
+    assert engine.entries > 0 and faults.faults == []
+    assert {d.volume for d in engine.broker.deals} == {Decimal("0.01")}
