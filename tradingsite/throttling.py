@@ -12,6 +12,8 @@ PITFALLS §2.8). Ours use the ``throttle`` cache alias while Redis answers and f
 
 from __future__ import annotations
 
+import hashlib
+
 from django.core.cache import caches
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -64,7 +66,9 @@ class AuthUsernameThrottle(FallbackCacheThrottle):
         username = request.data.get("username") if hasattr(request, "data") and isinstance(request.data, dict) else None
         if not username or not isinstance(username, str):
             return None
-        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
+        # Hashed: usernames may hold characters that are not valid in cache keys (and should not sit in Redis).
+        digest = hashlib.blake2b(username.strip().lower().encode(), digest_size=16).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest}
 
 
 class SyncThrottle(FallbackCacheThrottle):

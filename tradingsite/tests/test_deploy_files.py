@@ -51,7 +51,8 @@ def test_compose_wires_the_environment_to_the_backing_services():
     for required in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY"):
         assert env[required].startswith("${" + required + ":?")  # compose refuses to start without them
     db_env = compose()["services"]["db"]["environment"]
-    assert f"{db_env['POSTGRES_USER']}:{db_env['POSTGRES_PASSWORD']}@db:5432/{db_env['POSTGRES_DB']}" in env["DATABASE_URL"]
+    credentials = f"{db_env['POSTGRES_USER']}:{db_env['POSTGRES_PASSWORD']}"
+    assert f"{credentials}@db:5432/{db_env['POSTGRES_DB']}" in env["DATABASE_URL"]
 
 
 def test_compose_locust_workers_point_at_the_master():
