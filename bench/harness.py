@@ -446,11 +446,20 @@ def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> set[int]:
     return found
 
 
-def _busy_ticks() -> tuple[int, int]:
+def _busy_ticks() -> tuple[int, int, int]:
+    """``(busy, total, irq + softirq)`` ticks of all CPUs since boot (guest columns are inside user)."""
     with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return sum(values) - idle, sum(values)
+        values = [int(v) for v in handle.readline().split()[1:9]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values), values[5] + values[6]
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children (user + system)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class CpuSample:
@@ -459,7 +468,8 @@ class CpuSample:
     def __init__(self, roots: dict[str, int | None]) -> None:
         self.at = time.monotonic()
         self.table = proc_table()
-        self.busy, self.total = _busy_ticks()
+        self.busy, self.total, self.irq = _busy_ticks()
+        self.children = _children_cpu_s()
         self.groups: dict[str, dict[int, int]] = {}
         claimed: set[int] = set()
         for name, root in roots.items():
@@ -473,7 +483,9 @@ class CpuSample:
 
     def usage_since(self, earlier: CpuSample, cores: int) -> dict[str, float]:
         """Percent of ONE core per group between ``earlier`` and now (100 % = one core busy);
-        ``other`` is everything else that ran (other users of the machine); ``idle`` what was left."""
+        ``wrk+tools`` is our child processes that finished in between (wrk, redis-cli: their rusage), ``kernel irq`` the interrupt/softirq time
+        (loopback networking), ``other`` everything else that ran (other users of the machine), ``idle``
+        what was left."""
         elapsed = max(1e-6, self.at - earlier.at)
         usage: dict[str, float] = {}
         accounted = 0.0
@@ -482,6 +494,13 @@ class CpuSample:
             ticks = sum(t - before.get(pid, 0) for pid, t in pids.items() if t >= before.get(pid, 0))
             usage[name] = 100.0 * ticks / CLOCK_TICKS / elapsed
             accounted += usage[name]
+        # processes of ours that started and ended between the samples (wrk): from their rusage
+        finished = 100.0 * (self.children - earlier.children) / elapsed
+        if finished >= 0.5:
+            usage["wrk+tools"] = finished
+            accounted += finished
+        usage["kernel irq"] = 100.0 * (self.irq - earlier.irq) / CLOCK_TICKS / elapsed
+        accounted += usage["kernel irq"]
         busy = 100.0 * (self.busy - earlier.busy) / CLOCK_TICKS / elapsed
         usage["other"] = max(0.0, busy - accounted)
         usage["idle"] = max(0.0, 100.0 * cores - busy)
