@@ -482,10 +482,12 @@ class CpuSample:
             }
 
     def usage_since(self, earlier: CpuSample, cores: int) -> dict[str, float]:
-        """Percent of ONE core per group between ``earlier`` and now (100 % = one core busy);
-        ``wrk+tools`` is our child processes that finished in between (wrk, redis-cli: their rusage), ``kernel irq`` the interrupt/softirq time
-        (loopback networking), ``other`` everything else that ran (other users of the machine), ``idle``
-        what was left."""
+        """Percent of ONE core per group between ``earlier`` and now (100 % = one core busy).
+
+        ``wrk+tools``: our child processes that finished in between (wrk, redis-cli; from rusage);
+        ``kernel irq``: interrupt/softirq time (loopback networking); ``other``: everything else that
+        ran (other users of the machine); ``idle``: what was left.
+        """
         elapsed = max(1e-6, self.at - earlier.at)
         usage: dict[str, float] = {}
         accounted = 0.0
