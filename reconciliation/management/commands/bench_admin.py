@@ -36,6 +36,8 @@ from django.urls import reverse
 from reconciliation.models import ReconciliationLog
 
 TARGET_MS = 300.0
+#: Fixed ceiling on SQL statements per changelist request, BEGIN/COMMIT of the timed count included.
+QUERY_BUDGET = 10
 
 
 @dataclass
@@ -178,11 +180,10 @@ class Command(BaseCommand):
                 f"{statistics.median(r.sql_ms):7.1f} {statistics.median(r.cpu_ms):9.1f} {r.rows:5d}  {r.result_count}"
             )
         worst = max(results, key=lambda r: r.max_ms)
-        fixed = all(min(r.queries) == max(r.queries) for r in results)
-        verdict = "met" if worst.max_ms < TARGET_MS and fixed else "NOT met"
+        low, high = min(min(r.queries) for r in results), max(max(r.queries) for r in results)
+        verdict = "met" if worst.max_ms < TARGET_MS and high <= QUERY_BUDGET else "NOT met"
         self.stdout.write(
             f"\nrows={total:,}; slowest page max {worst.max_ms:.1f} ms ({worst.name}); "
-            f"queries per page {'fixed' if fixed else 'varying'} "
-            f"({min(min(r.queries) for r in results)}-{max(max(r.queries) for r in results)}); "
+            f"queries per page {low}-{high} (budget {QUERY_BUDGET}; a count stopped by its timeout adds one EXPLAIN); "
             f"target <{TARGET_MS:.0f} ms: {verdict}"
         )
