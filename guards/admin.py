@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from guards import services
-from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
+from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
 from positions.admin import SymbolFilter
 from reconciliation.admin import LargeTablePaginator, ReadOnlyModelAdmin
 
@@ -65,19 +65,7 @@ class ResetPeakEquityMixin:
 class GuardConfigAdmin(ResetPeakEquityMixin, admin.ModelAdmin):
     """Per-user thresholds, editable. Validation = the API's: 0 < warning < critical ≤ 100, drawdown ≥ 1."""
 
-    list_display = (
-        "user",
-        "drawdown_warning_pct",
-        "drawdown_critical_pct",
-        "min_equity",
-        "gap_warning_pct",
-        "gap_critical_pct",
-        "spread_warning_pct",
-        "spread_critical_pct",
-        "quote_stale_seconds",
-        "sync_stale_seconds",
-        "updated_at",
-    )
+    list_display = ("user", *CONFIG_FIELDS, "updated_at")
     list_select_related = ("user",)
     search_fields = ("=user__username",)
     raw_id_fields = ("user",)
@@ -95,7 +83,7 @@ class GuardConfigAdmin(ResetPeakEquityMixin, admin.ModelAdmin):
         constraints), so invalid thresholds never get here; the service validates again, writes, and
         bumps the user's cache generation so ``guards/status/`` shows the new thresholds at once.
         """
-        fields = {name: form.cleaned_data[name] for name in services.CONFIG_FIELDS if name in form.cleaned_data}
+        fields = {name: form.cleaned_data[name] for name in CONFIG_FIELDS if name in form.cleaned_data}
         saved = services.guard_config_update(user_id=obj.user_id, **fields)
         obj.pk, obj.updated_at = saved.pk, saved.updated_at
         obj._state.adding = False

@@ -26,6 +26,19 @@ class Level(models.TextChoices):
 
 LEVEL_RANK = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
+# The user-settable thresholds of GuardConfig, in display order (selectors, services, API and admin use it).
+CONFIG_FIELDS = (
+    "drawdown_warning_pct",
+    "drawdown_critical_pct",
+    "min_equity",
+    "gap_warning_pct",
+    "gap_critical_pct",
+    "spread_warning_pct",
+    "spread_critical_pct",
+    "quote_stale_seconds",
+    "sync_stale_seconds",
+)
+
 
 class GuardConfig(models.Model):
     """One user's guard thresholds, created with these defaults on first use.

@@ -13,23 +13,11 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
+from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
 from positions.models import Position
 from tradingsite.caching import cached_data
 
 GUARD_STATUS_NAMESPACE = "guards.status"
-
-CONFIG_FIELDS = (
-    "drawdown_warning_pct",
-    "drawdown_critical_pct",
-    "min_equity",
-    "gap_warning_pct",
-    "gap_critical_pct",
-    "spread_warning_pct",
-    "spread_critical_pct",
-    "quote_stale_seconds",
-    "sync_stale_seconds",
-)
 
 
 def guard_thresholds(*, user_id: int) -> dict[str, Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from guards.models import DrawdownAlert, GuardConfig, Level, MarketAlert
-from guards.services import CONFIG_FIELDS
+from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from tradingsite.api import price_decimal, rounded_decimal
 
 

@@ -19,7 +19,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from guards.models import LEVEL_RANK, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
+from guards.models import (
+    CONFIG_FIELDS,
+    LEVEL_RANK,
+    DrawdownAlert,
+    EquitySnapshot,
+    GuardConfig,
+    GuardState,
+    Level,
+    MarketAlert,
+)
 from positions.models import Instrument, Quote
 from reconciliation.models import ReconciliationLog
 from tradingsite.caching import bump_user_generation
@@ -28,17 +37,6 @@ from tradingsite.metrics import GUARD_TRANSITIONS
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
 PIPS_QUANTUM = Decimal("0.01")
 HUNDRED = Decimal("100")
-CONFIG_FIELDS = (
-    "drawdown_warning_pct",
-    "drawdown_critical_pct",
-    "min_equity",
-    "gap_warning_pct",
-    "gap_critical_pct",
-    "spread_warning_pct",
-    "spread_critical_pct",
-    "quote_stale_seconds",
-    "sync_stale_seconds",
-)
 
 
 def _pct(value: Decimal) -> Decimal:
