@@ -69,7 +69,7 @@ from urllib.request import Request, urlopen
 
 import gevent
 from gevent.lock import Semaphore
-from locust import FastHttpUser, between, constant_pacing, events, task
+from locust import FastHttpUser, between, events, task
 from locust.exception import RescheduleTask
 from locust.runners import WorkerRunner
 
@@ -596,9 +596,16 @@ class DashboardUser(FastHttpUser):
 class SyncWorkerUser(FastHttpUser):
     """The sync worker of one MT5 account: a snapshot every ``TS_SYNC_INTERVAL_S`` (default 10 s)."""
 
-    wait_time = constant_pacing(SYNC_INTERVAL_S)
     weight = 1
     fixed_count = _env_int("TS_SYNC_WORKERS", 0)
+
+    def wait_time(self) -> float:
+        """Until ``TS_SYNC_INTERVAL_S`` after the previous snapshot started (a fixed cadence per worker).
+
+        Not Locust's ``constant_pacing``: that counts from the user's spawn, so the random start offset
+        taken in ``on_start`` would be lost and every worker would post its second snapshot together.
+        """
+        return max(0.0, self.next_sync_at - time.monotonic())
 
     def on_start(self) -> None:
         self.account = allocate_account("sync", self.environment)
@@ -607,6 +614,7 @@ class SyncWorkerUser(FastHttpUser):
         self.syncs_posted = 0
         self.last_broker_time: datetime | None = None
         self.min_total_syncs: int | None = None
+        self.next_sync_at = 0.0
         gevent.sleep(random.uniform(0, SYNC_INTERVAL_S))  # workers of a fleet do not post in lockstep
         self.credentials.ensure_fresh(self.client)
         self._read_initial_state()
@@ -668,6 +676,7 @@ class SyncWorkerUser(FastHttpUser):
     def sync(self) -> None:
         if self.book is None:  # set-up failed (e.g. the service was down): try again next time
             self.book = SyntheticAccount(self.account, currency=self._account_currency())
+        self.next_sync_at = time.monotonic() + SYNC_INTERVAL_S
         self.credentials.ensure_fresh(self.client)
         self.last_broker_time = next_broker_time(self.last_broker_time)
         payload, expected = self.book.snapshot(self.last_broker_time)

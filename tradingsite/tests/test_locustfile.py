@@ -53,6 +53,18 @@ def _jwt(payload: dict) -> str:
     return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(payload)}.signature"
 
 
+def test_sync_worker_keeps_its_own_cadence_from_its_first_snapshot(monkeypatch):
+    # given a worker whose previous snapshot started at t = 100 s (monotonic clock)
+    worker = lf.SyncWorkerUser.__new__(lf.SyncWorkerUser)
+    worker.next_sync_at = 100.0 + lf.SYNC_INTERVAL_S  # set when that snapshot started
+    # when the snapshot and its visibility checks took 3.5 s, then it waits 10 − 3.5 = 6.5 s
+    monkeypatch.setattr(lf.time, "monotonic", lambda: 103.5)
+    assert worker.wait_time() == pytest.approx(6.5)
+    # and a snapshot that overran its slot is followed at once
+    monkeypatch.setattr(lf.time, "monotonic", lambda: 111.0)
+    assert worker.wait_time() == 0.0
+
+
 def test_jwt_expiry_reads_the_exp_claim_without_the_key():
     assert lf.jwt_expiry(_jwt({"exp": 1764496805, "user_id": 7})) == 1764496805.0
     assert lf.jwt_expiry("not-a-jwt") is None
