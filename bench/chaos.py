@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[dict] = []
     marks: dict[str, float] = {}
     metrics_at: dict[str, str] = {}
-    cpu_at: dict[str, h.CpuSample] = {}
+    cpu_at: dict[str, h.CpuTotals] = {}
+    cpu = h.CpuMonitor()
     result: dict = {
         "run_id": run_id,
         "started_at": started.isoformat(timespec="seconds"),
@@ -300,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             warmup_s=args.warmup,
             request_log=True,
         )
+        cpu.set_root("gunicorn", gunicorn.pid)
+        cpu.set_root("locust", locust.process.pid)
         if not locust.wait_for(locust.start_metrics, args.warmup + 60):
             raise SystemExit(f"Locust did not start; see {locust.log_path}")
         workers_before = gunicorn.worker_pids()
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         def mark(name: str) -> None:
             marks[name] = time.time()
             metrics_at[name] = h.scrape(gunicorn.base_url)
-            cpu_at[name] = h.CpuSample({"gunicorn": gunicorn.pid, "locust": locust.process.pid})
+            cpu_at[name] = cpu.sample()
 
         mark("baseline")
         h.say(f"baseline {args.baseline} s")
@@ -351,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         h.say("interrupted: restoring Redis and PostgreSQL")
         raise
     finally:
+        cpu.stop()
         if probe is not None and probe.is_alive():
             probe.stop()
         services.restore()

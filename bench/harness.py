@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -462,27 +463,18 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class CpuSample:
-    """CPU ticks per process group at one moment: gunicorn, locust, postgres, redis, wrk, the rest."""
+@dataclass
+class CpuTotals:
+    """Cumulative CPU ticks per process group up to one moment (see :class:`CpuMonitor`)."""
 
-    def __init__(self, roots: dict[str, int | None]) -> None:
-        self.at = time.monotonic()
-        self.table = proc_table()
-        self.busy, self.total, self.irq = _busy_ticks()
-        self.children = _children_cpu_s()
-        self.groups: dict[str, dict[int, int]] = {}
-        claimed: set[int] = set()
-        for name, root in roots.items():
-            pids = _descendants(self.table, root) if root else set()
-            self.groups[name] = {pid: self.table[pid][2] for pid in pids}
-            claimed |= pids
-        for name, comm in (("postgres", "postgres"), ("redis", "redis-server"), ("wrk", "wrk")):
-            self.groups[name] = {
-                pid: ticks for pid, (_pp, c, ticks) in self.table.items() if c == comm and pid not in claimed
-            }
+    at: float
+    groups: dict[str, float]
+    busy: int
+    irq: int
+    children_s: float
 
-    def usage_since(self, earlier: CpuSample, cores: int) -> dict[str, float]:
-        """Percent of ONE core per group between ``earlier`` and now (100 % = one core busy).
+    def usage_since(self, earlier: CpuTotals, cores: int) -> dict[str, float]:
+        """Percent of ONE core per group between ``earlier`` and this moment (100 % = one core busy).
 
         ``wrk+tools``: our child processes that finished in between (wrk, redis-cli; from rusage);
         ``kernel irq``: interrupt/softirq time (loopback networking); ``other``: everything else that
@@ -490,23 +482,88 @@ class CpuSample:
         """
         elapsed = max(1e-6, self.at - earlier.at)
         usage: dict[str, float] = {}
-        accounted = 0.0
-        for name, pids in self.groups.items():
-            before = earlier.groups.get(name, {})
-            ticks = sum(t - before.get(pid, 0) for pid, t in pids.items() if t >= before.get(pid, 0))
-            usage[name] = 100.0 * ticks / CLOCK_TICKS / elapsed
-            accounted += usage[name]
-        # processes of ours that started and ended between the samples (wrk): from their rusage
-        finished = 100.0 * (self.children - earlier.children) / elapsed
+        for name, ticks in self.groups.items():
+            usage[name] = 100.0 * (ticks - earlier.groups.get(name, 0.0)) / CLOCK_TICKS / elapsed
+        finished = 100.0 * (self.children_s - earlier.children_s) / elapsed
         if finished >= 0.5:
             usage["wrk+tools"] = finished
-            accounted += finished
         usage["kernel irq"] = 100.0 * (self.irq - earlier.irq) / CLOCK_TICKS / elapsed
-        accounted += usage["kernel irq"]
         busy = 100.0 * (self.busy - earlier.busy) / CLOCK_TICKS / elapsed
-        usage["other"] = max(0.0, busy - accounted)
+        usage["other"] = max(0.0, busy - sum(usage.values()))
         usage["idle"] = max(0.0, 100.0 * cores - busy)
         return usage
+
+
+class CpuMonitor:
+    """Polls /proc every ``interval_s`` and adds up CPU ticks per group: the roots' process trees
+    (gunicorn master + workers, Locust), PostgreSQL and Redis server processes, this harness.
+
+    Polling (rather than two snapshots) keeps the CPU of processes that exit in between — gunicorn
+    recycles workers after ``max_requests`` — up to the last poll. Roots can be changed (``set_root``).
+    """
+
+    def __init__(self, roots: dict[str, int | None] | None = None, interval_s: float = 0.5) -> None:
+        self.roots: dict[str, int | None] = dict(roots or {})
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._totals: dict[str, float] = {}
+        self._last: dict[int, tuple[str, int]] = {}
+        self._primed = False
+        self._stop = threading.Event()
+        self._poll()
+        self._thread = threading.Thread(target=self._run, name="cpu-monitor", daemon=True)
+        self._thread.start()
+
+    def set_root(self, name: str, pid: int | None) -> None:
+        with self._lock:
+            self.roots[name] = pid
+            self._totals.setdefault(name, 0.0)
+
+    def _classify(self, table: dict[int, tuple[int, str, int]]) -> dict[int, str]:
+        groups: dict[int, str] = {}
+        for name, root in self.roots.items():
+            if root:
+                for pid in _descendants(table, root):
+                    groups.setdefault(pid, name)
+        groups.setdefault(os.getpid(), "harness")
+        for pid, (_ppid, comm, _ticks) in table.items():
+            if pid not in groups and comm in ("postgres", "redis-server"):
+                groups[pid] = "postgres" if comm == "postgres" else "redis"
+        return groups
+
+    def _poll(self) -> None:
+        table = proc_table()
+        with self._lock:
+            groups = self._classify(table)
+            for name in [*self.roots, "harness", "postgres", "redis"]:
+                self._totals.setdefault(name, 0.0)
+            for pid, name in groups.items():
+                ticks = table[pid][2]
+                previous = self._last.get(pid)
+                if previous is not None:
+                    self._totals[name] += max(0, ticks - previous[1])
+                elif self._primed:
+                    self._totals[name] += ticks  # born since the last poll: all of its time is new
+            self._last = {pid: (name, table[pid][2]) for pid, name in groups.items()}
+            self._primed = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._poll()
+            except Exception:  # a vanished /proc entry mid-read: next poll
+                continue
+
+    def sample(self) -> CpuTotals:
+        """Totals up to now (polls once more first)."""
+        self._poll()
+        busy, _total, irq = _busy_ticks()
+        with self._lock:
+            return CpuTotals(time.monotonic(), dict(self._totals), busy, irq, _children_cpu_s())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def describe_cpu(usage: dict[str, float], cores: int) -> str:

@@ -93,7 +93,9 @@ def gunicorn_defaults() -> tuple[int, int]:
     return int(namespace.get("workers", 1)), int(namespace.get("threads", 1))
 
 
-def run_scenario(label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_json: Path, cores: int) -> dict:
+def run_scenario(
+    label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_json: Path, cores: int, cpu: h.CpuMonitor
+) -> dict:
     """One Locust scenario; returns Locust rows, /metrics deltas, CPU shares and the request log."""
     prefix = run_dir / f"scenario-{label}"
     h.say(
@@ -111,13 +113,16 @@ def run_scenario(label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_j
         processes=args.locust_processes,
         request_log=True,
     )
-    roots = {"gunicorn": gunicorn.pid, "locust": run.process.pid}
+    cpu.set_root("gunicorn", gunicorn.pid)
+    cpu.set_root("locust", run.process.pid)
     if not run.wait_for(run.start_metrics, args.warmup + 60):
         run.stop()
         raise SystemExit(f"Locust did not start measuring; see {run.log_path}")
-    cpu_start = h.CpuSample(roots)
+    cpu_start = cpu.sample()
+    workers_before = gunicorn.worker_pids()
     run.wait_for(run.end_metrics, args.duration + 120)
-    cpu_end = h.CpuSample(roots)
+    cpu_end = cpu.sample()
+    recycled = len(workers_before - gunicorn.worker_pids())
     run.process.wait(timeout=120)
     stats_path = Path(f"{prefix}_stats.csv")
     if not stats_path.exists():
@@ -140,10 +145,11 @@ def run_scenario(label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_j
         "ended_at": ended_at,
         "requests": logged,
         "cpu": cpu_end.usage_since(cpu_start, cores),
+        "workers_recycled": recycled,
     }
 
 
-def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores: int) -> dict:
+def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores: int, cpu: h.CpuMonitor) -> dict:
     """wrk against /healthz and each hot endpoint; returns wrk figures and /metrics deltas per target."""
     out = {}
     for path in (h.HEALTHZ, *h.HOT_PATHS):
@@ -152,9 +158,12 @@ def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores
         h.run_wrk(wrk, url, tokens_txt=tokens, seconds=3, connections=args.wrk_connections)  # warm-up
         before = r.view_counters(r.parse_prometheus(h.scrape(gunicorn.base_url)))
         h.say(f"saturation: wrk -c{args.wrk_connections} -d{args.wrk_seconds}s {path}")
-        cpu_start = h.CpuSample({"gunicorn": gunicorn.pid})
+        cpu.set_root("locust", None)
+        cpu_start = cpu.sample()
+        workers_before = gunicorn.worker_pids()
         result = h.run_wrk(wrk, url, tokens_txt=tokens, seconds=args.wrk_seconds, connections=args.wrk_connections)
-        cpu_end = h.CpuSample({"gunicorn": gunicorn.pid})
+        cpu_end = cpu.sample()
+        recycled = len(workers_before - gunicorn.worker_pids())
         after = r.view_counters(r.parse_prometheus(h.scrape(gunicorn.base_url)))
         try:
             figures = r.parse_wrk(result.stdout)
@@ -164,6 +173,7 @@ def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores
             "wrk": figures,
             "metrics": r.counters_delta(after, before),
             "cpu": cpu_end.usage_since(cpu_start, cores),
+            "workers_recycled": recycled,
             "raw": result.stdout,
         }
     return out
@@ -290,6 +300,7 @@ def saturation_rows(saturation: dict, views: dict[str, str]) -> dict[str, dict]:
             "sql_per_request": counters.sql_per_request(),
             "redis_per_request": counters.redis_per_request(),
             "cpu": data["cpu"],
+            "workers_recycled": data["workers_recycled"],
         }
     return rows
 
@@ -439,9 +450,13 @@ def render(result: dict, checks: list[r.Check]) -> str:
         if scenario:
             lines.append(
                 f"CPU during scenario {label}: {h.describe_cpu(scenario['cpu'], int(result['machine']['cores']))}"
+                f"; gunicorn workers recycled (max_requests): {scenario['workers_recycled']}"
             )
     for path, row in result.get("saturation", {}).items():
-        lines.append(f"CPU during wrk {path}: {h.describe_cpu(row['cpu'], int(result['machine']['cores']))}")
+        lines.append(
+            f"CPU during wrk {path}: {h.describe_cpu(row['cpu'], int(result['machine']['cores']))}"
+            f"; gunicorn workers recycled (max_requests): {row['workers_recycled']}"
+        )
     ratios = result.get("ratios", {})
     if ratios:
         lines.append("")
@@ -525,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": {},
     }
     gunicorn = None
+    cpu = h.CpuMonitor()
     try:
         h.say(f"database {args.db_name}: migrate, seed_demo --users {args.users}, mint_tokens")
         h.manage(env, "migrate", "--noinput", log=log)
@@ -560,12 +576,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             if status != 200:
                 raise SystemExit(f"preflight GET {path} answered {status}: {body[:300]!r}")
-        scenario = run_scenario("cached", gunicorn, args, run_dir, tokens_json, cores)
+        scenario = run_scenario("cached", gunicorn, args, run_dir, tokens_json, cores, cpu)
         result["redis_footprint"] = redis_footprint(args.redis_url, release, args.users)
         result["pg_connections"] = pg_connections(database_url, args.db_name)
         result["scenario"]["cached"] = scenario
         if wrk:
-            saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores)
+            saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores, cpu)
             result["saturation_raw"] = {p: d["raw"] for p, d in saturation.items()}
             result["saturation"] = saturation_rows(saturation, views)
         gunicorn.stop()
@@ -576,12 +592,13 @@ def main(argv: list[str] | None = None) -> int:
             gunicorn = h.Gunicorn(env_off, run_dir / "gunicorn-uncached.log")
             h.say("gunicorn restarted with API_CACHE_TTL_S=0 (caching off)")
             gunicorn.start()
-            result["scenario"]["uncached"] = run_scenario("uncached", gunicorn, args, run_dir, tokens_json, cores)
+            result["scenario"]["uncached"] = run_scenario("uncached", gunicorn, args, run_dir, tokens_json, cores, cpu)
             gunicorn.stop()
             gunicorn = None
         if not args.skip_profile:
             result["profile"] = run_profile(env, run_dir, args.users)
     finally:
+        cpu.stop()
         if gunicorn is not None:
             gunicorn.stop()
         if not args.keep_db:
