@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/tradingsite_dev
 REDIS_LOCAL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help run test test-services lint fmt check check-deploy migrations up down bench chaos
+.PHONY: help run test test-services lint fmt check check-deploy migrations up down bench chaos bench-admin
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -41,3 +41,14 @@ up: ## PostgreSQL, Redis, 3 web replicas behind nginx on http://localhost:8000/
 
 down: ## Stop the compose stack
 	docker compose down
+
+## --- Performance and reliability (PostgreSQL + Redis on this machine) ---------------------------
+bench: ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
+	$(PY) bench/run_benchmark.py
+
+chaos: ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)
+	$(PY) bench/chaos.py
+
+bench-admin: ## Admin changelist timings on a 1,000,000-row log table (set DATABASE_URL to a scratch PostgreSQL db)
+	DJANGO_DEBUG=1 $(PY) manage.py migrate -v0 && DJANGO_DEBUG=1 $(PY) manage.py generate_logs --rows 1000000 --users 100 --seed 1 \
+	&& DJANGO_DEBUG=1 $(PY) manage.py bench_admin --repeat 9

@@ -23,8 +23,9 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE_S", "75"))
 # Well above the worst degraded path (cache calls give up in ~0.1 s, DB statements in 10 s).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT_S", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT_S", "30"))
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
+# Recycle workers now and then (leak insurance); rarely enough that re-importing Django (~1 s CPU) stays negligible.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "200000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "20000"))
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
 # The app writes its own JSON access line per request (tradingsite.observability).
