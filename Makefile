@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/tradingsite_dev
 REDIS_LOCAL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help run test test-services lint fmt check check-deploy migrations up down bench chaos bench-admin
+.PHONY: help run test test-services lint fmt check check-deploy migrations up down bench chaos bench-admin venv
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -19,16 +19,16 @@ test-services: ## Whole test suite against local PostgreSQL and Redis (service-m
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_LOCAL) REQUIRE_SERVICES=1 python3 scripts/dev.py test
 
 ## --- Checks ------------------------------------------------------------------------------
-lint: ## ruff lint and format check
+lint: venv ## ruff lint and format check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 fmt: ## ruff format and autofix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
-migrations: ## Fail if models changed without a migration
+migrations: venv ## Fail if models changed without a migration
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
-check-deploy: ## manage.py check --deploy with production settings (warnings fail)
+check-deploy: venv ## manage.py check --deploy with production settings (warnings fail)
 	DJANGO_DEBUG=false DJANGO_SECRET_KEY=$$(python3 -c 'import secrets;print(secrets.token_urlsafe(50))') \
 	JWT_SIGNING_KEY=$$(python3 -c 'import secrets;print(secrets.token_urlsafe(50))') \
 	DJANGO_ALLOWED_HOSTS=tradingsite.example.com $(PY) manage.py check --deploy --fail-level WARNING
@@ -43,12 +43,15 @@ down: ## Stop the compose stack
 	docker compose down
 
 ## --- Performance and reliability (PostgreSQL + Redis on this machine) ---------------------------
-bench: ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
+venv: ## Create/refresh .venv with the runtime, test and load-tool pins
+	python3 scripts/dev.py setup --dev
+
+bench: venv ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
 	$(PY) bench/run_benchmark.py
 
-chaos: ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)
+chaos: venv ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)
 	$(PY) bench/chaos.py
 
-bench-admin: ## Admin changelist timings on a 1,000,000-row log table (set DATABASE_URL to a scratch PostgreSQL db)
+bench-admin: venv ## Admin changelist timings on a 1,000,000-row log table (set DATABASE_URL to a scratch PostgreSQL db)
 	DJANGO_DEBUG=1 $(PY) manage.py migrate -v0 && DJANGO_DEBUG=1 $(PY) manage.py generate_logs --rows 1000000 --users 100 --seed 1 \
 	&& DJANGO_DEBUG=1 $(PY) manage.py bench_admin --repeat 9

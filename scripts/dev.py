@@ -9,6 +9,7 @@ they change), migrations and demo data are applied only once. ``run`` writes a `
 DJANGO_DEBUG=true and random keys on first use (the embedded default: SQLite + in-process cache);
 set DATABASE_URL / REDIS_URL in the environment or in .env to use your own PostgreSQL / Redis.
 Extra arguments after ``test`` go to pytest; after ``run``, ``--users N`` sets the demo users.
+``python3 scripts/dev.py setup [--dev]`` only prepares the virtual environment (used by make targets).
 """
 
 from __future__ import annotations
@@ -93,11 +94,17 @@ def test(argv: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "pytest", *argv])
 
 
+def setup(argv: list[str]) -> None:
+    """Only create/refresh the virtual environment (``--dev`` adds the test and load tools)."""
+    ensure_venv("requirements-dev.txt" if "--dev" in argv else "requirements.txt")
+
+
 def main() -> None:
     ensure_python()
-    if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
+    commands = {"run": run, "test": test, "setup": setup}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    {"run": run, "test": test}[sys.argv[1]](sys.argv[2:])
+    commands[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":
