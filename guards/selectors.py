@@ -1,8 +1,8 @@
 """guards selectors: reads of thresholds, equity and alerts, scoped to one user (keyword-only, ``user_id`` first).
 
-:func:`guard_status` is a hot read (``GET guards/status/``): it returns plain, picklable data
-through the per-user data cache (SPEC §7). It never recomputes a guard: levels were evaluated and
-stored by the sync (SPEC §5); this only reads them.
+:func:`guard_status` is a hot read (``GET guards/status/``): it keeps plain, picklable facts in
+the per-user data cache (SPEC §7) and derives ``system_status`` at read time. It never recomputes a
+guard: levels were evaluated and stored by the sync (SPEC §5); this only reads them.
 """
 
 from __future__ import annotations
@@ -104,19 +104,65 @@ def guard_status(*, user_id: int) -> dict[str, Any]:
     else ``critical`` when the drawdown or any open market alert is critical; else ``stale`` when the
     last snapshot is older than ``sync_stale_seconds``; else ``warning`` when anything is at warning;
     else ``healthy``. A critical level outranks staleness so it is never hidden.
+
+    The facts (:func:`compute_guard_facts`) change only with a write, which bumps the generation; the
+    ``stale`` case of ``system_status`` — the one thing that changes merely because time passes — is
+    derived here at read time by :func:`render_guard_status` (no SQL on a hit).
     """
-    return cached_data(
+    now = timezone.now()
+    facts = cached_data(
         GUARD_STATUS_NAMESPACE,
         user_id=user_id,
-        compute=lambda: compute_guard_status(user_id=user_id),
+        compute=lambda: compute_guard_facts(user_id=user_id),
         view="guards:status",
     )
+    return render_guard_status(facts, now=now)
+
+
+def warm_guard_status(user_id: int) -> None:
+    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the guard facts."""
+    guard_status(user_id=user_id)
 
 
 def compute_guard_status(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """Compute :func:`guard_status` from the database (no cache): 3 queries, +1 with a drawdown episode
-    on record, +1 when a market alert is critical (the symbols the user holds)."""
-    now = now or timezone.now()
+    """Compute :func:`guard_status` from the database at ``now`` (no cache of its own):
+    :func:`compute_guard_facts` rendered by :func:`render_guard_status`."""
+    return render_guard_status(compute_guard_facts(user_id=user_id), now=now or timezone.now())
+
+
+def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """Render the SPEC §6 guard status from :func:`compute_guard_facts` at ``now`` (no SQL): adds
+    ``system_status`` and drops the facts' private ``sync_stale_seconds``."""
+    drawdown, market_alerts = facts["drawdown"], facts["market_alerts"]
+    evaluated_at = facts["evaluated_at"]  # the latest snapshot's time
+    levels = [alert["level"] for alert in market_alerts] + ([drawdown["level"]] if drawdown else [])
+    if evaluated_at is None:
+        system_status = "idle"
+    elif Level.CRITICAL in levels:
+        system_status = "critical"
+    elif (now - evaluated_at).total_seconds() > facts["sync_stale_seconds"]:
+        system_status = "stale"
+    elif Level.WARNING in levels:
+        system_status = "warning"
+    else:
+        system_status = "healthy"
+    return {
+        "system_status": system_status,
+        "any_positions_should_close": facts["any_positions_should_close"],
+        "drawdown": drawdown,
+        "market_alerts": market_alerts,
+        "evaluated_at": evaluated_at,
+    }
+
+
+def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
+    """The time-independent facts behind the guard status, from the database: 3 queries, +1 with a
+    drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
+
+    Shape: the status's ``any_positions_should_close``, ``drawdown``, ``market_alerts`` and
+    ``evaluated_at`` (the latest snapshot's time, None before the first), plus ``sync_stale_seconds``
+    (the user's threshold, used by :func:`render_guard_status`).
+    """
     snapshot = (
         equity_snapshot_list(user_id=user_id)
         .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
@@ -168,25 +214,13 @@ def compute_guard_status(*, user_id: int, now: datetime | None = None) -> dict[s
             "since": _drawdown_since(user_id=user_id, level=snapshot["drawdown_level"]),
         }
 
-    levels = [alert["level"] for alert in market_alerts] + ([drawdown["level"]] if drawdown else [])
-    if snapshot is None:
-        system_status = "idle"
-    elif Level.CRITICAL in levels:
-        system_status = "critical"
-    elif (now - snapshot["created_at"]).total_seconds() > thresholds["sync_stale_seconds"]:
-        system_status = "stale"
-    elif Level.WARNING in levels:
-        system_status = "warning"
-    else:
-        system_status = "healthy"
-
     return {
-        "system_status": system_status,
         "any_positions_should_close": bool(drawdown and drawdown["should_close_all"])
         or any(alert["should_close_positions"] for alert in market_alerts),
         "drawdown": drawdown,
         "market_alerts": market_alerts,
         "evaluated_at": snapshot["created_at"] if snapshot else None,
+        "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
 
 

@@ -31,7 +31,7 @@ from guards.models import (
 )
 from positions.models import Instrument, Quote
 from reconciliation.models import ReconciliationLog
-from tradingsite.caching import bump_user_generation
+from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import GUARD_TRANSITIONS
 
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
@@ -73,7 +73,7 @@ def guard_config_update(*, user_id: int, **fields: Any) -> GuardConfig:
         setattr(config, name, value)
     config.full_clean(exclude=["user"])
     config.save(update_fields=[*fields, "updated_at"])
-    transaction.on_commit(lambda: bump_user_generation(user_id))
+    transaction.on_commit(lambda: bump_and_warm_user(user_id))
     return config
 
 
@@ -584,7 +584,7 @@ def peak_equity_reset(*, user_id: int, actor: str) -> GuardState:
     )
 
     def after_commit() -> None:
-        bump_user_generation(user_id)
+        bump_and_warm_user(user_id)
         if transition:
             record_guard_transitions([("drawdown", transition, alert.max_level)])
 

@@ -91,15 +91,24 @@ def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]
     ``unrealized_pnl`` is in the account currency (``currency``, from the latest equity snapshot);
     ``None`` when no conversion rate exists, and such positions are counted in ``unvalued_positions``.
     ``total_unrealized_pnl_pct`` is total / latest equity × 100, ``None`` before the first snapshot.
+    ``as_of`` is the time of this call (cached entries outlive seconds; the generation keeps them fresh).
     """
     symbol = symbol.strip().upper() if symbol else None
-    return cached_data(
+    data = cached_data(
         OPEN_POSITIONS_NAMESPACE,
         user_id=user_id,
         params={"symbol": symbol},
         compute=lambda: compute_open_positions(user_id=user_id, symbol=symbol),
         view="positions:open",
     )
+    # Everything else changes only with a write (which bumps the generation); the time is the read's.
+    return {**data, "as_of": timezone.now()}
+
+
+def warm_open_positions(user_id: int) -> None:
+    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``): the unfiltered
+    :func:`open_positions`, the key ``positions/open/`` and the reconciliation status read."""
+    open_positions(user_id=user_id)
 
 
 def compute_open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from positions.models import Instrument, Position
-from tradingsite.caching import bump_user_generation
+from tradingsite.caching import bump_and_warm_user
 
 
 def volume_on_step(*, volume: Decimal, step: Decimal) -> bool:
@@ -100,5 +100,5 @@ def position_register(
             position.save(force_insert=True)
     except IntegrityError as exc:
         raise ValidationError({"ticket": f"Ticket {ticket} is already registered."}) from exc
-    transaction.on_commit(lambda: bump_user_generation(user_id))
+    transaction.on_commit(lambda: bump_and_warm_user(user_id))
     return position

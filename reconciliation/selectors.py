@@ -1,11 +1,12 @@
 """reconciliation selectors: reads of the audit trail, scoped to one user (keyword-only, ``user_id`` first).
 
-:func:`reconciliation_status` is a hot read (``GET reconciliation/status/``): it returns plain,
-picklable data through the per-user data cache (SPEC §7).
+:func:`reconciliation_status` is a hot read (``GET reconciliation/status/``): it keeps plain,
+picklable facts in the per-user data cache (SPEC §7) and derives the time-dependent fields at read time.
 """
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,9 @@ from tradingsite.caching import cached_data
 
 RECONCILIATION_STATUS_NAMESPACE = "reconciliation.status"
 RECENT_EVENTS = 5
+DIVERGENCE_WINDOW = timedelta(hours=24)  # SPEC §6 divergences_24h
+# Divergence times kept in the cached facts so divergences_24h can age at read time (bounded memory).
+DIVERGENCE_TIMES_KEPT = 200
 
 RECENT_EVENT_FIELDS = (
     "id",
@@ -45,7 +49,8 @@ def recent_events(*, user_id: int, limit: int = RECENT_EVENTS) -> list[dict[str,
 
 
 def reconciliation_status(*, user_id: int) -> dict[str, Any]:
-    """Return the user's reconciliation health (SPEC §6 ``reconciliation/status/``) through the data cache.
+    """Return the user's reconciliation health (SPEC §6 ``reconciliation/status/``), rendered now from
+    facts kept in the data cache (no SQL on a hit).
 
     Shape::
 
@@ -61,27 +66,59 @@ def reconciliation_status(*, user_id: int) -> dict[str, Any]:
     ``divergences_24h`` the ``divergence`` log rows of the last 24 hours. ``status``: ``idle`` before
     the first sync; ``stale`` when the last sync is older than ``sync_stale_seconds``; ``warning`` when
     divergences are open; else ``healthy``.
+
+    The facts (:func:`compute_reconciliation_facts`) change only with a write, which bumps the
+    generation; everything that changes merely because time passes (``status`` going stale,
+    ``sync_age_seconds``, ``message``, ``divergences_24h`` as rows age past 24 h, ``as_of``) is derived
+    here at read time by :func:`render_reconciliation_status`.
     """
-    return cached_data(
+    now = timezone.now()
+    facts = cached_data(
         RECONCILIATION_STATUS_NAMESPACE,
         user_id=user_id,
-        compute=lambda: compute_reconciliation_status(user_id=user_id),
+        compute=lambda: compute_reconciliation_facts(user_id=user_id),
         view="reconciliation:status",
+        is_valid=lambda cached: _divergence_window_known(cached, now=now),
     )
+    return render_reconciliation_status(facts, now=now)
+
+
+def warm_reconciliation_status(user_id: int) -> None:
+    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the status facts."""
+    reconciliation_status(user_id=user_id)
 
 
 def compute_reconciliation_status(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """Compute :func:`reconciliation_status` from the database (no cache): 6 queries, plus the
-    open-positions selector (0 when it is cached, else 2–4)."""
+    """Compute :func:`reconciliation_status` from the database at ``now`` (no cache of its own):
+    :func:`compute_reconciliation_facts` rendered by :func:`render_reconciliation_status`."""
+    now = now or timezone.now()
+    return render_reconciliation_status(compute_reconciliation_facts(user_id=user_id, now=now), now=now)
+
+
+def compute_reconciliation_facts(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """The time-independent facts behind the status, from the database: 6 queries (+1 when more than
+    ``DIVERGENCE_TIMES_KEPT`` divergences fall in the last 24 h), plus the open-positions selector
+    (0 when it is cached, else 2–4).
+
+    Shape: the status's ``total_syncs``, ``last_sync_at``, ``last_sync_duration_ms``,
+    ``open_positions_count``, ``matched_positions``, ``divergences_open``, ``recent_events``, plus
+    ``sync_stale_seconds`` (the user's threshold), ``divergences_24h_at_compute`` (the count at ``now``)
+    and ``divergence_times``: the creation times of the oldest ``DIVERGENCE_TIMES_KEPT`` divergence rows
+    of the window, ascending — the ones that age out first — with ``divergence_times_complete`` False
+    when the window held more (bounded memory; see :func:`_divergence_window_known`).
+    """
     now = now or timezone.now()
     syncs = log_list(user_id=user_id).filter(event_type=ReconciliationLog.EventType.SYNC)
     last_sync = syncs.values("created_at", "duration_ms").first()
     total_syncs = syncs.count() if last_sync else 0
-    divergences_24h = (
-        log_list(user_id=user_id)
-        .filter(event_type=ReconciliationLog.EventType.DIVERGENCE, created_at__gte=now - timedelta(hours=24))
-        .count()
+    window = ReconciliationLog.objects.filter(
+        user_id=user_id,
+        event_type=ReconciliationLog.EventType.DIVERGENCE,
+        created_at__gte=now - DIVERGENCE_WINDOW,
     )
+    times = list(window.order_by("created_at", "id").values_list("created_at", flat=True)[: DIVERGENCE_TIMES_KEPT + 1])
+    complete = len(times) <= DIVERGENCE_TIMES_KEPT
+    divergences_24h = len(times) if complete else window.count()
     divergences_open = sum(
         len(reasons or [])
         for reasons in Position.objects.filter(
@@ -89,13 +126,45 @@ def compute_reconciliation_status(*, user_id: int, now: datetime | None = None) 
         ).values_list("divergence_reasons", flat=True)
     )
     positions = open_positions(user_id=user_id)
-    open_count = positions["count"]
-    matched = sum(1 for position in positions["positions"] if position["matched"])
-    stale_after = guard_thresholds(user_id=user_id)["sync_stale_seconds"]
-    events = recent_events(user_id=user_id)
+    return {
+        "total_syncs": total_syncs,
+        "last_sync_at": last_sync["created_at"] if last_sync else None,
+        "last_sync_duration_ms": last_sync["duration_ms"] if last_sync else None,
+        "open_positions_count": positions["count"],
+        "matched_positions": sum(1 for position in positions["positions"] if position["matched"]),
+        "divergences_open": divergences_open,
+        "divergences_24h_at_compute": divergences_24h,
+        "divergence_times": times[:DIVERGENCE_TIMES_KEPT],
+        "divergence_times_complete": complete,
+        "sync_stale_seconds": guard_thresholds(user_id=user_id)["sync_stale_seconds"],
+        "recent_events": recent_events(user_id=user_id),
+    }
 
-    age = int((now - last_sync["created_at"]).total_seconds()) if last_sync else None
-    if last_sync is None:
+
+def _aged_divergences(facts: dict[str, Any], *, now: datetime) -> int:
+    """How many of the kept divergence times have left the 24 h window by ``now``."""
+    return bisect.bisect_left(facts["divergence_times"], now - DIVERGENCE_WINDOW)
+
+
+def _divergence_window_known(facts: dict[str, Any], *, now: datetime) -> bool:
+    """False once every kept divergence time has aged out of a window that held more than were kept:
+    the facts can no longer count ``divergences_24h`` and must be recomputed (rare: more than
+    ``DIVERGENCE_TIMES_KEPT`` divergences in a day and no write for a day)."""
+    return facts["divergence_times_complete"] or _aged_divergences(facts, now=now) < len(facts["divergence_times"])
+
+
+def render_reconciliation_status(facts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """Render the SPEC §6 status from :func:`compute_reconciliation_facts` at ``now`` (no SQL).
+
+    ``divergences_24h`` = the count at compute time − the kept times that have since left the window
+    (rows are only ever added by writes, which bump the generation, so nothing else can change it).
+    """
+    last_sync_at = facts["last_sync_at"]
+    stale_after = facts["sync_stale_seconds"]
+    divergences_open = facts["divergences_open"]
+    matched, open_count = facts["matched_positions"], facts["open_positions_count"]
+    age = int((now - last_sync_at).total_seconds()) if last_sync_at is not None else None
+    if last_sync_at is None:
         status, message = "idle", "No sync received yet."
     elif age > stale_after:
         status, message = "stale", f"Last sync {age} s ago; stale after {stale_after} s."
@@ -107,15 +176,15 @@ def compute_reconciliation_status(*, user_id: int, now: datetime | None = None) 
 
     return {
         "status": status,
-        "total_syncs": total_syncs,
-        "last_sync_at": last_sync["created_at"] if last_sync else None,
-        "last_sync_duration_ms": last_sync["duration_ms"] if last_sync else None,
+        "total_syncs": facts["total_syncs"],
+        "last_sync_at": last_sync_at,
+        "last_sync_duration_ms": facts["last_sync_duration_ms"],
         "sync_age_seconds": max(age, 0) if age is not None else None,
         "open_positions_count": open_count,
         "matched_positions": matched,
         "divergences_open": divergences_open,
-        "divergences_24h": divergences_24h,
+        "divergences_24h": facts["divergences_24h_at_compute"] - _aged_divergences(facts, now=now),
         "message": message,
-        "recent_events": events,
+        "recent_events": facts["recent_events"],
         "as_of": now,
     }

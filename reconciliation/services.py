@@ -26,7 +26,7 @@ from positions.models import Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import reconcile
 from tradingsite.api import Conflict
-from tradingsite.caching import bump_user_generation
+from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import DIVERGENCES, SYNCS
 
 POSITION_SYNC_FIELDS = [
@@ -436,7 +436,7 @@ class _Batch:
         transitions = list(self.guards.transitions)
 
         def after_commit() -> None:
-            bump_user_generation(user_id)
+            bump_and_warm_user(user_id)
             SYNCS.labels(outcome="created").inc(created)
             for reason in opened_reasons:
                 DIVERGENCES.labels(reason=reason).inc()

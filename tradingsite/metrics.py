@@ -37,6 +37,13 @@ CACHE_EVENTS = Counter(
     "Cache lookups per layer (page = cache_page, data = selector cache) and result (hit/miss).",
     ["layer", "view", "result"],
 )
+READ_REQUESTS = Counter(
+    "tradingsite_read_requests_total",
+    "200 answers of the page-cached hot reads, per view and where they came from: page (cache_page hit), "
+    "data (page miss, every data lookup hit, nothing computed) or compute (something computed from the "
+    "database). Cache hit rate = (page + data) / all.",
+    ["view", "served_from"],
+)
 REDIS_COMMANDS = Counter(
     "tradingsite_redis_commands_total",
     "Redis commands sent by the cache client while serving requests, per view.",

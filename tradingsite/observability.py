@@ -38,6 +38,7 @@ class RequestState:
     sql_queries: int = 0
     redis_commands: int = 0
     cache: list[str] = field(default_factory=list)  # e.g. ["page:hit"], ["data:miss"]
+    computed: bool = False  # a cached read had to be computed from the database
 
 
 _state: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar("tradingsite_request", default=None)
@@ -66,6 +67,22 @@ def record_cache(layer: str, view: str, hit: bool) -> None:
         state.cache.append(f"{layer}:{result}")
 
 
+def record_compute() -> None:
+    """Mark the current request as having computed a cached read (a data-layer miss, or caching off)."""
+    state = _state.get()
+    if state is not None:
+        state.computed = True
+
+
+def read_served_from(*, response: HttpResponse, state: RequestState) -> str:
+    """Classify a page-cached read: ``page`` (served by cache_page, which sets ``Age`` on its hits,
+    Django 5.2), ``compute`` (something was computed from the database), else ``data`` (page miss
+    answered wholly from data-layer hits)."""
+    if "Age" in response:
+        return "page"
+    return "compute" if state.computed else "data"
+
+
 def _route_name(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
@@ -88,7 +105,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from tradingsite.metrics import REDIS_COMMANDS, REQUEST_LATENCY, REQUESTS, SQL_QUERIES
+        from tradingsite.metrics import READ_REQUESTS, REDIS_COMMANDS, REQUEST_LATENCY, REQUESTS, SQL_QUERIES
 
         incoming = request.headers.get("X-Request-ID", "")
         state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
@@ -106,9 +123,14 @@ class RequestContextMiddleware:
             duration = time.perf_counter() - started
             view = _route_name(request)
             state.user_id = _user_id(request)
-            if "Age" in response and view in _PAGE_CACHED_VIEWS:
-                # cache_page sets Age only on responses it served from the cache (Django 5.2).
-                record_cache("page", view, hit=True)
+            served_from = None
+            if view in _PAGE_CACHED_VIEWS:
+                if "Age" in response:
+                    # cache_page sets Age only on responses it served from the cache (Django 5.2).
+                    record_cache("page", view, hit=True)
+                if response.status_code == 200:
+                    served_from = read_served_from(response=response, state=state)
+                    READ_REQUESTS.labels(view=view, served_from=served_from).inc()
             response["X-Request-ID"] = state.request_id
             REQUEST_LATENCY.labels(view=view, method=request.method).observe(duration)
             REQUESTS.labels(view=view, method=request.method, status=str(response.status_code)).inc()
@@ -131,6 +153,7 @@ class RequestContextMiddleware:
                     "sql_queries": state.sql_queries,
                     "redis_commands": state.redis_commands,
                     "cache": ",".join(state.cache) or "-",
+                    "served_from": served_from or "-",
                 },
             )
             return response

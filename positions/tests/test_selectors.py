@@ -115,10 +115,11 @@ def test_open_positions_queries_on_a_miss_and_none_on_a_hit(user, book, django_a
     # when / then a miss: positions, latest snapshot, instruments, quotes (JPY and GBP differ from USD)
     with django_assert_num_queries(4):
         first = open_positions(user_id=user.id)
-    # and a hit runs no SQL and returns the same data
+    # and a hit runs no SQL and returns the same data, as of the time of the read
     with django_assert_num_queries(0):
         second = open_positions(user_id=user.id)
-    assert second == first
+    assert {**second, "as_of": None} == {**first, "as_of": None}
+    assert second["as_of"] >= first["as_of"]
 
 
 @override_settings(API_CACHE_TTL_S=60)

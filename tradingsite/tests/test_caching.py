@@ -252,8 +252,8 @@ def test_sync_is_visible_at_once_in_selectors_and_within_the_ttl_on_every_endpoi
     ("route", "compute"),
     [
         ("positions:open", "positions.selectors.compute_open_positions"),
-        ("reconciliation:status", "reconciliation.selectors.compute_reconciliation_status"),
-        ("guards:status", "guards.selectors.compute_guard_status"),
+        ("reconciliation:status", "reconciliation.selectors.compute_reconciliation_facts"),
+        ("guards:status", "guards.selectors.compute_guard_facts"),
     ],
 )
 def test_fifty_concurrent_cold_requests_compute_once(route, compute, book, monkeypatch):
