@@ -68,6 +68,10 @@ class ViewCounters:
     page_miss: float = 0.0
     data_hit: float = 0.0
     data_miss: float = 0.0
+    # tradingsite_read_requests_total{served_from}: how each 200 of a page-cached view was answered
+    served_page: float = 0.0
+    served_data: float = 0.0
+    served_compute: float = 0.0
     duration_sum: float = 0.0
     by_status: dict[str, float] = field(default_factory=dict)
 
@@ -84,6 +88,9 @@ class ViewCounters:
             page_miss=self.page_miss - other.page_miss,
             data_hit=self.data_hit - other.data_hit,
             data_miss=self.data_miss - other.data_miss,
+            served_page=self.served_page - other.served_page,
+            served_data=self.served_data - other.served_data,
+            served_compute=self.served_compute - other.served_compute,
             duration_sum=self.duration_sum - other.duration_sum,
             by_status={s: self.by_status.get(s, 0.0) - other.by_status.get(s, 0.0) for s in statuses},
         )
@@ -108,6 +115,18 @@ class ViewCounters:
         return self.data_hit / lookups if lookups else None
 
     def hit_rate(self) -> float | None:
+        """Share of read requests answered from a cache layer: (served from page + from data) / all reads.
+
+        From ``tradingsite_read_requests_total{served_from}`` (a request is "data" only when its page
+        missed and every selector lookup hit, "compute" when anything was computed). Services that
+        predate that counter fall back to :meth:`lookup_hit_rate`.
+        """
+        served = self.served_page + self.served_data + self.served_compute
+        if served:
+            return (self.served_page + self.served_data) / served
+        return self.lookup_hit_rate()
+
+    def lookup_hit_rate(self) -> float | None:
         """Share of cache lookups, both layers together, that hit: (page + data hits) / all lookups.
 
         A request looks up the page cache once and, on a page miss, one or more selector entries.
@@ -149,6 +168,11 @@ def view_counters(samples: Mapping[tuple[str, Labels], float]) -> dict[str, View
             layer, result = label.get("layer"), label.get("result")
             attr = f"{layer}_{result}"
             if attr in ("page_hit", "page_miss", "data_hit", "data_miss"):
+                counters = get(view)
+                setattr(counters, attr, getattr(counters, attr) + value)
+        elif name == "tradingsite_read_requests_total":
+            attr = f"served_{label.get('served_from')}"
+            if attr in ("served_page", "served_data", "served_compute"):
                 counters = get(view)
                 setattr(counters, attr, getattr(counters, attr) + value)
         elif name == "tradingsite_request_duration_seconds_sum":

@@ -100,6 +100,23 @@ def test_prometheus_text_is_grouped_per_view_and_differenced():
     assert total.requests == 1063 and total.sql == 1540
 
 
+def test_hit_rate_counts_read_requests_served_from_a_cache_layer():
+    # given 90 page hits, 8 data-layer answers and 2 computations of positions:open
+    text = "\n".join(
+        [
+            'tradingsite_read_requests_total{served_from="page",view="positions:open"} 90.0',
+            'tradingsite_read_requests_total{served_from="data",view="positions:open"} 8.0',
+            'tradingsite_read_requests_total{served_from="compute",view="positions:open"} 2.0',
+            'tradingsite_cache_events_total{layer="page",result="hit",view="positions:open"} 90.0',
+            'tradingsite_cache_events_total{layer="page",result="miss",view="positions:open"} 10.0',
+        ]
+    )
+    counters = r.view_counters(r.parse_prometheus(text))["positions:open"]
+    # then the request-level hit rate is (90 + 8) / 100, not the lookup ratio 90 / 100
+    assert counters.hit_rate() == pytest.approx(0.98)
+    assert counters.lookup_hit_rate() == pytest.approx(0.90)
+
+
 def test_match_view_prefers_the_exact_route_name():
     labels = ["reconciliation:status", "reconciliation:sync", "positions:open", "healthz"]
     assert r.match_view(labels, "positions:open") == "positions:open"
