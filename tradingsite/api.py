@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
@@ -48,6 +49,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    """503: the database could not be reached (e.g. while PostgreSQL restarts); the client should retry."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is temporarily unavailable; retry shortly."
+    default_code = "database_unavailable"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -273,8 +282,9 @@ class MergedCursorPagination:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: Django ``ValidationError`` → 400 with field errors, 404/401 as JSON.
 
-    Anything unhandled is logged with its traceback and answered with a JSON 500 that carries the
-    request id and no trace.
+    A lost or refused database connection (``OperationalError``/``InterfaceError``) is a 503 with
+    ``Retry-After: 1``. Anything else unhandled is logged with its traceback and answered with a JSON
+    500 that carries the request id and no trace.
     """
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -285,6 +295,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = PayloadTooLarge(f"Request body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     elif isinstance(exc, SuspiciousOperation):  # Django answers these 400, never 500
         exc = exceptions.ParseError("Bad request.")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Connection lost or refused (PostgreSQL restarting, pool timeout): retryable, not a bug.
+        logger.warning("database unavailable: %s", type(exc).__name__, extra={"event": "database_unavailable"})
+        response = drf_exception_handler(DatabaseUnavailable(), context)
+        response["Retry-After"] = "1"
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", type(context.get("view")).__name__, exc_info=exc)

@@ -57,3 +57,20 @@ def test_readyz_answers_within_one_second_when_redis_accepts_and_never_replies(c
 def test_readyz_reports_a_real_redis_as_ok(client):
     body = client.get("/readyz").json()
     assert body["checks"]["cache"] == {**body["checks"]["cache"], "status": "ok", "backend": "redis"}
+
+
+def test_a_lost_database_connection_is_a_retryable_503_not_a_500(auth_client, monkeypatch):
+    # given the database refuses connections (PostgreSQL restarting), when an API view needs it,
+    # then the client gets a JSON 503 with Retry-After instead of a 500
+    from django.db import OperationalError
+
+    from positions import views
+
+    def refuse(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(views, "position_history", refuse)
+    response = auth_client.get("/api/v1/positions/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["detail"] == "The database is temporarily unavailable; retry shortly."
