@@ -18,7 +18,8 @@ from tradingsite import __version__
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").exists():  # local convenience only; real environment variables win
+# A local .env is a convenience only: real environment variables win, and DJANGO_DOTENV=off ignores it.
+if (BASE_DIR / ".env").exists() and env.str("DJANGO_DOTENV", default="on").lower() not in {"off", "0", "false"}:
     environ.Env.read_env(BASE_DIR / ".env")
 
 # ---------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ PRODUCTION = {
 
 def run_with_env(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS and not k.startswith("DJANGO_")}
-    clean.update(env, DJANGO_SETTINGS_MODULE="tradingsite.settings")
-    # cwd has no .env in CI; point BASE_DIR's .env lookup at a clean copy by running from ROOT anyway.
+    # DJANGO_DOTENV=off: a developer's local .env (written by `dev.py run`) must not leak into these settings.
+    clean.update(env, DJANGO_SETTINGS_MODULE="tradingsite.settings", DJANGO_DOTENV="off")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
@@ -39,12 +39,6 @@ def probe(**env: str) -> dict:
     result = run_with_env(PROBE, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(autouse=True)
-def _no_dotenv():
-    if (ROOT / ".env").exists():
-        pytest.skip("a local .env would leak into the subprocess settings; CI has none")
 
 
 def test_settings_default_to_sqlite_and_in_process_cache():
