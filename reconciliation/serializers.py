@@ -328,6 +328,10 @@ class SyncInputSerializer(serializers.Serializer):
     def validate_positions(self, value):
         if value is None:
             return None
+        # allow_null on the list reaches DRF's child serializer too: a null *item* must still be refused.
+        nulls = [index for index, row in enumerate(value) if row is None]
+        if nulls:
+            raise serializers.ValidationError({index: ["This field may not be null."] for index in nulls})
         dups = _duplicates(row["ticket"] for row in value)
         if dups:
             raise serializers.ValidationError(f"Duplicate tickets: {', '.join(map(str, dups))}.")

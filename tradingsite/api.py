@@ -295,6 +295,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = PayloadTooLarge(f"Request body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     elif isinstance(exc, SuspiciousOperation):  # Django answers these 400, never 500
         exc = exceptions.ParseError("Bad request.")
+    elif isinstance(exc, RecursionError):  # json.loads on a body like [[[[…]]]] nested thousands deep
+        exc = exceptions.ParseError("JSON parse error - nested too deeply.")
     if isinstance(exc, (OperationalError, InterfaceError)):
         # Connection lost or refused (PostgreSQL restarting, pool timeout): retryable, not a bug.
         logger.warning("database unavailable: %s", type(exc).__name__, extra={"event": "database_unavailable"})

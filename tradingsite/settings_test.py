@@ -6,6 +6,9 @@ The database and cache still come from the environment: unset → SQLite + in-pr
 
 import os
 
+# Hermetic: a developer's .env (written by `dev.py run`) never reaches the tests; the database and
+# cache come from the real environment only (CI and `make test-services` set them explicitly).
+os.environ.setdefault("DJANGO_DOTENV", "off")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 
