@@ -44,13 +44,15 @@ class FiniteDecimalField(serializers.Field):
 
     Rejects booleans, NaN, ±Infinity and values whose integer part exceeds
     ``max_digits - decimal_places`` digits. ``positive`` requires > 0; ``zero_is_none`` maps 0 to None
-    (MT5's "no stop" for sl/tp).
+    (MT5's "no stop" for sl/tp); ``exact`` refuses values with more decimals instead of rounding them
+    (volumes in lots).
     """
 
     default_error_messages = {
         "invalid": "A valid finite number is required.",
         "positive": "Must be greater than 0.",
         "too_large": "Too large: at most {digits} digits before the decimal point.",
+        "inexact": "At most {places} decimal places.",
     }
 
     def __init__(
@@ -60,8 +62,10 @@ class FiniteDecimalField(serializers.Field):
         decimal_places: int = 8,
         positive: bool = False,
         zero_is_none: bool = False,
+        exact: bool = False,
         **kwargs,
     ):
+        self.exact = exact
         self.max_digits = max_digits
         self.decimal_places = decimal_places
         self.positive = positive
@@ -89,7 +93,10 @@ class FiniteDecimalField(serializers.Field):
         limit = Decimal(10) ** integer_digits
         if abs(value) >= limit:  # checked before quantize, which would overflow the context precision
             self.fail("too_large", digits=integer_digits)
-        value = value.quantize(self.quantum, rounding=ROUND_HALF_UP)
+        rounded = value.quantize(self.quantum, rounding=ROUND_HALF_UP)
+        if self.exact and rounded != value:  # volumes: 0.105 lots is not a broker volume, never round it
+            self.fail("inexact", places=self.decimal_places)
+        value = rounded
         if abs(value) >= limit:  # 99.999 rounded up to 100.00
             self.fail("too_large", digits=integer_digits)
         if self.positive and value <= 0:  # 0.000000001 rounds to 0
@@ -109,7 +116,8 @@ def _money(**kwargs) -> FiniteDecimalField:
 
 
 def _lots(**kwargs) -> FiniteDecimalField:
-    return FiniteDecimalField(max_digits=12, decimal_places=2, **kwargs)
+    # Lots in steps of 0.01: a volume with more decimals is refused (400), never rounded into the ledger.
+    return FiniteDecimalField(max_digits=12, decimal_places=2, exact=True, **kwargs)
 
 
 # Epoch seconds or ISO 8601 with an offset.

@@ -60,3 +60,25 @@ def test_a_null_item_in_the_sync_positions_is_a_field_error_and_writes_nothing(a
     assert response.json() == {"positions": {"1": ["This field may not be null."]}}
     assert Position.objects.count() == 0
     assert ReconciliationLog.objects.count() == 0
+
+
+def test_a_sync_volume_off_the_lot_step_is_refused_not_rounded(auth_client):
+    # given a broker position of 0.105 lots (not a multiple of 0.01: it would round to 0.11)
+    body = {
+        "broker_time": timezone.now().isoformat(),
+        "account": {"login": 1, "currency": "USD", "balance": "10000.00", "equity": "10000.00"},
+        "positions": [
+            {
+                "ticket": 1,
+                "symbol": "EURUSD",
+                "type": 0,
+                "volume": "0.105",
+                "price_open": "1.095",
+                "price_current": "1.095",
+            }
+        ],
+    }
+    response = auth_client.post("/api/v1/reconciliation/syncs/", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"positions": {"0": {"volume": ["At most 2 decimal places."]}}}
+    assert Position.objects.count() == 0
