@@ -114,6 +114,9 @@ class GuardConfig(models.Model):
             )
         if self.min_equity is not None and self.min_equity < 0:
             errors["min_equity"] = "Must be zero or more (account currency)."
+        for name in ("quote_stale_seconds", "sync_stale_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                errors[name] = "Must be at least 1 second (0 would make every quote or sync stale)."
         if errors:
             raise ValidationError(errors)
 

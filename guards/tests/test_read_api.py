@@ -204,6 +204,8 @@ def test_config_patch_updates_and_status_uses_it(auth_client, user):
         {"spread_critical_pct": "101"},
         {"min_equity": "-1"},
         {"gap_warning_pct": "abc"},
+        {"quote_stale_seconds": 0},  # every quote would be stale
+        {"sync_stale_seconds": 0},
     ],
 )
 def test_config_patch_rejects_bad_thresholds_and_writes_nothing(auth_client, user, body):
