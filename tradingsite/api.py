@@ -71,9 +71,13 @@ def request_user_id(request: Request | HttpRequest) -> int:
     """Return the authenticated user's id as an int.
 
     SimpleJWT's stateless ``TokenUser`` carries the id as a string (PITFALLS §4.1), a session user
-    as an int; scoping always filters on ``user_id`` with this value.
+    as an int; scoping always filters on ``user_id`` with this value. A correctly signed token whose
+    ``user_id`` claim is not an integer raises ``AuthenticationFailed`` (401), not a 500.
     """
-    return int(request.user.pk)
+    try:
+        return int(request.user.pk)
+    except (TypeError, ValueError):
+        raise exceptions.AuthenticationFailed("Token contained no recognizable user identification.") from None
 
 
 # --------------------------------------------------------------------------------------------

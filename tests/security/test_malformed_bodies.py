@@ -82,3 +82,16 @@ def test_a_sync_volume_off_the_lot_step_is_refused_not_rounded(auth_client):
     assert response.status_code == 400, response.content
     assert response.json() == {"positions": {"0": {"volume": ["At most 2 decimal places."]}}}
     assert Position.objects.count() == 0
+
+
+def test_a_signed_token_with_a_non_integer_user_id_is_a_401_on_the_hot_reads(api_client, user):
+    # given a token signed with the real key whose user_id claim is not an integer (only a key holder
+    # could mint it, but it must still never be a 500)
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    token["user_id"] = "abc"
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    for path in ("/api/v1/reconciliation/status/", "/api/v1/positions/open/", "/api/v1/guards/status/"):
+        response = api_client.get(path)
+        assert response.status_code == 401, (path, response.content)
