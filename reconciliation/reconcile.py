@@ -455,6 +455,10 @@ def _close_from_deals(position, deals, *, broker_time, log, out: ReconcileOutcom
     pnl = sum((d["profit"] + d["swap"] + d["commission"] for d in deals), Decimal("0"))
     reason = close_reason_for_deal(last["reason"])
     had = _close(position, closed_at=last["time"] or broker_time, price=last["price"], reason=reason, pnl=pnl)
+    # The ledger's last view of the position is the close itself, not the previous snapshot's.
+    position.price_current = last["price"]
+    position.profit = sum((d["profit"] for d in deals), Decimal("0"))
+    position.swap = sum((d["swap"] for d in deals), Decimal("0"))
     details = {
         "source": "deal",
         "deal_tickets": [d["ticket"] for d in deals],

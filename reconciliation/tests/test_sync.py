@@ -219,6 +219,8 @@ def test_close_by_deal_sums_several_closing_deals_and_takes_the_last_price(user)
     # 10.00 + 30.00 − 1.00 = 39.00; reason and price of the last deal (TP)
     assert (row.close_reason, row.close_price, row.realized_pnl) == ("tp_hit", D("1.10000"), D("39.00"))
     assert row.closed_at == t - timedelta(seconds=1)
+    # the ledger's last view is the close: last deal's price, deals' profit 10.00 + 30.00 = 40.00, swap 0
+    assert (row.price_current, row.profit, row.swap) == (D("1.10000"), D("40.00"), D("0.00"))
 
 
 @pytest.mark.parametrize(
