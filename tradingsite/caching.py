@@ -17,16 +17,18 @@ Two layers, both per user (SPEC §7):
    generation (write-through), so the next read of each hot endpoint is a data hit, not a
    computation. No ``KEYS``, ``SCAN`` or ``delete_pattern`` anywhere on a request path (PITFALLS §2.4).
 
-Why the data layer's TTL is an *idle* TTL (``API_DATA_IDLE_TTL_S``, default 60 s, sliding):
+Why the data layer's TTL (``API_DATA_TTL_S``, default 60 s, jittered) is longer than the page's:
 freshness comes from the generation in the key, not from the TTL — a write bumps the generation
-before anyone can read the new data, so an entry can never be served after the data it was computed
-from changed. The TTL only bounds memory (an idle user's entries go away) and *idle staleness*; the
-latter is handled by computing every time-dependent field (``as_of``, "stale" statuses, ages,
-24-hour windows) at read time from cached facts (see the selectors). A data hit extends the entry's
-life (``cache.touch``), so an entry lives as long as it is read at least once per idle TTL. The
-idle TTL must exceed the page TTL: the page layer shields the data layer, which is read at most
-once per page TTL per (user, endpoint) — with a data TTL ≤ the page TTL every page miss would also
-be a data miss (measured: 51.6 % hits with both at 5 s). ``API_CACHE_TTL_S`` = 0 turns both layers off.
+before anyone can read the new data, so an entry is never served after the data it was computed
+from changed. Every time-dependent field (``as_of``, "stale" statuses, ages, 24-hour windows) is
+computed at read time from cached facts (see the selectors), so age alone does not make an entry
+wrong either. The TTL counts from the computation (a hit does not extend it): it bounds memory, and
+it bounds how long an entry can outlive a *lost* invalidation (an INCR that failed while Redis was
+unreachable) to one TTL. Active users are re-warmed by every sync, so their entries never expire;
+an idle user's first read after a TTL recomputes once. It must exceed the page TTL: the page layer
+shields the data layer, which is read at most once per page TTL per (user, endpoint) — with a data
+TTL ≤ the page TTL every page miss would also be a data miss (measured: 51.6 % hits with both at
+5 s). ``API_CACHE_TTL_S`` = 0 turns both layers off.
 
 Concurrent misses on one key compute once: a per-process lock (threads) plus a short cross-process
 lease taken with ``cache.add`` (PITFALLS §3.2 technique 2). When the cache is unavailable every
@@ -104,12 +106,11 @@ def bump_user_generation(user_id: int) -> None:
     """Invalidate every data-layer entry of the user (one INCR). Call from ``transaction.on_commit``."""
     key = generation_cache_key(user_id)
     try:
-        result = cache.incr(key)
+        # With Redis down django-redis swallows the error and returns None: nothing to invalidate then,
+        # because nothing could be cached under this generation either.
+        cache.incr(key)
     except ValueError:  # no counter yet: nothing of this user can be cached under it
         cache.add(key, int(time.time() * 1000), timeout=GENERATION_TIMEOUT_S)
-        return
-    if result is None:  # django-redis swallowed a connection error; entries expire within the TTL
-        return
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,13 +155,13 @@ def _jittered(ttl: float) -> float:
     return ttl * random.uniform(0.8, 1.0)
 
 
-def data_idle_ttl() -> float:
-    """The data layer's sliding TTL in seconds: ``API_DATA_IDLE_TTL_S``, never below the page TTL
+def data_ttl() -> float:
+    """The data layer's TTL in seconds, from computation: ``API_DATA_TTL_S``, never below the page TTL
     (see the module docstring); 0 when caching is off (``API_CACHE_TTL_S`` = 0)."""
     page_ttl = settings.API_CACHE_TTL_S
     if page_ttl <= 0:
         return 0
-    return max(getattr(settings, "API_DATA_IDLE_TTL_S", 60), page_ttl)
+    return max(getattr(settings, "API_DATA_TTL_S", 60), page_ttl)
 
 
 # True while :func:`warm_user_reads` runs: lookups are then not counted as request cache events.
@@ -179,12 +180,12 @@ def cached_data(
     """Return ``compute()`` through the per-user data cache.
 
     ``compute`` must return plain, picklable data. ``params`` are every input of the computation
-    besides the user. A hit extends the entry's life by the idle TTL (:func:`data_idle_ttl`).
+    besides the user. Entries live :func:`data_ttl` seconds from their computation.
     ``is_valid(value)``, when given, can reject a cached value that time alone has made unusable
     (it is then recomputed and replaced as on a miss); it must not query anything. Returns a fresh
     computation when caching is off (``API_CACHE_TTL_S`` = 0) or the cache is unreachable.
     """
-    ttl = data_idle_ttl()
+    ttl = data_ttl()
     label = view or namespace
     warming = _warming.get()
     if ttl <= 0:
@@ -205,7 +206,6 @@ def cached_data(
     if usable(value):
         if not warming:
             record_cache("data", label, hit=True)
-        cache.touch(key, _jittered(ttl))  # sliding: read at least once per idle TTL, it stays
         return value
     if not warming:
         record_cache("data", label, hit=False)
@@ -267,7 +267,7 @@ def warm_user_reads(user_id: int) -> None:
     not be stored). A failing warmer is logged and skipped: warming runs after the write committed
     and must never turn a successful write into an error.
     """
-    if data_idle_ttl() <= 0 or not _USER_READ_WARMERS or user_generation(user_id) is None:
+    if data_ttl() <= 0 or not _USER_READ_WARMERS or user_generation(user_id) is None:
         return
     token = _warming.set(True)
     try:

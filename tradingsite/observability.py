@@ -24,6 +24,15 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
+from tradingsite.metrics import (
+    CACHE_EVENTS,
+    READ_REQUESTS,
+    REDIS_COMMANDS,
+    REQUEST_LATENCY,
+    REQUESTS,
+    SQL_QUERIES,
+)
+
 access_logger = logging.getLogger("tradingsite.request")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -58,8 +67,6 @@ def count_redis_command() -> None:
 
 def record_cache(layer: str, view: str, hit: bool) -> None:
     """Record a cache lookup of ``layer`` ("page" or "data") for metrics and the access log."""
-    from tradingsite.metrics import CACHE_EVENTS
-
     result = "hit" if hit else "miss"
     CACHE_EVENTS.labels(layer=layer, view=view, result=result).inc()
     state = _state.get()
@@ -105,8 +112,6 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from tradingsite.metrics import READ_REQUESTS, REDIS_COMMANDS, REQUEST_LATENCY, REQUESTS, SQL_QUERIES
-
         incoming = request.headers.get("X-Request-ID", "")
         state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
         token = _state.set(state)

@@ -140,13 +140,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------------------------------------
 # Caches: in-process unless REDIS_URL is set. CACHES is written out by hand (STYLE.md §9.3).
-#   default  — cache_page responses (pickle, 5 s) and selector data (plain dicts, 60 s sliding)
+#   default  — cache_page responses (pickle, 5 s) and selector data (plain dicts, 60 s from computation)
 #   throttle — DRF throttle histories; see tradingsite.throttling for the failure policy
 # ---------------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 API_CACHE_TTL_S = env.int("API_CACHE_TTL_S", default=5)
-# Sliding idle TTL of the selector data layer (generations keep it fresh; see tradingsite.caching).
-API_DATA_IDLE_TTL_S = env.int("API_DATA_IDLE_TTL_S", default=60)
+# TTL of the selector data layer, from computation (generations keep it fresh; see tradingsite.caching).
+API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=60)
 REDIS_SOCKET_TIMEOUT_S = env.float("REDIS_SOCKET_TIMEOUT_S", default=0.1)
 REDIS_BREAKER_COOLDOWN_S = env.float("REDIS_BREAKER_COOLDOWN_S", default=5.0)
 CACHE_KEY_PREFIX = f"ts:{RELEASE}"

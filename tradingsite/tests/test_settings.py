@@ -17,7 +17,7 @@ PROBE = (
     "'ignore': settings.CACHES['default'].get('OPTIONS', {}).get('IGNORE_EXCEPTIONS'), "
     "'jwt_key_differs': settings.SIMPLE_JWT['SIGNING_KEY'] != settings.SECRET_KEY}))"
 )
-SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "API_CACHE_TTL_S", "API_DATA_IDLE_TTL_S", "JWT_SIGNING_KEY")
+SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "API_CACHE_TTL_S", "API_DATA_TTL_S", "JWT_SIGNING_KEY")
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "k3Yq9-tradingsite-test-secret-Zp7wR2mX4vB8nC1dF6gH0jL5sT",

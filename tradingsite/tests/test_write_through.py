@@ -177,45 +177,45 @@ def test_a_sync_answers_201_quickly_with_redis_down(user, closed_redis_url):
 
 
 # --------------------------------------------------------------------------------------------
-# 2. The data layer's TTL is an idle TTL: reads keep an entry alive; generations keep it fresh
+# 2. The data layer's TTL counts from computation; generations keep entries fresh
 # --------------------------------------------------------------------------------------------
-@override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_IDLE_TTL_S=10)
-def test_a_data_entry_lives_while_read_and_dies_when_idle(user, monkeypatch, django_assert_num_queries):
+@override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=10)
+def test_a_data_entry_lives_its_ttl_from_computation_and_writes_renew_it(user, monkeypatch, django_assert_num_queries):
     # given a clock for the cache's expiry, and one computed open-positions entry (TTL 8–10 s)
     clock = FakeClock()
     monkeypatch.setattr(locmem, "time", clock)  # expiry checks
-    monkeypatch.setattr(cache_base, "time", clock)  # expiry times of set/touch
+    monkeypatch.setattr(cache_base, "time", clock)  # expiry times of set
     cache.clear()
     open_position(user, ticket=910001, symbol="EURUSD")
     assert open_positions(user_id=user.id)["count"] == 1
-    # when it is read every 7 s for 21 s — past its first expiry (at most 10 s)
-    for _ in range(3):
-        clock.now += 7
-        with django_assert_num_queries(0):
-            assert open_positions(user_id=user.id)["count"] == 1
-    # then it is still there; and a write is visible at once (new generation), not after the TTL
+    # when it is read 7 s later, it is a hit
+    clock.now += 7
+    with django_assert_num_queries(0):
+        assert open_positions(user_id=user.id)["count"] == 1
+    # then reading does not extend it: 11 s after computation (> 10 s) the read computes again
+    clock.now += 4
+    with django_assert_num_queries(3):  # positions, latest snapshot, instruments
+        assert open_positions(user_id=user.id)["count"] == 1
+    # and a write is visible at once (new generation, re-warmed), not after the TTL
     open_position(user, ticket=910002, symbol="GBPUSD")
     bump_and_warm_user(user.id)
     with django_assert_num_queries(0):
         assert open_positions(user_id=user.id)["count"] == 2
-    # and an entry left unread for longer than the idle TTL (11 s > 10 s) is gone: the read computes
-    clock.now += 11
-    with django_assert_num_queries(3):  # positions, latest snapshot, instruments
-        assert open_positions(user_id=user.id)["count"] == 2
 
 
 @pytest.mark.redis
-@override_settings(API_DATA_IDLE_TTL_S=60)
-def test_a_data_hit_extends_the_entry_on_redis(user):
-    # given one cached entry whose remaining life we shorten to 2 s
+@override_settings(API_DATA_TTL_S=60)
+def test_a_data_hit_does_not_extend_the_entry_on_redis(user):
+    # given one cached entry (life 80–100 % of 60 s) whose remaining life we shorten to 2 s,
+    # as if computed almost a minute ago (e.g. before an invalidation that was lost)
     open_positions(user_id=user.id)
     key = data_cache_key("positions.open", user_id=user.id, generation=user_generation(user.id))
+    assert 48 <= cache.ttl(key) <= 60
     cache.expire(key, 2)
-    assert cache.ttl(key) <= 2
     # when it is read
     open_positions(user_id=user.id)
-    # then its life is the jittered idle TTL again: 80–100 % of 60 s
-    assert 48 <= cache.ttl(key) <= 60
+    # then its life is not extended: it expires on schedule and the next read recomputes
+    assert cache.ttl(key) <= 2
 
 
 # --------------------------------------------------------------------------------------------
