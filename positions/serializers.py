@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.fields import MoneyModelSerializer
 from positions.models import Position
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -60,7 +61,7 @@ class PositionRegisterInputSerializer(serializers.Serializer):
         return self._stop(value)
 
 
-class PositionOutputSerializer(serializers.ModelSerializer):
+class PositionOutputSerializer(MoneyModelSerializer):
     """One ledger row as the API shows it (history, detail). Decimals render as strings, times as ISO 8601 UTC."""
 
     class Meta:
