@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -29,6 +30,7 @@ from guards.services import GuardSession, record_guard_transitions
 from positions.models import Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import reconcile
+from reconciliation.serializers import ServerClockTime
 from tradingsite.api import Conflict
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import DIVERGENCES, SYNCS
@@ -57,6 +59,7 @@ POSITION_SYNC_FIELDS = [
     "updated_at",
 ]
 INSTRUMENT_SPEC_FIELDS = ["contract_size", "digits", "point", "pip_size", "currency_base", "currency_profit"]
+OPTIONAL_SPEC_FIELDS = ["volume_step", "volume_min", "trade_calc_mode", "trade_tick_value", "trade_tick_size"]
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,8 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
     (matches, divergences with deltas, broker-only positions, missing pending ones, closes); upsert
     quotes; evaluate guards (peak, drawdown, gaps, spreads, stale quotes); insert the transition log
     rows and exactly one ``sync`` row whose ``details`` is the returned summary. A broker position
-    on a symbol with no instrument raises ``ValidationError`` (→ 400, nothing written). After commit:
-    bump the user's cache generation and count metrics.
+    on a symbol with no instrument is accepted and stored (shown unvalued, reason ``spec_missing``);
+    the account's guards still run. After commit: bump the user's cache generation and count metrics.
     """
     return sync_ingest_batch(user_id=user_id, batch=[data])[0]
 
@@ -203,6 +206,73 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
     if replayed:
         SYNCS.labels(outcome="replayed").inc(replayed)
     return done
+
+
+def stand_ins(
+    broker_positions: list[dict[str, Any]], ledger: list[Position], instruments: dict[str, Instrument]
+) -> dict[str, Instrument]:
+    """Unsaved stand-in instruments for symbols without a spec (a manual NAS100 trade), so reconciliation
+    can mirror and close such positions instead of refusing the whole sync.
+
+    Only broker-origin positions can have such a symbol (registration needs a spec), so only the close
+    inference uses the stand-in: its pip size is the finest price step seen in the position's
+    ``price_open``/``price_current`` (18250.5 → 0.1), its volume step 0.01 lot. Nothing values the
+    position (no contract size is known): it is shown unvalued with the reason ``spec_missing``.
+    """
+    prices: dict[str, list[Decimal]] = {}
+    for row in broker_positions:
+        prices.setdefault(row["symbol"], []).extend([row["price_open"], row["price_current"]])
+    for position in ledger:
+        prices.setdefault(position.symbol, []).extend(p for p in (position.price_open, position.price_current) if p)
+    result = {}
+    for symbol, seen in prices.items():
+        if symbol in instruments:
+            continue
+        exponents = [price.normalize().as_tuple().exponent for price in seen if price]
+        step = Decimal(1).scaleb(min(min(exponents, default=0), 0))
+        result[symbol] = Instrument(
+            symbol=symbol, description=symbol, contract_size=Decimal(1), digits=max(-step.as_tuple().exponent, 0),
+            point=step, pip_size=step, currency_base="", currency_profit="",
+        )  # fmt: skip
+    return result
+
+
+TIMED_PARTS = ("positions", "quotes", "deals")
+# Quote rows one account may hold (one per symbol): MT5's Market Watch shows at most a few hundred
+# symbols, and each row is read by every valuation of the account.
+MAX_QUOTE_ROWS_PER_ACCOUNT = 1000
+
+
+def normalize_server_times(data: dict[str, Any], *, offset_minutes: int, broker_time: datetime) -> dict[str, Any]:
+    """Return a copy of a validated sync whose MT5 server-clock times (``ServerClockTime``: epoch ``time``
+    of positions, quotes and deals) are shifted to UTC by the account's offset (UTC+2 → minus 120 min).
+
+    Raises ``ValidationError`` on the part (``positions``/``quotes``/``deals``, each message naming the
+    row ``[i].time``; → 400, nothing written) for any ``time`` later than the sync's ``broker_time``:
+    a tick or deal from the future is a clock error, never silently kept.
+    """
+    offset = timedelta(minutes=offset_minutes)
+    result = dict(data)
+    errors: dict[str, list[str]] = {}
+    for part in TIMED_PARTS:
+        rows = data.get(part)
+        if not rows:
+            continue
+        shifted = []
+        for index, row in enumerate(rows):
+            moment = row.get("time")
+            if isinstance(moment, ServerClockTime):
+                moment = datetime.fromtimestamp(moment.timestamp(), tz=UTC) - offset
+            if moment is not None and moment > broker_time:
+                errors.setdefault(part, []).append(
+                    f"[{index}].time {moment.isoformat()} (UTC, server offset {offset_minutes:+d} min) is "
+                    f"later than broker_time {broker_time.isoformat()}."
+                )
+            shifted.append({**row, "time": moment} if "time" in row else row)
+        result[part] = shifted
+    if errors:
+        raise ValidationError(errors)
+    return result
 
 
 # Money fields of a sync's parts, quantized to the account's currency_digits where they enter.
@@ -327,6 +397,18 @@ class _Batch:
         self.quotes = (
             {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
         )
+        unseen = quoted - set(self.quotes)
+        if unseen:
+            stored = Quote.objects.filter(account_id=self.account.pk).count()
+            if stored + len(unseen) > MAX_QUOTE_ROWS_PER_ACCOUNT:
+                raise ValidationError(
+                    {
+                        "quotes": (
+                            f"An account keeps at most {MAX_QUOTE_ROWS_PER_ACCOUNT} quoted symbols: it has {stored}, "
+                            f"this sync adds {len(unseen)} new ones."
+                        )
+                    }
+                )
 
     # --- one sync ---------------------------------------------------------------------------
     def _sync(self, sync_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
@@ -334,15 +416,11 @@ class _Batch:
         broker_time: datetime = data["broker_time"]
         account_apply_sync(account, info=data["account"], broker_time=broker_time, now=timezone.now())
         data = quantize_sync_money(data, account.currency_digits)
+        data = normalize_server_times(data, offset_minutes=account.server_utc_offset, broker_time=broker_time)
         self._apply_symbol_specs(data.get("symbols") or [])
         broker_positions = data.get("positions")
         quotes = data.get("quotes") or []
         positions_known = broker_positions is not None
-        unknown = sorted({row["symbol"] for row in broker_positions or []} - set(self.instruments))
-        if unknown:
-            raise ValidationError(
-                {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
-            )
         outcome = None
         if positions_known:
             outcome = reconcile(
@@ -352,7 +430,7 @@ class _Batch:
                 ledger=self.ledger,
                 broker_positions=broker_positions,
                 deals=data.get("deals") or [],
-                instruments=self.instruments,
+                instruments={**stand_ins(broker_positions, self.ledger, self.instruments), **self.instruments},
                 sync_stale_seconds=self.config.sync_stale_seconds,
             )
             for position in outcome.created:
@@ -454,7 +532,7 @@ class _Batch:
                 "currency_base": spec["currency_base"],
                 "currency_profit": spec["currency_profit"],
             }
-            for optional in ("volume_step", "volume_min"):
+            for optional in OPTIONAL_SPEC_FIELDS:
                 if spec.get(optional) is not None:
                     values[optional] = spec[optional]
             instrument = self.instruments.get(spec["symbol"])
@@ -489,7 +567,7 @@ class _Batch:
             for instrument in old_instruments:
                 instrument.updated_at = now
             Instrument.objects.bulk_update(
-                old_instruments, [*INSTRUMENT_SPEC_FIELDS, "volume_step", "volume_min", "updated_at"]
+                old_instruments, [*INSTRUMENT_SPEC_FIELDS, *OPTIONAL_SPEC_FIELDS, "updated_at"]
             )
         if self.new_positions:
             Position.objects.bulk_create(self.new_positions)
