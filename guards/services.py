@@ -563,7 +563,7 @@ def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> Non
 # --------------------------------------------------------------------------------------------
 @transaction.atomic
 def peak_equity_reset(*, account_id: int, actor: str) -> GuardState:
-    """Set the account's peak equity to the latest equity (the admin's "reset peak equity", SPEC §5, §8).
+    """Set the account's peak equity to its latest equity (the admin's "reset peak equity" action).
 
     The drawdown becomes 0 %: an open drawdown alert is resolved, unless the equity is below
     ``min_equity`` (still critical), in which case it stays open at that level. Writes a

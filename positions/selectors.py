@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Account
 from accounts.selectors import account_ids
 from guards.models import EquitySnapshot
 from positions import valuation
@@ -110,15 +109,15 @@ def quote_rates(
     ]
 
 
-def instrument_specs(*, account_id: int | None = None, symbols: set[str]) -> dict[str, dict[str, Any]]:
-    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_profit", …}}`` for the account's
-    trade server: the server's own instrument row, else the shipped default (server blank). 1 query."""
-    server_rows = Account.objects.filter(pk=account_id).values("server")[:1]
-    rows = Instrument.objects.filter(Q(server="") | Q(server=Subquery(server_rows)), symbol__in=symbols).values(
-        "server", *INSTRUMENT_FIELDS
+def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
+    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_base", "currency_profit",
+    "trade_calc_mode", "trade_tick_value", "trade_tick_size"}}`` for the account: its own instrument row
+    (posted in its syncs), else the shipped default. 1 query."""
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols).values(
+        "account_id", *INSTRUMENT_FIELDS
     )
-    # Defaults first, so the server's own row (if any) replaces it.
-    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["server"] != "")}
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["account_id"] is not None)}
 
 
 def open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:

@@ -85,14 +85,14 @@ def _lock_account(user_id: int, info: dict[str, Any]) -> tuple[Account, GuardCon
     return account, config, state
 
 
-def _load_instruments(server: str, symbols: set[str]) -> dict[str, Instrument]:
-    """Return the instrument per symbol for accounts of trade ``server``: its own row, else the shipped
-    default (``server`` blank)."""
+def _load_instruments(account_id: int, symbols: set[str]) -> dict[str, Instrument]:
+    """Return the instrument per symbol for the account: its own row (posted in its syncs), else the
+    shipped default."""
     if not symbols:
         return {}
-    rows = Instrument.objects.filter(server__in=[server, ""], symbol__in=symbols)
-    # Defaults first, so the server's own row (if any) replaces it.
-    return {i.symbol: i for i in sorted(rows, key=lambda i: i.server != "")}
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols)
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
 
 
 def _lock_positions(user_id: int, account_id: int, tickets: list[int]) -> list[Position]:
@@ -392,7 +392,7 @@ class _Batch:
             symbols |= {q["symbol"] for q in data.get("quotes") or []}
             symbols |= {row["symbol"] for row in data.get("positions") or []}
             symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
-        self.instruments = _load_instruments(self.account.server, symbols)
+        self.instruments = _load_instruments(self.account.pk, symbols)
         quoted = {q["symbol"] for data in new for q in data.get("quotes") or []}
         self.quotes = (
             {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
@@ -521,8 +521,8 @@ class _Batch:
         return summary
 
     def _apply_symbol_specs(self, specs: list[dict[str, Any]]) -> None:
-        """Create or update the account's trade-server ``Instrument`` rows from MT5 ``symbol_info()`` specs;
-        written at flush. The shipped defaults (server blank) and other servers' rows are never changed."""
+        """Create or update the account's own ``Instrument`` rows from MT5 ``symbol_info()`` specs; written
+        at flush. The shipped defaults and other accounts' rows are never changed."""
         for spec in specs:
             values = {
                 "contract_size": spec["trade_contract_size"],
@@ -538,12 +538,13 @@ class _Batch:
             instrument = self.instruments.get(spec["symbol"])
             if instrument is not None and all(getattr(instrument, name) == value for name, value in values.items()):
                 continue
-            if instrument is None or instrument.server != self.account.server:
-                # Specs are per trade server: never change the shipped default or another server's row.
+            if instrument is None or instrument.account_id != self.account.pk:
+                # Specs are per account: never change the shipped default (nor, by construction, another's row).
                 inherited = (
                     {"volume_step": instrument.volume_step, "volume_min": instrument.volume_min} if instrument else {}
                 )
                 instrument = Instrument(
+                    account=self.account,
                     server=self.account.server,
                     symbol=spec["symbol"],
                     description=spec["symbol"],
