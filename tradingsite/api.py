@@ -24,7 +24,7 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
-from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme, SimpleJWTStatelessUserScheme
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
@@ -166,14 +166,21 @@ class UserScopedAPIView(APIView):
         return [IsAuthenticated(), *extra]
 
 
+class DatabaseJWTScheme(SimpleJWTScheme):
+    """OpenAPI security scheme of :class:`tradingsite.authentication.DatabaseJWTAuthentication` (bearer JWT)."""
+
+    target_class = "tradingsite.authentication.DatabaseJWTAuthentication"
+
+
 class StatelessJWTScheme(SimpleJWTStatelessUserScheme):
     """OpenAPI security scheme of the stateless JWT class under a name of its own.
 
-    The hot reads authenticate with ``JWTStatelessUserAuthentication`` (no SQL), the other views with
-    ``JWTAuthentication`` (checks the user row); drf-spectacular names both "jwtAuth" and warns about
-    the clash. Both are the same bearer token on the wire.
+    The hot reads authenticate with :class:`tradingsite.authentication.StatelessJWTAuthentication`
+    (no SQL), the other views with the database-checked class; drf-spectacular would name both
+    "jwtAuth" and warn about the clash. Both are the same bearer token on the wire.
     """
 
+    target_class = "tradingsite.authentication.StatelessJWTAuthentication"
     name = "jwtStatelessAuth"
     priority = 1
 
