@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tradingsite.observability.RequestContextMiddleware",
+    "tradingsite.middleware.LengthRequiredMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,7 +91,7 @@ MIDDLEWARE = [
 if not DEBUG:
     # Serves admin and browsable-API static files in production (compressed, far-future cached);
     # in development runserver / live_server serve them through django.contrib.staticfiles.
-    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "tradingsite.urls"
 WSGI_APPLICATION = "tradingsite.wsgi.application"
