@@ -51,9 +51,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.cache import cache_page
 
 from tradingsite.observability import record_cache, record_compute, register_page_cached_view
+from tradingsite.page_hit import cache_page
 
 T = TypeVar("T")
 logger = logging.getLogger("tradingsite.cache")
