@@ -152,7 +152,7 @@ API_CACHE_TTL_S = env.int("API_CACHE_TTL_S", default=5)
 # Serve page-cache hits of the hot reads before sessions, CSRF and DRF (tradingsite.page_hit).
 API_PAGE_FAST_PATH = env.bool("API_PAGE_FAST_PATH", default=True)
 # TTL of the selector data layer, from computation (generations keep it fresh; see tradingsite.caching).
-API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=60)
+API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=5)
 REDIS_SOCKET_TIMEOUT_S = env.float("REDIS_SOCKET_TIMEOUT_S", default=0.1)
 REDIS_BREAKER_COOLDOWN_S = env.float("REDIS_BREAKER_COOLDOWN_S", default=5.0)
 CACHE_KEY_PREFIX = f"ts:{RELEASE}"
