@@ -4,6 +4,7 @@ and changelist counts that say when they are bounded or estimated (issue 16)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -77,3 +78,27 @@ def test_an_exact_count_reads_as_before(operator_client, user):
     assert "3 results" in text
     assert "3 reconciliation logs" in text
     assert "about 3" not in text and "more than" not in text
+
+
+def test_divergence_reasons_read_as_words_in_the_position_list(operator_client, user):
+    from positions.tests.read_factories import PositionFactory
+
+    PositionFactory(user=user, matched=False, divergence_reasons=["entry_slippage", "sl_mismatch"])
+    page = operator_client.get("/admin/positions/position/").content.decode()
+    assert '<td class="field-divergences">entry slippage, sl mismatch</td>' in page
+    assert "[&quot;entry_slippage" not in page and '["entry_slippage' not in page
+
+
+def test_admin_pages_show_one_date_format(operator_client, user):
+    from positions.tests.read_factories import PositionFactory
+
+    # given a position opened 2026-11-30 09:00 UTC (the factory's time) and its log row at 09:00:01
+    PositionFactory(user=user)
+    ReconciliationLogFactory(user=user, created_at=datetime(2026, 11, 30, 9, 0, 1, tzinfo=UTC))
+    positions = _text(operator_client.get("/admin/positions/position/"))
+    logs = _text(operator_client.get(LOG_LIST))
+    # then both pages write the time year-month-day hour:minute:second (the log adds milliseconds) ...
+    assert "2026-11-30 09:00:00" in positions
+    assert "2026-11-30 09:00:01.000" in logs
+    # ... and none in Django's "en" words ("Nov. 30, 2026, 9 a.m.")
+    assert "Nov. 30" not in positions + logs
