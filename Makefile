@@ -9,7 +9,7 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 ## --- Run and test -------------------------------------------------------------------------
-run: ## Set up (venv, deps, migrate, demo data) and serve on http://127.0.0.1:8000/
+run: ## Set up (venv, deps, migrate, demo data) and serve on http://127.0.0.1:8000/ (PORT=8001 make run: another port)
 	python3 scripts/dev.py run
 
 test: ## Whole test suite on the embedded default (SQLite + in-process cache)

@@ -19,7 +19,8 @@ once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed
 to a login. The dashboard user and the sync worker of one account share the credentials (one
 refresh per account and process), and read through the same token, hence the same page-cache key.
 
-Runs (see docs/performance.md)::
+Runs (see docs/performance.md). Locust is a dev requirement: run ``python3 scripts/dev.py setup --dev``
+first (``scripts/dev.py run`` installs only the runtime pins)::
 
     # headless, CSV + HTML, 100 readers + 100 sync workers, warm-up discarded
     TS_TOKENS_FILE=bench-results/locust-tokens.json TS_DASHBOARD_USERS=100 TS_SYNC_WORKERS=100 TS_WARMUP_S=10 \\
