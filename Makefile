@@ -47,6 +47,7 @@ venv: ## Create/refresh .venv with the runtime, test and load-tool pins
 	python3 scripts/dev.py setup --dev
 
 bench: venv ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
+	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run_benchmark.py
 
 chaos: venv ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)
