@@ -117,7 +117,7 @@ class RequestContextMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
         token = _state.set(state)
-        request.request_id = state.request_id
+        request.request_id = state.request_id  # type: ignore[attr-defined]  # read by views and tests
         started = time.perf_counter()
 
         def count_sql(execute, sql, params, many, context):
