@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "positions",
     "reconciliation",
     "guards",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -289,7 +290,27 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets used by more than one app keep one name (webhook filters reuse the log's).
+    "ENUM_NAME_OVERRIDES": {
+        "EventTypeEnum": "reconciliation.models.ReconciliationLog.EventType",
+        "ReconciliationLogStatusEnum": "reconciliation.models.ReconciliationLog.Status",
+    },
 }
+
+# ---------------------------------------------------------------------------------------------
+# Notifications: webhooks (outbox + worker) and the SSE event stream (notifications/)
+# ---------------------------------------------------------------------------------------------
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_BACKOFF_BASE_S = env.float("WEBHOOK_BACKOFF_BASE_S", default=5.0)
+WEBHOOK_BACKOFF_CAP_S = env.float("WEBHOOK_BACKOFF_CAP_S", default=3600.0)
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=5.0)
+WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
+# Loopback/private IP literals and localhost are refused as webhook URLs unless this is on.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
+SSE_HEARTBEAT_S = env.float("SSE_HEARTBEAT_S", default=15.0)
+SSE_POLL_S = env.float("SSE_POLL_S", default=1.0)
+SSE_MAX_S = env.float("SSE_MAX_S", default=3600.0)
+SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 
 # ---------------------------------------------------------------------------------------------
 # Logging: JSON lines on stdout, each carrying the request id (tradingsite.observability).

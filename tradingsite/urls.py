@@ -45,6 +45,10 @@ def api_root(request: Request) -> Response:
                 "alerts": link("guards:alert-list"),
                 "config": link("guards:config"),
             },
+            "notifications": {
+                "webhooks": link("notifications:webhook-list"),
+                "events_stream": link("notifications:event-stream"),
+            },
             "schema": link("schema"),
             "docs": link("docs"),
         }
@@ -57,6 +61,7 @@ api_v1 = [
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
     path("guards/", include("guards.urls")),
+    path("", include("notifications.urls")),
 ]
 
 urlpatterns = [

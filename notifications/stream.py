@@ -1,0 +1,135 @@
+"""``GET /api/v1/events/stream/``: the user's events as Server-Sent Events, resumable by log row id.
+
+Each event is one reconciliation log row (syncs, matches, divergences and their resolution, closes,
+guard level changes), sent as it commits::
+
+    id: <log row id>
+    data: {"id": …, "type": "divergence", "level": "warning", "created_at": …, "data": {…}}
+
+followed by a blank line; ``: heartbeat`` comment lines every ``SSE_HEARTBEAT_S`` keep proxies from
+closing an idle stream. A client that reconnects with ``Last-Event-ID: <id>`` (browsers' EventSource
+does this by itself) first receives every row after that id, so a reconnect misses nothing; the
+first connection may pass ``?last_event_id=`` instead, else it starts after the newest row.
+
+Authentication: the session cookie (the dashboard's EventSource) or ``Authorization: Bearer <JWT>``;
+anything else is a JSON 401. Only the requesting user's rows are ever read.
+
+Served by an async view: under an ASGI server (uvicorn, ``deploy/``) an open stream is a coroutine
+waiting on the user's Redis channel (``notifications.bus``), not a thread; without Redis it re-reads
+the database every ``SSE_POLL_S``. Under WSGI (``runserver``, the test live server) the same view
+streams from a thread, polling. A stream ends after ``SSE_MAX_S``; the client reconnects and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from notifications.bus import Subscription
+from notifications.selectors import events_after, latest_event_id
+from notifications.services import event_payload
+
+BATCH = 200
+
+
+def format_event(row) -> str:
+    """One SSE message for a log row: ``id:`` the row id, ``data:`` its JSON payload, a blank line."""
+    return f"id: {row.pk}\ndata: {json.dumps(event_payload(row), separators=(',', ':'))}\n\n"
+
+
+def _bearer_user_id(request: HttpRequest) -> int | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    auth = JWTStatelessUserAuthentication()
+    try:
+        user = auth.get_user(auth.get_validated_token(header.split(" ", 1)[1].encode()))
+        return int(user.pk)
+    except (InvalidToken, TokenError, TypeError, ValueError):
+        return None
+
+
+def _start_id(request: HttpRequest) -> int | None:
+    """The id to resume after: ``Last-Event-ID`` header, else ``?last_event_id=``; None when absent or invalid."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+    try:
+        value = int(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value < 2**63 else None
+
+
+def _rows(user_id: int, after_id: int) -> list:
+    return events_after(user_id=user_id, after_id=after_id, limit=BATCH)
+
+
+async def _aevents(user_id: int, after_id: int) -> AsyncIterator[str]:
+    """The async stream: drain rows after ``after_id``, then wait on the bus (or poll), heartbeat."""
+    yield f"retry: {settings.SSE_RETRY_MS}\n\n"
+    deadline = time.monotonic() + settings.SSE_MAX_S
+    wait_s = settings.SSE_HEARTBEAT_S if settings.REDIS_URL else settings.SSE_POLL_S
+    idle = 0.0
+    async with Subscription(user_id) as subscription:
+        while time.monotonic() < deadline:
+            rows = await sync_to_async(_rows, thread_sensitive=False)(user_id, after_id)
+            for row in rows:
+                yield format_event(row)
+                after_id = row.pk
+            if rows:
+                idle = 0.0
+                if len(rows) == BATCH:
+                    continue
+            woke = await subscription.wait(min(wait_s, max(deadline - time.monotonic(), 0)))
+            idle = 0.0 if woke else idle + wait_s
+            if idle >= settings.SSE_HEARTBEAT_S:
+                idle = 0.0
+                yield ": heartbeat\n\n"
+
+
+def _events(user_id: int, after_id: int) -> Iterator[str]:
+    """The same stream for a WSGI server: a thread polls the database every ``SSE_POLL_S``."""
+    yield f"retry: {settings.SSE_RETRY_MS}\n\n"
+    deadline = time.monotonic() + settings.SSE_MAX_S
+    idle = 0.0
+    while time.monotonic() < deadline:
+        rows = _rows(user_id, after_id)
+        for row in rows:
+            yield format_event(row)
+            after_id = row.pk
+        if len(rows) == BATCH:
+            continue
+        idle = 0.0 if rows else idle + settings.SSE_POLL_S
+        if idle >= settings.SSE_HEARTBEAT_S:
+            idle = 0.0
+            yield ": heartbeat\n\n"
+        time.sleep(settings.SSE_POLL_S)
+
+
+async def event_stream(request: HttpRequest):
+    """The SSE endpoint (see the module docstring): 200 ``text/event-stream``, or a JSON 401/405."""
+    if request.method != "GET":
+        return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+    user_id = _bearer_user_id(request)
+    if user_id is None:
+        user = await request.auser()
+        user_id = int(user.pk) if user.is_authenticated else None
+    if user_id is None:
+        response = JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    after_id = _start_id(request)
+    if after_id is None:
+        after_id = await sync_to_async(latest_event_id, thread_sensitive=False)(user_id=user_id)
+    events = _aevents(user_id, after_id) if isinstance(request, ASGIRequest) else _events(user_id, after_id)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
+    return response
