@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Iterator
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -46,15 +47,23 @@ def format_event(row) -> str:
 
 
 def _bearer_user_id(request: HttpRequest) -> int | None:
+    """The user id of a valid ``Authorization: Bearer`` access token (signature and expiry only, no SQL)."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
     auth = JWTStatelessUserAuthentication()
     try:
         user = auth.get_user(auth.get_validated_token(header.split(" ", 1)[1].encode()))
-        return int(user.pk)
+        user_id = int(user.pk)
     except (InvalidToken, TokenError, TypeError, ValueError):
         return None
+    request.user = user  # what the access log reads, without a session lookup
+    return user_id
+
+
+def _session_user_id(request: HttpRequest) -> int | None:
+    """The session user's id (the dashboard's EventSource), resolved in a pool thread: no SQL on the loop."""
+    return int(request.user.pk) if request.user.is_authenticated else None
 
 
 def _start_id(request: HttpRequest) -> int | None:
@@ -71,6 +80,19 @@ def _rows(user_id: int, after_id: int) -> list:
     return events_after(user_id=user_id, after_id=after_id, limit=BATCH)
 
 
+def _in_pool(function, **kwargs):
+    """Run a read in the default thread pool and release that thread's connection (or return it to the
+    psycopg pool) afterwards: open streams hold no database connection between reads."""
+
+    def run():
+        try:
+            return function(**kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(run, thread_sensitive=False)()
+
+
 async def _aevents(user_id: int, after_id: int) -> AsyncIterator[str]:
     """The async stream: drain rows after ``after_id``, then wait on the bus (or poll), heartbeat."""
     yield f"retry: {settings.SSE_RETRY_MS}\n\n"
@@ -79,7 +101,7 @@ async def _aevents(user_id: int, after_id: int) -> AsyncIterator[str]:
     idle = 0.0
     async with Subscription(user_id) as subscription:
         while time.monotonic() < deadline:
-            rows = await sync_to_async(_rows, thread_sensitive=False)(user_id, after_id)
+            rows = await _in_pool(_rows, user_id=user_id, after_id=after_id)
             for row in rows:
                 yield format_event(row)
                 after_id = row.pk
@@ -119,15 +141,14 @@ async def event_stream(request: HttpRequest):
         return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
     user_id = _bearer_user_id(request)
     if user_id is None:
-        user = await request.auser()
-        user_id = int(user.pk) if user.is_authenticated else None
+        user_id = await _in_pool(_session_user_id, request=request)
     if user_id is None:
         response = JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
     after_id = _start_id(request)
     if after_id is None:
-        after_id = await sync_to_async(latest_event_id, thread_sensitive=False)(user_id=user_id)
+        after_id = await _in_pool(latest_event_id, user_id=user_id)
     events = _aevents(user_id, after_id) if isinstance(request, ASGIRequest) else _events(user_id, after_id)
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

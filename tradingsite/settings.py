@@ -88,9 +88,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-if not DEBUG:
+if not DEBUG and not env.bool("ASGI_STREAM_SERVER", default=False):
     # Serves admin and browsable-API static files in production (compressed, far-future cached);
     # in development runserver / live_server serve them through django.contrib.staticfiles.
+    # Not in the event stream's ASGI server (tradingsite/asgi.py): it serves no static file, and a
+    # sync-only middleware there would cost a thread per open stream.
     MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "tradingsite.urls"
