@@ -11,8 +11,9 @@ closing an idle stream. A client that reconnects with ``Last-Event-ID: <id>`` (b
 does this by itself) first receives every row after that id, so a reconnect misses nothing; the
 first connection may pass ``?last_event_id=`` instead, else it starts after the newest row.
 
-Authentication: the session cookie (the dashboard's EventSource) or ``Authorization: Bearer <JWT>``;
-anything else is a JSON 401. Only the requesting user's rows are ever read.
+Authentication: ``Authorization: Bearer <JWT>`` (checked against the database; the stream ends when
+the token expires) or the session cookie (the dashboard's EventSource); anything else, or a
+deactivated user, is a JSON 401. Only the requesting user's rows are ever read.
 
 Served by an async view: under an ASGI server (uvicorn, ``deploy/``) an open stream is a coroutine
 waiting on the user's Redis channel (``notifications.bus``), not a thread; without Redis it re-reads
@@ -31,12 +32,13 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from notifications.bus import Subscription
 from notifications.selectors import events_after, latest_event_id
 from notifications.services import event_payload
+from tradingsite.authentication import DatabaseJWTAuthentication
 
 BATCH = 200
 
@@ -46,24 +48,25 @@ def format_event(row) -> str:
     return f"id: {row.pk}\ndata: {json.dumps(event_payload(row), separators=(',', ':'))}\n\n"
 
 
-def _bearer_user_id(request: HttpRequest) -> int | None:
-    """The user id of a valid ``Authorization: Bearer`` access token (signature and expiry only, no SQL)."""
+def _authenticate(request: HttpRequest) -> tuple[int, float] | None:
+    """(user id, seconds the stream may last) for an active user, else None. Runs in a pool thread.
+
+    ``Authorization: Bearer <access token>`` is checked against the database (a deactivated or
+    deleted user is refused) and the stream ends when the token expires; otherwise the session
+    (the dashboard's EventSource) and ``SSE_MAX_S``.
+    """
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    auth = JWTStatelessUserAuthentication()
-    try:
-        user = auth.get_user(auth.get_validated_token(header.split(" ", 1)[1].encode()))
-        user_id = int(user.pk)
-    except (InvalidToken, TokenError, TypeError, ValueError):
-        return None
-    request.user = user  # what the access log reads, without a session lookup
-    return user_id
-
-
-def _session_user_id(request: HttpRequest) -> int | None:
-    """The session user's id (the dashboard's EventSource), resolved in a pool thread: no SQL on the loop."""
-    return int(request.user.pk) if request.user.is_authenticated else None
+    if header.startswith("Bearer "):
+        auth = DatabaseJWTAuthentication()
+        try:
+            token = auth.get_validated_token(header.split(" ", 1)[1].encode())
+            user = auth.get_user(token)
+        except (AuthenticationFailed, InvalidToken, TokenError, TypeError, ValueError):
+            return None
+        request.user = user  # what the access log reads
+        return int(user.pk), min(settings.SSE_MAX_S, max(float(token["exp"]) - time.time(), 0.0))
+    user = request.user
+    return (int(user.pk), settings.SSE_MAX_S) if user.is_authenticated and user.is_active else None
 
 
 def _start_id(request: HttpRequest) -> int | None:
@@ -93,10 +96,10 @@ def _in_pool(function, **kwargs):
     return sync_to_async(run, thread_sensitive=False)()
 
 
-async def _aevents(user_id: int, after_id: int) -> AsyncIterator[str]:
+async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncIterator[str]:
     """The async stream: drain rows after ``after_id``, then wait on the bus (or poll), heartbeat."""
     yield f"retry: {settings.SSE_RETRY_MS}\n\n"
-    deadline = time.monotonic() + settings.SSE_MAX_S
+    deadline = time.monotonic() + lifetime_s
     wait_s = settings.SSE_HEARTBEAT_S if settings.REDIS_URL else settings.SSE_POLL_S
     idle = 0.0
     async with Subscription(user_id) as subscription:
@@ -116,10 +119,10 @@ async def _aevents(user_id: int, after_id: int) -> AsyncIterator[str]:
                 yield ": heartbeat\n\n"
 
 
-def _events(user_id: int, after_id: int) -> Iterator[str]:
+def _events(user_id: int, after_id: int, lifetime_s: float) -> Iterator[str]:
     """The same stream for a WSGI server: a thread polls the database every ``SSE_POLL_S``."""
     yield f"retry: {settings.SSE_RETRY_MS}\n\n"
-    deadline = time.monotonic() + settings.SSE_MAX_S
+    deadline = time.monotonic() + lifetime_s
     idle = 0.0
     while time.monotonic() < deadline:
         rows = _rows(user_id, after_id)
@@ -139,17 +142,17 @@ async def event_stream(request: HttpRequest):
     """The SSE endpoint (see the module docstring): 200 ``text/event-stream``, or a JSON 401/405."""
     if request.method != "GET":
         return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
-    user_id = _bearer_user_id(request)
-    if user_id is None:
-        user_id = await _in_pool(_session_user_id, request=request)
-    if user_id is None:
+    authenticated = await _in_pool(_authenticate, request=request)
+    if authenticated is None:
         response = JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
+    user_id, lifetime_s = authenticated
     after_id = _start_id(request)
     if after_id is None:
         after_id = await _in_pool(latest_event_id, user_id=user_id)
-    events = _aevents(user_id, after_id) if isinstance(request, ASGIRequest) else _events(user_id, after_id)
+    stream = _aevents if isinstance(request, ASGIRequest) else _events
+    events = stream(user_id, after_id, lifetime_s)
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once

@@ -5,10 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from notifications.models import WebhookEndpoint
 from notifications.selectors import endpoint_list
@@ -24,10 +22,9 @@ class WebhookEndpointViewSet(
 
     Each delivery is a POST of the event's JSON with ``Tradingsite-Signature: t=<unix>,v1=<hex>``,
     where v1 is HMAC-SHA256 keyed by the endpoint's secret over "<t>." followed by the raw body.
-    Another user's endpoint is a 404. Authenticated against the database.
+    Another user's endpoint is a 404. Authenticated against the database (the default classes).
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
     serializer_class = WebhookEndpointSerializer
     pagination_class = CreatedAtCursorPagination
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -139,6 +140,28 @@ def test_without_valid_credentials_it_is_a_json_401(headers):
     response = Client().get(STREAM, headers=headers)
     assert response.status_code == 401
     assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_a_deactivated_user_cannot_open_a_stream_with_a_still_valid_token(user):
+    token = bearer(user)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert Client().get(STREAM, headers=token).status_code == 401
+    session = Client()
+    session.force_login(user)
+    assert session.get(STREAM).status_code == 401
+
+
+@override_settings(SSE_POLL_S=0.05, SSE_HEARTBEAT_S=10, SSE_MAX_S=3600)
+def test_a_bearer_stream_ends_when_its_token_expires(user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=0.5))
+    started = time.monotonic()
+    text = read_stream({"Authorization": f"Bearer {token}"})
+    assert time.monotonic() - started < 5  # not SSE_MAX_S: the token's 0.5 s (+ JWT leeway on validation)
+    assert text.startswith("retry:")
 
 
 @pytest.mark.redis

@@ -519,6 +519,33 @@ def case_webhook_delete(att: Attempts) -> None:
         att.fail("DELETE webhooks/", "Alice's endpoint was deleted")
 
 
+def _history_attempts(att: Attempts, path: str, extra: list[dict]) -> None:
+    """Bob reads a history endpoint with defaults, a range around both traders' rows and ``extra`` queries:
+    only his figures (his equity values appear, Alice's never)."""
+    around = {
+        "from": (timezone.now() - timedelta(hours=1)).isoformat(),
+        "to": (timezone.now() + timedelta(hours=1)).isoformat(),
+    }
+    for params in [{}, around, {"user": att.alice.id}, *extra]:
+        url = with_query(path, **params)
+        att.bob_only(f"GET {url}", att.bob.client.get(url))
+
+
+def case_equity(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/equity/", [{"interval": "5m"}, {"interval": "1d"}])
+    body = att.bob_only("GET equity/?interval=5m", att.bob.client.get("/api/v1/equity/?interval=5m"))
+    if body is not None and not markers_in(json.dumps(body), att.bob.markers):
+        att.fail("GET equity/", "Bob's own equity curve shows none of his values")
+
+
+def case_pnl_daily(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/pnl/daily/", [{"tz": "Europe/Athens"}])
+
+
+def case_stats(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/stats/", [{"symbol": "XAUUSD"}, {"symbol": "USDJPY"}])
+
+
 LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/"): case_api_root,
     ("POST", "/api/v1/auth/token/"): case_token,
@@ -542,6 +569,9 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/webhooks/{pk}/"): case_webhook_detail,
     ("PATCH", "/api/v1/webhooks/{pk}/"): case_webhook_patch,
     ("DELETE", "/api/v1/webhooks/{pk}/"): case_webhook_delete,
+    ("GET", "/api/v1/equity/"): case_equity,
+    ("GET", "/api/v1/pnl/daily/"): case_pnl_daily,
+    ("GET", "/api/v1/stats/"): case_stats,
 }
 HOT = [("GET", "/api/v1/positions/open/"), ("GET", "/api/v1/reconciliation/status/"), ("GET", "/api/v1/guards/status/")]
 
