@@ -15,11 +15,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
-class LengthRequiredMiddleware:
-    """411 for a chunked request body without ``Content-Length`` (see the module docstring).
-
-    Sync and async capable (the event stream's ASGI server runs no sync middleware).
-    """
+class SyncAndAsyncMiddleware:
+    """Base of a middleware that runs in both modes: under ASGI (the event stream's uvicorn) a chain
+    with a sync-only middleware would put each request through a thread. A subclass's ``__call__``
+    returns ``self.__acall__(request)`` when ``self.is_async``."""
 
     sync_capable = True
     async_capable = True
@@ -29,6 +28,10 @@ class LengthRequiredMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+
+class LengthRequiredMiddleware(SyncAndAsyncMiddleware):
+    """411 for a chunked request body without ``Content-Length`` (see the module docstring)."""
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.is_async:

@@ -17,11 +17,9 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
@@ -33,6 +31,7 @@ from tradingsite.metrics import (
     REQUESTS,
     SQL_QUERIES,
 )
+from tradingsite.middleware import SyncAndAsyncMiddleware
 
 access_logger = logging.getLogger("tradingsite.request")
 
@@ -109,21 +108,12 @@ def _user_id(request: HttpRequest) -> str | None:
     return str(user.pk)
 
 
-class RequestContextMiddleware:
+class RequestContextMiddleware(SyncAndAsyncMiddleware):
     """Outermost middleware: request id, SQL counting, access log line and request metrics.
 
     Sync and async capable: under ASGI (the event stream's uvicorn) an async view runs without a
     thread per request. There SQL runs in pool threads, so ``sql_queries`` counts nothing.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.is_async:
