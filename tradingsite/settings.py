@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "guards",
     "notifications",
     "history",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
