@@ -13,7 +13,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
+from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
+from guards.services import _pct, drawdown_level, drawdown_pct
 from positions.models import Position
 from tradingsite.caching import cached_data
 
@@ -156,7 +157,8 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
 
 
 def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
-    """The time-independent facts behind the guard status, from the database: 3 queries, +1 with a
+    """The time-independent facts behind the guard status, from the database: 3 queries (+1 after the first
+    snapshot: the guard state, for a peak reset since), +1 with a
     drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
 
     Shape: the status's ``any_positions_should_close``, ``drawdown``, ``market_alerts`` and
@@ -202,6 +204,7 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
 
     drawdown = None
     if snapshot is not None:
+        snapshot = _rebased_on_peak_reset(user_id=user_id, snapshot=snapshot, thresholds=thresholds)
         drawdown = {
             "level": snapshot["drawdown_level"],
             "equity": snapshot["equity"],
@@ -222,6 +225,22 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
         "evaluated_at": snapshot["created_at"] if snapshot else None,
         "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
+
+
+def _rebased_on_peak_reset(*, user_id: int, snapshot: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
+    """The latest snapshot's drawdown figures, re-based on a peak an operator reset after it (1 query).
+
+    ``guards.services.peak_equity_reset`` sets ``GuardState.peak_equity`` between two syncs; until the
+    next sync stores a snapshot, the status shows the reset at once: the peak from the state, the
+    drawdown and level from the snapshot's equity with the service's own pure functions (the same
+    ones the reset used). Without a reset since the snapshot, the snapshot is returned unchanged.
+    """
+    state = GuardState.objects.filter(user_id=user_id).values("peak_equity", "peak_reset_at").first()
+    if state is None or state["peak_reset_at"] is None or state["peak_reset_at"] <= snapshot["created_at"]:
+        return snapshot
+    pct = _pct(drawdown_pct(peak=state["peak_equity"], equity=snapshot["equity"]))
+    level = drawdown_level(pct=pct, equity=snapshot["equity"], config=GuardConfig(**thresholds))
+    return {**snapshot, "peak_equity": state["peak_equity"], "drawdown_pct": pct, "drawdown_level": level}
 
 
 def _drawdown_since(*, user_id: int, level: str) -> datetime | None:

@@ -19,6 +19,7 @@ Standard library and ``replay/`` only; stops with its parent process, or after `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
@@ -174,7 +175,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `dev.py run` reaches the feed too
         main()
-    except KeyboardInterrupt:  # Ctrl-C on `dev.py run` reaches the feed too
-        pass
