@@ -1,6 +1,6 @@
 """history selectors: the equity curve downsampled in the database, closed trades, daily realized P&L.
 
-Every read is scoped by ``user_id`` (and ``account_id`` when given) and bounded by a time range.
+Every read is scoped by ``user_id`` and bounded by a time range.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class EpochBucket(Func):
         return f"(CAST(strftime('%%s', {inner}) AS INTEGER) / {self.size})", params
 
 
-def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: int, account_id: int | None = None):
+def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: int) -> list[dict]:
     """The last equity snapshot of each ``interval_s`` bucket in [start, end), oldest first.
 
     Downsampled in the database (one GROUP BY on the (user, created_at) index, then the chosen rows
@@ -46,8 +46,6 @@ def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: i
     MT5's margin level; None without margin in use), ``currency``.
     """
     snapshots = EquitySnapshot.objects.filter(user_id=user_id, created_at__gte=start, created_at__lt=end)
-    if account_id is not None:
-        snapshots = snapshots.filter(account_id=account_id)
     last_ids = (
         snapshots.order_by()
         .annotate(bucket=EpochBucket("created_at", interval_s))
@@ -82,9 +80,7 @@ def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: i
     return series
 
 
-def closed_trades(
-    *, user_id: int, start: datetime, end: datetime, symbol: str | None = None, account_id: int | None = None
-) -> list[Trade]:
+def closed_trades(*, user_id: int, start: datetime, end: datetime, symbol: str | None = None) -> list[Trade]:
     """The user's positions closed in [start, end) as :class:`history.stats.Trade` (net realized P&L), by close time.
 
     The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission of the closing
@@ -97,19 +93,17 @@ def closed_trades(
         closed_at__lt=end,
         realized_pnl__isnull=False,
     )
-    if account_id is not None:
-        positions = positions.filter(account_id=account_id)
     if symbol:
         positions = positions.filter(symbol=symbol.upper())
+    rows = positions.order_by("closed_at", "pk").values_list("closed_at", "symbol", "realized_pnl")
     return [
         Trade(closed_at=closed_at, symbol=sym, pnl=pnl)
-        for closed_at, sym, pnl in positions.order_by("closed_at", "pk").values_list(
-            "closed_at", "symbol", "realized_pnl"
-        )
+        for closed_at, sym, pnl in rows
+        if closed_at is not None and pnl is not None  # excluded above; for the type checker
     ]
 
 
-def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
+def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo) -> list[dict]:
     """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when no trade).
 
     Each item: ``date``, ``realized_pnl`` (sum of the day's closed trades), ``trades``, ``wins``.
@@ -117,7 +111,7 @@ def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id:
     first = datetime.combine(start, datetime.min.time(), tzinfo=tz)
     last = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     days: dict[date, list[Decimal]] = defaultdict(list)
-    for trade in closed_trades(user_id=user_id, start=first, end=last, account_id=account_id):
+    for trade in closed_trades(user_id=user_id, start=first, end=last):
         days[trade.closed_at.astimezone(tz).date()].append(trade.pnl)
     out = []
     day = start

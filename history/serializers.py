@@ -88,7 +88,6 @@ class EquityPointSerializer(serializers.Serializer):
 class EquityOutputSerializer(serializers.Serializer):
     """Body of ``GET equity/``."""
 
-    account = serializers.IntegerField(allow_null=True)
     interval = serializers.CharField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -106,11 +105,12 @@ class DailyPnlDaySerializer(serializers.Serializer):
 
 
 class DailyPnlOutputSerializer(serializers.Serializer):
-    """Body of ``GET pnl/daily/``; ``source`` names where realized P&L comes from."""
+    """Body of ``GET pnl/daily/``; ``realized_from`` names where realized P&L comes from."""
 
-    account = serializers.IntegerField(allow_null=True)
     tz = serializers.CharField()
-    source = serializers.CharField(help_text="closed_positions: the ledger's realized_pnl of each closed position.")
+    realized_from = serializers.CharField(
+        help_text="closed_positions: the ledger's realized_pnl of each closed position."
+    )
     days = DailyPnlDaySerializer(many=True)
 
 
@@ -126,7 +126,6 @@ class DrawdownSerializer(serializers.Serializer):
 class StatsOutputSerializer(serializers.Serializer):
     """Body of ``GET stats/`` (money in the account currency, rates in percent; null where undefined)."""
 
-    account = serializers.IntegerField(allow_null=True)
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     symbol = serializers.CharField(allow_null=True)

@@ -31,7 +31,7 @@ def _query(serializer_class, request: Request) -> dict:
 class EquityView(UserScopedAPIView):
     """``GET equity/``: the equity curve, downsampled server-side to the last snapshot per interval.
 
-    Parameters: account (id), from, to (ISO 8601; default the last day at 5m, 30 days at 1h, 365 days
+    Parameters: from, to (ISO 8601; default the last day at 5m, 30 days at 1h, 365 days
     at 1d), interval (5m, 1h or 1d). At most 2000 points: a longer range is a 400.
     """
 
@@ -40,13 +40,11 @@ class EquityView(UserScopedAPIView):
         query = _query(EquityQuerySerializer, request)
         points = equity_series(
             user_id=self.user_id,
-            account_id=query.get("account"),
             start=query["from"],
             end=query["to"],
             interval_s=INTERVALS[query["interval"]],
         )
         body = {
-            "account": query.get("account"),
             "interval": query["interval"],
             "start": query["from"],
             "end": query["to"],
@@ -69,8 +67,8 @@ class DailyPnlView(UserScopedAPIView):
         tz = query["tz"]
         start = query["from"].astimezone(tz).date()
         end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
-        days = daily_pnl(user_id=self.user_id, account_id=query.get("account"), start=start, end=end, tz=tz)
-        body = {"account": query.get("account"), "tz": str(tz), "source": "closed_positions", "days": days}
+        days = daily_pnl(user_id=self.user_id, start=start, end=end, tz=tz)
+        body = {"tz": str(tz), "realized_from": "closed_positions", "days": days}
         return Response(DailyPnlOutputSerializer(body).data)
 
 
@@ -92,17 +90,14 @@ class StatsView(UserScopedAPIView):
     @extend_schema(parameters=[StatsQuerySerializer], responses=StatsOutputSerializer)
     def get(self, request: Request) -> Response:
         query = _query(StatsQuerySerializer, request)
-        account_id, start, end = query.get("account"), query["from"], query["to"]
-        trades = closed_trades(
-            user_id=self.user_id, account_id=account_id, start=start, end=end, symbol=query.get("symbol")
-        )
+        start, end = query["from"], query["to"]
+        trades = closed_trades(user_id=self.user_id, start=start, end=end, symbol=query.get("symbol"))
         interval = curve_interval(end - start)
         size = INTERVALS[interval]
-        curve = equity_series(user_id=self.user_id, account_id=account_id, start=start, end=end, interval_s=size)
+        curve = equity_series(user_id=self.user_id, start=start, end=end, interval_s=size)
         drawdown = max_drawdown([(point["time"], point["equity"]) for point in curve])
-        flows = _cash_flows(curve, self._all_trades(account_id, start, end), size)
+        flows = _cash_flows(curve, closed_trades(user_id=self.user_id, start=start, end=end), size)
         body = {
-            "account": account_id,
             "start": start,
             "end": end,
             "symbol": query.get("symbol", "").upper() or None,
@@ -117,9 +112,6 @@ class StatsView(UserScopedAPIView):
             "time_weighted_return_pct": time_weighted_return([point["equity"] for point in curve], flows),
         }
         return Response(StatsOutputSerializer(body).data)
-
-    def _all_trades(self, account_id, start, end):
-        return closed_trades(user_id=self.user_id, account_id=account_id, start=start, end=end)
 
 
 def _cash_flows(curve: list[dict], trades, size: int) -> list[Decimal]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 
@@ -57,8 +58,8 @@ class Subscription:
 
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
-        self.pubsub = None
-        self.client = None
+        self.pubsub: Any = None
+        self.client: Any = None
 
     async def __aenter__(self) -> Subscription:
         if settings.REDIS_URL:

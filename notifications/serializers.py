@@ -11,7 +11,16 @@ from rest_framework import serializers
 from notifications.models import WebhookEndpoint
 from reconciliation.models import ReconciliationLog
 
-ENDPOINT_FIELDS = ("id", "url", "event_types", "min_level", "active", "description", "created_at", "updated_at")
+ENDPOINT_FIELDS: tuple[str, ...] = (
+    "id",
+    "url",
+    "event_types",
+    "min_level",
+    "active",
+    "description",
+    "created_at",
+    "updated_at",
+)
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -31,8 +40,8 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ENDPOINT_FIELDS
-        read_only_fields = ("id", "created_at", "updated_at")
+        fields: tuple[str, ...] = ENDPOINT_FIELDS
+        read_only_fields: tuple[str, ...] = ("id", "created_at", "updated_at")
 
     def validate_url(self, value: str) -> str:
         parts = urlsplit(value)

@@ -153,7 +153,7 @@ async def event_stream(request: HttpRequest):
         after_id = await _in_pool(latest_event_id, user_id=user_id)
     stream = _aevents if isinstance(request, ASGIRequest) else _events
     events = stream(user_id, after_id, lifetime_s)
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-    return response
+    streaming = StreamingHttpResponse(events, content_type="text/event-stream")
+    streaming["Cache-Control"] = "no-cache"
+    streaming["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
+    return streaming

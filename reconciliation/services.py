@@ -290,7 +290,7 @@ class _Batch:
                 {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
             )
         outcome = None
-        if positions_known:
+        if broker_positions is not None:  # positions_known, narrowed for the type checker
             outcome = reconcile(
                 user_id=user_id,
                 sync_id=sync_id,

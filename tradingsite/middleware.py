@@ -10,6 +10,7 @@ body and answer a misleading 400. The sync worker and every HTTP client library 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,17 +24,17 @@ class SyncAndAsyncMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
-            markcoroutinefunction(self)
+            markcoroutinefunction(self)  # type: ignore[type-var]  # a callable instance, as Django's own
 
 
 class LengthRequiredMiddleware(SyncAndAsyncMiddleware):
     """411 for a chunked request body without ``Content-Length`` (see the module docstring)."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         return self._refusal(request) or self.get_response(request)

@@ -114,7 +114,7 @@ class RequestContextMiddleware(SyncAndAsyncMiddleware):
     thread per request. There SQL runs in pool threads, so ``sql_queries`` counts nothing.
     """
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         state, token = self._start(request)
@@ -145,7 +145,7 @@ class RequestContextMiddleware(SyncAndAsyncMiddleware):
         incoming = request.headers.get("X-Request-ID", "")
         state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
         token = _state.set(state)
-        request.request_id = state.request_id
+        request.request_id = state.request_id  # type: ignore[attr-defined]  # read by views and tests
         return state, token
 
     @staticmethod

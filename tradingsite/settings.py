@@ -9,6 +9,7 @@ and in the README's table.
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -194,7 +195,7 @@ if REDIS_URL:
             },
         }
 
-    CACHES = {"default": _redis_cache(), "throttle": _redis_cache(":throttle")}
+    CACHES: dict[str, dict[str, Any]] = {"default": _redis_cache(), "throttle": _redis_cache(":throttle")}
 else:
     CACHES = {
         "default": {
@@ -353,7 +354,7 @@ SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 # Logging: JSON lines on stdout, each carrying the request id (tradingsite.observability).
 # ---------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {

@@ -7,7 +7,7 @@ same views as Django's and DRF's own, wrapped in the login throttle of ``auth/to
 
 from django.contrib import admin
 from django.contrib.auth.views import LoginView
-from django.urls import include, path, reverse
+from django.urls import URLPattern, URLResolver, include, path, reverse
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.decorators import api_view, permission_classes
@@ -67,7 +67,7 @@ def api_root(request: Request) -> Response:
     )
 
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", api_root, name="api-root"),
     path("auth/", include("tradingsite.auth")),
     path("reconciliation/", include("reconciliation.urls")),

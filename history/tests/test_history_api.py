@@ -74,7 +74,7 @@ def test_daily_pnl_groups_closed_trades_by_day_in_the_requested_time_zone(user, 
     closed(other_user, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "999")
     params = {"from": "2026-11-29T22:00:00Z", "to": "2026-12-01T22:00:00Z"}  # 30 Nov and 1 Dec, Athens days
     body = auth_client.get("/api/v1/pnl/daily/", {**params, "tz": "Europe/Athens"}).json()
-    assert body["source"] == "closed_positions"
+    assert body["realized_from"] == "closed_positions"
     assert [(d["date"], d["realized_pnl"], d["trades"], d["wins"]) for d in body["days"]] == [
         ("2026-11-30", "100.00", 1, 1),
         ("2026-12-01", "-15.00", 2, 1),  # −40 + 25
