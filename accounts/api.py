@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.request import Request
 
 from accounts.selectors import account_resolve
 
@@ -23,6 +24,8 @@ class AccountScopedMixin:
     """For ``UserScopedViewSet``/``UserScopedAPIView`` subclasses: :meth:`request_account` resolves
     ``?account=`` against the requesting user's accounts (``accounts.selectors.account_resolve``)."""
 
+    user_id: int
+
     def request_account(self, *, required: bool = True) -> dict[str, Any] | None:
         """Return the account the query names (``{"id", "server", "login", "currency", "currency_digits"}``),
         the user's single account when it names none, or None when the user has no account yet.
@@ -35,8 +38,9 @@ class AccountScopedMixin:
             return None
         cached = getattr(self, "_request_account", _UNSET)
         if cached is not _UNSET:
-            return cached
-        raw = self.request.query_params.get("account")
+            return cast(dict[str, Any] | None, cached)
+        request: Request = getattr(self, "request")  # noqa: B009 - set by DRF's view; typed here
+        raw = request.query_params.get("account")
         if not required and raw in (None, ""):
             return None
         account = account_resolve(user_id=self.user_id, account=raw)

@@ -77,11 +77,8 @@ class MoneyDecimalField(serializers.DecimalField):
     """A ``MoneyField``'s serializer field: parses like DRF's ``DecimalField`` (≤ 8 decimals), renders
     like :class:`MoneyOutputField` (the account's ``currency_digits`` from the context, else trimmed)."""
 
-    def to_representation(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        digits = self.context.get("currency_digits") if self.parent is not None else None
-        return render_money(value if isinstance(value, Decimal) else Decimal(str(value)), digits)
+    def to_representation(self, value: Any) -> Any:
+        return MoneyOutputField.to_representation(self, value)  # type: ignore[arg-type]
 
 
 class MoneyModelSerializer(serializers.ModelSerializer):

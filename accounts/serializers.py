@@ -5,6 +5,20 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.fields import MoneyOutputField
+from accounts.money import MAX_LOGIN
+
+
+class AccountNameSerializer(serializers.Serializer):
+    """The optional ``server`` and ``login`` a write body may name its account with, as the sync worker
+    names it (MT5 ``account_info()``): both or neither. An unseen (server, login) of the user is created."""
+
+    server = serializers.CharField(max_length=64, required=False, help_text="MT5 trade server (with login).")
+    login = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN, required=False, help_text="MT5 login.")
+
+    def validate(self, attrs):
+        if bool(attrs.get("server")) != bool(attrs.get("login")):
+            raise serializers.ValidationError({"server": "Name the account with both server and login."})
+        return attrs
 
 
 class AccountOutputSerializer(serializers.Serializer):

@@ -9,20 +9,21 @@ guard: levels were evaluated and stored by the sync (SPEC §5); this only reads 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from accounts.selectors import account_ids
-from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
+from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
+from guards.services import _pct, drawdown_level, drawdown_pct
 from positions.models import Position
 from tradingsite.caching import cached_data
 
 GUARD_STATUS_NAMESPACE = "guards.status"
 
 
-def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None = None) -> QuerySet:
+def _scoped(queryset: Any, *, user_id: int, account_id: int | None = None) -> QuerySet[Any]:
     queryset = queryset.filter(user_id=user_id)
     return queryset if account_id is None else queryset.filter(account_id=account_id)
 
@@ -36,7 +37,7 @@ def guard_thresholds(*, user_id: int, account_id: int | None = None) -> dict[str
     values = _scoped(GuardConfig.objects, user_id=user_id, account_id=account_id).values(*CONFIG_FIELDS).first()
     if values is not None:
         return values
-    return {name: GuardConfig._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
+    return {name: cast(Field, GuardConfig._meta.get_field(name)).get_default() for name in CONFIG_FIELDS}
 
 
 def equity_snapshot_list(*, user_id: int, account_id: int | None = None) -> QuerySet[EquitySnapshot]:
@@ -169,17 +170,19 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
 
 
 def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
-    """The time-independent facts behind the guard status, from the database: 3 queries, +1 with a
+    """The time-independent facts behind the guard status, from the database: 3 queries (+1 after the first
+    snapshot: the guard state, for a peak reset since), +1 with a
     drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
 
     Shape: the status's ``any_positions_should_close``, ``drawdown``, ``market_alerts`` and
     ``evaluated_at`` (the latest snapshot's time, None before the first), plus ``sync_stale_seconds``
     (the user's threshold, used by :func:`render_guard_status`).
     """
-    snapshot = (
+    snapshot: dict[str, Any] | None = cast(
+        dict[str, Any] | None,
         equity_snapshot_list(user_id=user_id, account_id=account_id)
         .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
-        .first()
+        .first(),
     )
     thresholds = guard_thresholds(user_id=user_id, account_id=account_id)
     alerts = list(
@@ -216,6 +219,9 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
 
     drawdown = None
     if snapshot is not None:
+        snapshot = _rebased_on_peak_reset(
+            user_id=user_id, account_id=account_id, snapshot=snapshot, thresholds=thresholds
+        )
         drawdown = {
             "level": snapshot["drawdown_level"],
             "equity": snapshot["equity"],
@@ -236,6 +242,28 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
         "evaluated_at": snapshot["created_at"] if snapshot else None,
         "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
+
+
+def _rebased_on_peak_reset(
+    *, user_id: int, account_id: int | None, snapshot: dict[str, Any], thresholds: dict[str, Any]
+) -> dict[str, Any]:
+    """The latest snapshot's drawdown figures, re-based on a peak an operator reset after it (1 query).
+
+    ``guards.services.peak_equity_reset`` sets ``GuardState.peak_equity`` between two syncs; until the
+    next sync stores a snapshot, the status shows the reset at once: the peak from the state, the
+    drawdown and level from the snapshot's equity with the service's own pure functions (the same
+    ones the reset used). Without a reset since the snapshot, the snapshot is returned unchanged.
+    """
+    state = (
+        _scoped(GuardState.objects, user_id=user_id, account_id=account_id)
+        .values("peak_equity", "peak_reset_at")
+        .first()
+    )
+    if state is None or state["peak_reset_at"] is None or state["peak_reset_at"] <= snapshot["created_at"]:
+        return snapshot
+    pct = _pct(drawdown_pct(peak=state["peak_equity"], equity=snapshot["equity"]))
+    level = drawdown_level(pct=pct, equity=snapshot["equity"], config=GuardConfig(**thresholds))
+    return {**snapshot, "peak_equity": state["peak_equity"], "drawdown_pct": pct, "drawdown_level": level}
 
 
 def _drawdown_since(*, user_id: int, account_id: int | None = None, level: str) -> datetime | None:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.fields import MoneyModelSerializer, MoneyOutputField
+from accounts.serializers import AccountNameSerializer
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -37,17 +38,8 @@ class GuardConfigSerializer(MoneyModelSerializer):
         return attrs
 
 
-class GuardConfigAccountSerializer(serializers.Serializer):
-    """The optional ``server`` and ``login`` of a ``PATCH guards/config/`` body: the account to configure,
-    named as the sync worker names it (created when unseen). Both or neither."""
-
-    server = serializers.CharField(max_length=64, required=False)
-    login = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
-
-    def validate(self, attrs):
-        if bool(attrs.get("server")) != bool(attrs.get("login")):
-            raise serializers.ValidationError({"server": "Name the account with both server and login."})
-        return attrs
+class GuardConfigAccountSerializer(AccountNameSerializer):
+    """The optional ``server`` and ``login`` of a ``PATCH guards/config/`` body: the account to configure."""
 
 
 ALERT_FIELDS = (

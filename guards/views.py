@@ -7,14 +7,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from accounts.services import account_for_write
-from guards.models import DrawdownAlert, MarketAlert
+from guards.models import DrawdownAlert, GuardConfig, MarketAlert
 from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
 from guards.serializers import (
     AlertQuerySerializer,
@@ -26,6 +24,7 @@ from guards.serializers import (
 )
 from guards.services import guard_config_get_or_create, guard_config_update
 from tradingsite.api import MergedCursorPagination, UserScopedAPIView, UserScopedViewSet
+from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
 
 ALERT_SERIALIZERS = {"drawdown": DrawdownAlertSerializer, "market": MarketAlertSerializer}
@@ -37,6 +36,8 @@ class GuardStatusView(AccountScopedMixin, UserScopedAPIView):
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
     backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
     """
+
+    authentication_classes = HOT_READ_AUTHENTICATION
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardStatusOutputSerializer)
     @page_cached("guards:status")
@@ -53,10 +54,9 @@ class AlertViewSet(AccountScopedMixin, UserScopedViewSet):
     (``drawdown``/``market``). Filters (``AlertQuerySerializer``): ``kind``, ``level``, ``open``,
     ``symbol``, ``condition``, ``created_after``, ``created_before``; ``page_size`` ≤ 200; an opaque
     forward ``cursor``. Both tables are read through ``get_queryset``'s owner filter, so no parameter
-    can widen the scope. Authenticated against the database, like the other non-cached reads.
+    can widen the scope.
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
     pagination_class = None  # MergedCursorPagination spans two tables; DRF's paginators take one queryset
     filter_backends: list = []
 
@@ -92,7 +92,7 @@ class AlertViewSet(AccountScopedMixin, UserScopedViewSet):
             OpenApiParameter("page_size", int, description="Alerts per page (capped at 200)."),
         ],
         # many=False: one page object, not drf-spectacular's default array for a list action
-        responses=extend_schema_serializer(many=False)(
+        responses=extend_schema_serializer(many=False)(  # type: ignore[type-var]  # drf-spectacular types it for classes
             inline_serializer(
                 "AlertPage",
                 {
@@ -123,10 +123,8 @@ class GuardConfigView(AccountScopedMixin, UserScopedAPIView):
     """``GET/PATCH guards/config/?account=``: the account's thresholds, created with defaults on first use.
 
     PATCH validates every pair (0 < warning < critical ≤ 100, drawdown ≥ 1) against the merged
-    config: 400 with field errors and nothing written otherwise. Authenticated against the database.
+    config: 400 with field errors and nothing written otherwise.
     """
-
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
 
     def config_account_id(self) -> int:
         """The account whose thresholds are meant; 400 before the user's first sync (no account yet)."""
@@ -139,7 +137,11 @@ class GuardConfigView(AccountScopedMixin, UserScopedAPIView):
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardConfigSerializer)
     def get(self, request: Request) -> Response:
-        config = guard_config_get_or_create(user_id=self.user_id, account_id=self.config_account_id())
+        """The account's thresholds; before the first sync (no account yet) the defaults that will apply."""
+        account_id = self.request_account_id()
+        if account_id is None:
+            return Response(GuardConfigSerializer(GuardConfig()).data)
+        config = guard_config_get_or_create(user_id=self.user_id, account_id=account_id)
         return Response(GuardConfigSerializer(config).data)
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], request=GuardConfigSerializer, responses=GuardConfigSerializer)

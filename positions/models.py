@@ -6,6 +6,7 @@ money in the account currency, times aware UTC. Field names follow MT5's Python 
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -14,8 +15,8 @@ from django.db.models.functions import Upper
 
 from accounts.fields import MoneyField
 
-PRICE = {"max_digits": 20, "decimal_places": 8}
-VOLUME = {"max_digits": 12, "decimal_places": 2}
+PRICE: dict[str, Any] = {"max_digits": 20, "decimal_places": 8}
+VOLUME: dict[str, Any] = {"max_digits": 12, "decimal_places": 2}
 
 
 def pip_size_for(*, digits: int, point: Decimal) -> Decimal:

@@ -42,7 +42,7 @@ _OPEN_FIELDS = (
 )
 
 
-def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None = None) -> QuerySet:
+def _scoped(queryset: Any, *, user_id: int, account_id: int | None = None) -> QuerySet[Any]:
     queryset = queryset.filter(user_id=user_id)
     return queryset if account_id is None else queryset.filter(account_id=account_id)
 
@@ -181,7 +181,7 @@ def compute_open_positions(*, user_id: int, account_id: int | None = None, symbo
 
     positions = []
     for row in rows:
-        instrument = instruments.get(row["symbol"], {})
+        instrument: Any = instruments.get(row["symbol"], {})
         held_side, held_volume = valuation.broker_holding(
             side=row["side"], volume=row["volume"], divergence_details=row.pop("divergence_details")
         )

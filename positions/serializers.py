@@ -5,11 +5,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.fields import MoneyModelSerializer, MoneyOutputField
+from accounts.serializers import AccountNameSerializer
 from positions.models import Position
 from tradingsite.api import price_decimal, rounded_decimal
 
 
-class PositionRegisterInputSerializer(serializers.Serializer):
+class PositionRegisterInputSerializer(AccountNameSerializer):
     """Body of ``POST /api/v1/positions/``: a position the bot expects (prices in the quote currency, volume in lots).
 
     ``sl``/``tp`` may be null, absent or 0 (= none). The service checks the symbol, the volume step and
@@ -19,8 +20,6 @@ class PositionRegisterInputSerializer(serializers.Serializer):
     account = serializers.IntegerField(
         required=False, min_value=1, help_text="Account id; default: the single account, or the one server/login name."
     )
-    server = serializers.CharField(max_length=64, required=False, help_text="MT5 trade server (with login).")
-    login = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, help_text="MT5 login.")
     ticket = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     symbol = serializers.CharField(max_length=32)
     side = serializers.ChoiceField(choices=Position.Side.choices)
@@ -31,11 +30,6 @@ class PositionRegisterInputSerializer(serializers.Serializer):
 
     def validate_symbol(self, value: str) -> str:
         return value.strip().upper()
-
-    def validate(self, attrs):
-        if bool(attrs.get("server")) != bool(attrs.get("login")):
-            raise serializers.ValidationError({"server": "Name the account with both server and login."})
-        return attrs
 
     def validate_volume(self, value):
         if value <= 0:

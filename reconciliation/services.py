@@ -27,6 +27,7 @@ from accounts.money import quantize_money
 from accounts.services import account_apply_sync, account_for_sync, account_save
 from guards.models import GuardConfig, GuardState
 from guards.services import GuardSession, record_guard_transitions
+from notifications.services import outbox_enqueue
 from positions.models import Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import reconcile
@@ -228,10 +229,10 @@ def stand_ins(
     for symbol, seen in prices.items():
         if symbol in instruments:
             continue
-        exponents = [price.normalize().as_tuple().exponent for price in seen if price]
+        exponents = [int(price.normalize().as_tuple().exponent) for price in seen if price]
         step = Decimal(1).scaleb(min(min(exponents, default=0), 0))
         result[symbol] = Instrument(
-            symbol=symbol, description=symbol, contract_size=Decimal(1), digits=max(-step.as_tuple().exponent, 0),
+            symbol=symbol, description=symbol, contract_size=Decimal(1), digits=max(-int(step.as_tuple().exponent), 0),
             point=step, pip_size=step, currency_base="", currency_profit="",
         )  # fmt: skip
     return result
@@ -422,7 +423,7 @@ class _Batch:
         quotes = data.get("quotes") or []
         positions_known = broker_positions is not None
         outcome = None
-        if positions_known:
+        if broker_positions is not None:  # positions_known, narrowed for the type checker
             outcome = reconcile(
                 user_id=user_id,
                 sync_id=sync_id,
@@ -584,6 +585,7 @@ class _Batch:
             )
         self.guards.flush()
         ReconciliationLog.objects.bulk_create(self.logs)
+        outbox_enqueue(self.logs)  # webhook outbox rows in this transaction; wakes event streams on commit
 
     def _after_commit(self, created: int) -> None:
         user_id = self.user_id

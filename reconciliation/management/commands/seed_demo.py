@@ -6,7 +6,7 @@ Example (100 users × 200 syncs, deterministic for a seed)::
 
 Creates the superuser ``admin`` (password ``DEMO_ADMIN_PASSWORD``, default "admin-demo-pass") and
 users ``demo001`` … (one shared password ``DEMO_PASSWORD``, default "demo-pass-2026"). Each user gets
-a GBP, USD or EUR account on the trade server "Demo-Server" (``demo002`` two accounts, in two
+a GBP, USD or EUR account on the trade server "Demo-Server" (``demo004`` two accounts, in two
 currencies) and a simulated MT5 terminal per account: seeded random-walk prices for the traded
 symbols plus the conversion pairs its account currency needs, a bot that registers positions with
 ``positions.services.position_register``, and a broker that fills, modifies and closes them. Every
@@ -43,8 +43,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
-from django.test.utils import override_settings
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from accounts.services import account_get_or_create
@@ -55,7 +54,7 @@ from reconciliation.services import sync_ingest_batch
 SYNC_INTERVAL = timedelta(seconds=5)
 DEMO_SERVER = "Demo-Server"
 # The demo user (by number) who holds two accounts: a second terminal in another currency, another login.
-TWO_ACCOUNTS_INDEX = 2
+TWO_ACCOUNTS_INDEX = 4
 MAX_BATCH = 20  # syncs ingested together at most (100 s of the simulated clock)
 TRADED = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "EURGBP"]
 # Conversion pairs so every P&L currency (USD, JPY, GBP) converts into GBP, USD and EUR accounts (SPEC §4).
@@ -375,13 +374,13 @@ class Command(BaseCommand):
         password_hash = make_password(demo_password)
         end = timezone.now().replace(microsecond=0)
         seeded = 0
-        # DJANGO_DEBUG=1 (needed outside pytest) would record every SQL statement: tens of thousands here.
-        with override_settings(DEBUG=False):
-            for index, username in enumerate(usernames, start=1):
-                if username in existing:
-                    continue
-                self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
-                seeded += 1
+        for index, username in enumerate(usernames, start=1):
+            if username in existing:
+                continue
+            self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
+            seeded += 1
+            # DJANGO_DEBUG=1 (needed outside pytest) records SQL statements (Django keeps the last 9,000): drop them.
+            reset_queries()
         elapsed = time.perf_counter() - started
         after = self.row_counts()
         self.report(users, seeded, syncs, elapsed, before, after, usernames, admin_password, demo_password)
