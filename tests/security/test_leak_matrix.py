@@ -589,6 +589,7 @@ def _history_attempts(att: Attempts, path: str, extra: list[dict]) -> None:
     for params in [{}, around, {"user": att.alice.id}, *extra]:
         url = with_query(path, **params)
         att.bob_only(f"GET {url}", att.bob.client.get(url))
+    account_attempts(att, path)
 
 
 def case_equity(att: Attempts) -> None:
