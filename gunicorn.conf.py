@@ -1,8 +1,10 @@
 """gunicorn configuration for production: ``gunicorn -c gunicorn.conf.py tradingsite.wsgi``.
 
-gthread workers (keep-alive support, threads for an I/O-bound app; PITFALLS §5.4), the worker
-heartbeat file on /dev/shm, no preload (no DB pool opened before fork), and Prometheus
-multi-process mode so /metrics aggregates every worker. Everything is overridable from the env.
+gthread workers (keep-alive support, threads for an I/O-bound app) that accept connections fairly
+(tradingsite.gunicorn_worker), the worker heartbeat file on /dev/shm, no preload (no DB pool opened
+before fork), and Prometheus multi-process mode so /metrics aggregates every worker. The same file
+serves the read pool and the write pool (``GUNICORN_POOL``, deploy/nginx.conf). Everything is
+overridable from the env.
 """
 
 import os

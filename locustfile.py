@@ -1,4 +1,4 @@
-"""Locust load for tradingsite: dashboard readers and MT5 sync workers with real JWTs (SPEC §9, issue 7).
+"""Locust load for tradingsite: dashboard readers and MT5 sync workers with real JWTs (issue 7; docs/performance.md).
 
 Two user classes, one account each (``demo001`` … as created by ``manage.py seed_demo``):
 
@@ -7,14 +7,14 @@ Two user classes, one account each (``demo001`` … as created by ``manage.py se
   every non-200 (and every body that is not the expected shape, or shows another account's tickets)
   as a failure.
 * :class:`SyncWorkerUser` plays the worker next to an MT5 terminal: every 10 s it posts a realistic
-  snapshot (``account_info()``/``positions_get()``/``symbol_info_tick()`` fields, SPEC §2) with a
+  snapshot (``account_info()``/``positions_get()``/``symbol_info_tick()`` fields, see README "API") with a
   strictly increasing ``broker_time``, so cache invalidation happens under load. After each 201 it
-  checks that the sync becomes visible on the reads within 5 s (SPEC §7 freshness) and records the
+  checks that the sync becomes visible on the reads within 5 s (the freshness promise) and records the
   lag as a custom request type ``VISIBLE`` (``sync visible: <endpoint>``), failed when over 5 s.
 
 Credentials: with ``TS_TOKENS_FILE`` (written by ``manage.py mint_tokens``) users take pre-minted
-tokens, so no PBKDF2 login storm pollutes the figures (PITFALLS §6.1); otherwise each account logs in
-once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed through
+tokens, so no PBKDF2 login storm pollutes the figures (password hashing is deliberately slow); otherwise each
+account logs in once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed through
 ``auth/token/refresh/`` shortly before they expire (and after a 401); a refused refresh falls back
 to a login. The dashboard user and the sync worker of one account share the credentials (one
 refresh per account and process), and read through the same token, hence the same page-cache key.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The chaos run (issue 8, SPEC §7/§10): Redis and PostgreSQL failures under a 100-user Locust load.
+"""The chaos run (issues 8 and 15): Redis and PostgreSQL failures under a 100-user Locust load.
 
     make chaos                      # = .venv/bin/python bench/chaos.py  (private Redis + PostgreSQL)
     python bench/chaos.py --shared  # against the machine's own Redis :6379 and cluster 15/main

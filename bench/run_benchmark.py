@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The performance benchmark (issue 7, SPEC §9): one command, one table, one JSON file.
+"""The performance benchmark (issues 7 and 13): one command, one table, one JSON file.
 
     make bench            # = .venv/bin/python bench/run_benchmark.py
 

@@ -38,7 +38,7 @@ HOT = {
 # SQL per request when both cache layers are cold, for the ``book`` fixture (see the docstrings of the
 # compute_* selectors): open = positions, snapshot, instruments; status = last sync, sync count,
 # divergences 24 h, active reasons, thresholds, recent events + the open positions (3);
-# guards = snapshot, thresholds, market alerts, guard state (a peak reset since the snapshot), drawdown "since".
+# guards = snapshot, thresholds, market alerts, guard state (peak and its reset), drawdown "since".
 MISS_QUERIES = {"positions:open": 3, "reconciliation:status": 9, "guards:status": 5}
 VOLATILE = {"as_of", "sync_age_seconds"}
 
