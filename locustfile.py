@@ -13,8 +13,8 @@ Two user classes, one account each (``demo001`` … as created by ``manage.py se
   lag as a custom request type ``VISIBLE`` (``sync visible: <endpoint>``), failed when over 5 s.
 
 Credentials: with ``TS_TOKENS_FILE`` (written by ``manage.py mint_tokens``) users take pre-minted
-tokens, so no PBKDF2 login storm (password hashing is deliberately slow) pollutes the figures;
-otherwise each account logs in once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed through
+tokens, so no PBKDF2 login storm pollutes the figures (password hashing is deliberately slow); otherwise each
+account logs in once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed through
 ``auth/token/refresh/`` shortly before they expire (and after a 401); a refused refresh falls back
 to a login. The dashboard user and the sync worker of one account share the credentials (one
 refresh per account and process), and read through the same token, hence the same page-cache key.

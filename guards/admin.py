@@ -46,7 +46,7 @@ def reset_peak_equity_for(request: HttpRequest, user_ids: Iterable[int]) -> tupl
     return done, errors
 
 
-class ResetPeakEquityMixin:
+class ResetPeakEquityMixin(admin.ModelAdmin):
     """Adds the "Reset peak equity" action, allowed to users holding ``guards.change_guardstate``."""
 
     def has_reset_peak_permission(self, request: HttpRequest) -> bool:
@@ -66,9 +66,9 @@ class ResetPeakEquityMixin:
                 )
             )
             context = {
-                **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+                **self.admin_site.each_context(request),
                 "title": "Reset peak equity?",
-                "opts": self.model._meta,  # type: ignore[attr-defined]
+                "opts": self.model._meta,
                 "rows": [(obj.pk, obj.user, peaks.get(obj.user_id)) for obj in selected],
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             }

@@ -4,6 +4,7 @@ Percentages are 0–100 (15 means 15 %); money is in the account currency.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,8 +13,8 @@ from django.db.models import F, Q
 
 from positions.models import MONEY, PRICE
 
-PCT = {"max_digits": 7, "decimal_places": 4}
-THRESHOLD = {"max_digits": 6, "decimal_places": 3}
+PCT: dict[str, Any] = {"max_digits": 7, "decimal_places": 4}
+THRESHOLD: dict[str, Any] = {"max_digits": 6, "decimal_places": 3}
 
 
 class Level(models.TextChoices):
@@ -24,7 +25,7 @@ class Level(models.TextChoices):
     CRITICAL = "critical"
 
 
-LEVEL_RANK = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
+LEVEL_RANK: dict[str, int] = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
 # The user-settable thresholds of GuardConfig, in display order (selectors, services, API and admin use it).
 CONFIG_FIELDS = (

@@ -8,9 +8,9 @@ guard: levels were evaluated and stored by the sync (SPEC §5); this only reads 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
@@ -30,7 +30,7 @@ def guard_thresholds(*, user_id: int) -> dict[str, Any]:
     values = GuardConfig.objects.filter(user_id=user_id).values(*CONFIG_FIELDS).first()
     if values is not None:
         return values
-    return {name: GuardConfig._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
+    return {name: cast(Field, GuardConfig._meta.get_field(name)).get_default() for name in CONFIG_FIELDS}
 
 
 def equity_snapshot_list(*, user_id: int) -> QuerySet[EquitySnapshot]:
@@ -165,10 +165,11 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
     ``evaluated_at`` (the latest snapshot's time, None before the first), plus ``sync_stale_seconds``
     (the user's threshold, used by :func:`render_guard_status`).
     """
-    snapshot = (
+    snapshot: dict[str, Any] | None = cast(
+        dict[str, Any] | None,
         equity_snapshot_list(user_id=user_id)
         .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
-        .first()
+        .first(),
     )
     thresholds = guard_thresholds(user_id=user_id)
     alerts = list(

@@ -345,7 +345,7 @@ class GuardSession:
             )
             self.drawdown_alert = alert
             transition = "opened"
-        elif level != Level.OK:
+        elif level != Level.OK and alert is not None:  # (alert is never None here: the branch above opened it)
             transition = _apply_episode(alert, level=level, value=pct, threshold=threshold, now=broker_time)
             alert.equity, alert.peak_equity, alert.below_min_equity = equity, peak, below_min
         elif alert is not None:
@@ -356,7 +356,7 @@ class GuardSession:
         if alert is not None:
             self._changed(alert)
         if transition:
-            reported = level if transition != "resolved" else alert.max_level
+            reported = alert.max_level if transition == "resolved" and alert is not None else level
             outcome.transitions.append(("drawdown", transition, reported))
             outcome.logs.append(
                 _guard_log(
@@ -500,7 +500,7 @@ class GuardSession:
         if self.snapshots:
             EquitySnapshot.objects.bulk_create(self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
-            alerts = [a for a in self.changed_alerts.values() if isinstance(a, model)]
+            alerts: list[Any] = [a for a in self.changed_alerts.values() if isinstance(a, model)]
             existing = [a for a in alerts if a.pk is not None]
             new = [a for a in alerts if a.pk is None]
             if existing:
@@ -585,7 +585,7 @@ def peak_equity_reset(*, user_id: int, actor: str) -> GuardState:
 
     def after_commit() -> None:
         bump_and_warm_user(user_id)
-        if transition:
+        if transition and alert is not None:  # a transition implies the open alert
             record_guard_transitions([("drawdown", transition, alert.max_level)])
 
     transaction.on_commit(after_commit)

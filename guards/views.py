@@ -80,7 +80,7 @@ class AlertViewSet(UserScopedViewSet):
             OpenApiParameter("page_size", int, description="Alerts per page (capped at 200)."),
         ],
         # many=False: one page object, not drf-spectacular's default array for a list action
-        responses=extend_schema_serializer(many=False)(
+        responses=extend_schema_serializer(many=False)(  # type: ignore[type-var]  # drf-spectacular types it for classes
             inline_serializer(
                 "AlertPage",
                 {

@@ -6,15 +6,16 @@ money in the account currency, times aware UTC. Field names follow MT5's Python 
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 
-PRICE = {"max_digits": 20, "decimal_places": 8}
-MONEY = {"max_digits": 20, "decimal_places": 2}
-VOLUME = {"max_digits": 12, "decimal_places": 2}
+PRICE: dict[str, Any] = {"max_digits": 20, "decimal_places": 8}
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 2}
+VOLUME: dict[str, Any] = {"max_digits": 12, "decimal_places": 2}
 
 
 def pip_size_for(*, digits: int, point: Decimal) -> Decimal:

@@ -9,7 +9,7 @@ endpoints always agree (SPEC §6).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -61,11 +61,14 @@ def open_position_list(*, user_id: int, symbol: str | None = None) -> QuerySet[P
 
 def latest_account(*, user_id: int) -> dict[str, Any] | None:
     """Return ``{"currency", "equity", "balance", "created_at"}`` of the user's latest equity snapshot, or None."""
-    return (
-        EquitySnapshot.objects.filter(user_id=user_id)
-        .order_by("-created_at", "-id")
-        .values("currency", "equity", "balance", "created_at")
-        .first()
+    return cast(
+        dict[str, Any] | None,
+        (
+            EquitySnapshot.objects.filter(user_id=user_id)
+            .order_by("-created_at", "-id")
+            .values("currency", "equity", "balance", "created_at")
+            .first()
+        ),
     )
 
 
@@ -135,7 +138,7 @@ def compute_open_positions(*, user_id: int, symbol: str | None = None) -> dict[s
 
     positions = []
     for row in rows:
-        instrument = instruments.get(row["symbol"], {})
+        instrument: Any = instruments.get(row["symbol"], {})
         value = valuation.value_position(
             side=row["side"],
             volume=row["volume"],

@@ -317,7 +317,8 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
         if obj.ticket is not None:
             query = urlencode({"user__id__exact": obj.user_id, "ticket": obj.ticket})
             links.append((f"{changelist}?{query}", f"All events of ticket {obj.ticket}"))
-        query = urlencode({"user__id__exact": obj.user_id, "sync_id": obj.sync_id})
+        sync_params: dict[str, Any] = {"user__id__exact": obj.user_id, "sync_id": obj.sync_id}
+        query = urlencode(sync_params)
         links.append((f"{changelist}?{query}", "All events of this sync"))
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 

@@ -234,7 +234,7 @@ def reconcile(
     the summary parts (counts, active divergences with deltas, closes).
     """
     out = ReconcileOutcome()
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     new_reasons: dict[int, set[str]] = defaultdict(set)
     by_ticket = {p.ticket: p for p in ledger}
     seen: set[int] = set()
@@ -339,7 +339,7 @@ def reconcile(
                 position.volume = row["volume"]
                 position.sl = row["sl"]
                 position.tp = row["tp"]
-                current = {
+                current: dict[str, dict[str, Any]] = {
                     Reason.UNEXPECTED_AT_BROKER: (position.divergence_details or {}).get(
                         Reason.UNEXPECTED_AT_BROKER, {"expected": None}
                     )

@@ -323,10 +323,11 @@ class SyncInputSerializer(serializers.Serializer):
     sync_id = serializers.UUIDField(required=False, allow_null=True, default=None)
     broker_time = BrokerTimeField()
     account = AccountInputSerializer()
-    positions = BrokerPositionInputSerializer(many=True, required=False, allow_null=True, max_length=MAX_POSITIONS)
-    quotes = QuoteInputSerializer(many=True, required=False, max_length=MAX_QUOTES)
-    deals = DealInputSerializer(many=True, required=False, max_length=MAX_DEALS)
-    symbols = SymbolSpecInputSerializer(many=True, required=False, max_length=MAX_SYMBOLS)
+    # many=True hands max_length to DRF's ListSerializer; djangorestframework-stubs omit it (the four ignores below).
+    positions = BrokerPositionInputSerializer(many=True, required=False, allow_null=True, max_length=MAX_POSITIONS)  # type: ignore[call-arg]
+    quotes = QuoteInputSerializer(many=True, required=False, max_length=MAX_QUOTES)  # type: ignore[call-arg]
+    deals = DealInputSerializer(many=True, required=False, max_length=MAX_DEALS)  # type: ignore[call-arg]
+    symbols = SymbolSpecInputSerializer(many=True, required=False, max_length=MAX_SYMBOLS)  # type: ignore[call-arg]
 
     def validate_broker_time(self, value: datetime) -> datetime:
         if value > timezone.now() + MAX_BROKER_CLOCK_AHEAD:

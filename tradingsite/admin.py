@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -31,7 +31,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-admin.site.site_url = reverse_lazy("api-root")
+admin.site.site_url = cast(str, reverse_lazy("api-root"))  # resolved when a page renders it
 admin.site.enable_nav_sidebar = False
 
 
@@ -129,7 +129,7 @@ class LargeTablePaginator(Paginator):
             if estimate is not None and estimate >= self.count_limit:
                 self.is_estimate = True
                 return estimate
-            bounded = limited.count()  # a small table: counting it is cheap
+            bounded: int | None = limited.count()  # a small table: counting it is cheap
         else:
             bounded = self._timed_count(limited)
         if bounded is None:
@@ -213,7 +213,7 @@ class DateRangeFilter(admin.FieldListFilter):
             value = value[-1] if value else ""
         return str(value or "").strip()
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.param_from, self.param_to]
 
     @staticmethod
@@ -238,7 +238,7 @@ class DateRangeFilter(admin.FieldListFilter):
             raise IncorrectLookupParameters(exc) from exc
         return queryset
 
-    def choices(self, changelist: ChangeList) -> Iterator[dict]:
+    def choices(self, changelist: ChangeList) -> Iterator[Any]:
         today = timezone.now().astimezone(UTC).date()
         own = [self.param_from, self.param_to]
         yield {

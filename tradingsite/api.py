@@ -97,8 +97,9 @@ def request_user_id(request: Request | HttpRequest) -> int:
     as an int; scoping always filters on ``user_id`` with this value. A correctly signed token whose
     ``user_id`` claim is not an integer raises ``AuthenticationFailed`` (401), not a 500.
     """
+    pk: Any = request.user.pk
     try:
-        return int(request.user.pk)
+        return int(pk)
     except (TypeError, ValueError):
         raise exceptions.AuthenticationFailed("Token contained no recognizable user identification.") from None
 
@@ -335,12 +336,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, OperationalError) and is_lock_timeout(exc):
         logger.warning("lock wait timed out", extra={"event": "lock_timeout"})
         response = drf_exception_handler(LockTimeout(), context)
+        assert response is not None  # an APIException always gets a response
         response["Retry-After"] = str(settings.LOCK_TIMEOUT_RETRY_AFTER_S)
         return response
     if isinstance(exc, (OperationalError, InterfaceError)):
         # Connection lost or refused (PostgreSQL restarting, pool timeout): retryable, not a bug.
         logger.warning("database unavailable: %s", type(exc).__name__, extra={"event": "database_unavailable"})
         response = drf_exception_handler(DatabaseUnavailable(), context)
+        assert response is not None  # an APIException always gets a response
         response["Retry-After"] = "1"
         return response
     response = drf_exception_handler(exc, context)

@@ -19,7 +19,7 @@ the hot reads until it expires; see docs/read-api.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.urls import path
@@ -66,7 +66,8 @@ class ActiveUserTokenRefreshSerializer(TokenRefreshSerializer):
         data = {"access": str(refresh.access_token)}
         if api_settings.ROTATE_REFRESH_TOKENS:
             if api_settings.BLACKLIST_AFTER_ROTATION:
-                _blacklisted, created = refresh.blacklist()
+                # (BlacklistedToken, created) from get_or_create; SimpleJWT annotates it as the token alone
+                _blacklisted, created = cast(tuple[Any, bool], refresh.blacklist())
                 if not created:  # another request used this token a moment ago
                     raise TokenError(self.error_messages["reused"])
             refresh.set_jti()

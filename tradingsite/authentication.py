@@ -40,9 +40,9 @@ def token_user_id(payload: Any) -> int:
     elif isinstance(claim, str) and claim.isascii() and claim.isdigit() and len(claim) <= 19:
         user_id = int(claim)
     else:
-        raise InvalidToken(_("Token contained no recognizable user identification"))
+        raise InvalidToken(str(_("Token contained no recognizable user identification")))
     if not 0 < user_id <= _MAX_USER_ID:
-        raise InvalidToken(_("Token contained no recognizable user identification"))
+        raise InvalidToken(str(_("Token contained no recognizable user identification")))
     return user_id
 
 

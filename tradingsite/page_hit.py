@@ -36,7 +36,11 @@ from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.middleware.cache import CacheMiddleware
 from django.urls import NoReverseMatch, get_resolver, resolve, reverse
-from django.utils.cache import _generate_cache_header_key, _generate_cache_key, get_max_age
+from django.utils.cache import (  # type: ignore[attr-defined]  # private, absent from django-stubs
+    _generate_cache_header_key,
+    _generate_cache_key,
+    get_max_age,
+)
 from django.utils.decorators import decorator_from_middleware_with_args
 from django.utils.http import parse_http_date_safe
 from rest_framework.authentication import SessionAuthentication
@@ -131,7 +135,7 @@ class PageHitMiddleware:
         learned = found.get(header_key)
         if response is None:
             # cache_page would read the same two keys and miss too: let it skip its own lookup.
-            request.page_cache_missed = learned is None or learned == LEARNED_HEADERS
+            request.page_cache_missed = learned is None or learned == LEARNED_HEADERS  # type: ignore[attr-defined]
             return None
         if learned != LEARNED_HEADERS:
             return None
@@ -139,7 +143,7 @@ class PageHitMiddleware:
         if not response.has_header("Content-Length"):  # as CommonMiddleware sets it on the full path
             response["Content-Length"] = str(len(response.content))
         request.user = authenticated[0]
-        request.page_hit_view = view_name
+        request.page_hit_view = view_name  # type: ignore[attr-defined]
         return response
 
 
@@ -150,7 +154,7 @@ class PageCacheMiddleware(CacheMiddleware):
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if getattr(request, "page_cache_missed", False) and request.method == "GET":
-            request._cache_update_cache = True
+            request._cache_update_cache = True  # type: ignore[attr-defined]
             return None
         return super().process_request(request)
 

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import render
 from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
@@ -102,6 +102,8 @@ class AtomicWindowThrottle(SimpleRateThrottle):
     """``SimpleRateThrottle`` rates (``scope`` in ``DEFAULT_THROTTLE_RATES``) counted by :func:`window_hit`."""
 
     _wait: int | None = None
+    num_requests: int  # set by SimpleRateThrottle.__init__ from the rate
+    duration: int
 
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.rate is None:
@@ -173,11 +175,11 @@ def password_attempt_wait(request: HttpRequest) -> int | None:
     return int(max(waits)) if waits else None
 
 
-def throttle_password_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def throttle_password_form(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Wrap a Django login view (admin, browsable API): a POST past the limits is a 429 page with ``Retry-After``."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method == "POST":
             wait = password_attempt_wait(request)
             if wait is not None:

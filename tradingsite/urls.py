@@ -7,7 +7,7 @@ same views as Django's and DRF's own, wrapped in the login throttle of ``auth/to
 
 from django.contrib import admin
 from django.contrib.auth.views import LoginView
-from django.urls import include, path, reverse
+from django.urls import URLPattern, URLResolver, include, path, reverse
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.decorators import api_view, permission_classes
@@ -52,18 +52,29 @@ def api_root(request: Request) -> Response:
                 "alerts": link("guards:alert-list"),
                 "config": link("guards:config"),
             },
+            "notifications": {
+                "webhooks": link("notifications:webhook-list"),
+                "events_stream": link("notifications:event-stream"),
+            },
+            "history": {
+                "equity": link("history:equity"),
+                "pnl_daily": link("history:pnl-daily"),
+                "stats": link("history:stats"),
+            },
             "schema": link("schema"),
             "docs": link("docs"),
         }
     )
 
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", api_root, name="api-root"),
     path("auth/", include("tradingsite.auth")),
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
     path("guards/", include("guards.urls")),
+    path("", include("notifications.urls")),
+    path("", include("history.urls")),
 ]
 
 urlpatterns = [
@@ -78,4 +89,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("dashboard.urls")),
 ]

@@ -25,6 +25,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
@@ -114,7 +115,8 @@ class Command(BaseCommand):
         ]
         if core_only:
             return pages
-        day = sample["created_at"].date().isoformat() if sample["created_at"] else "2026-11-01"
+        created = sample["created_at"]
+        day = created.date().isoformat() if isinstance(created, datetime) else "2026-11-01"
         return [
             *pages,
             ("filter event_type=divergence, page 50", "?event_type__exact=divergence&p=50"),

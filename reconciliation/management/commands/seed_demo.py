@@ -42,8 +42,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
-from django.test.utils import override_settings
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from positions.models import Instrument
@@ -363,13 +362,13 @@ class Command(BaseCommand):
         password_hash = make_password(demo_password)
         end = timezone.now().replace(microsecond=0)
         seeded = 0
-        # DJANGO_DEBUG=1 (needed outside pytest) would record every SQL statement: tens of thousands here.
-        with override_settings(DEBUG=False):
-            for index, username in enumerate(usernames, start=1):
-                if username in existing:
-                    continue
-                self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
-                seeded += 1
+        for index, username in enumerate(usernames, start=1):
+            if username in existing:
+                continue
+            self.seed_user(username, index, password_hash, instruments, syncs=syncs, seed=seed, end=end)
+            seeded += 1
+            # DJANGO_DEBUG=1 (needed outside pytest) records SQL statements (Django keeps the last 9,000): drop them.
+            reset_queries()
         elapsed = time.perf_counter() - started
         after = self.row_counts()
         self.report(users, seeded, syncs, elapsed, before, after, usernames, admin_password, demo_password)

@@ -1,0 +1,51 @@
+"""House rules checked over the repository's shipped code (issue 16)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ("tradingsite", "positions", "reconciliation", "guards")
+# Benchmark commands drive the admin in-process through Django's test client and count its queries.
+BENCHMARK_TOOLS = {"reconciliation/management/commands/bench_admin.py"}
+# seed_demo replays 200 syncs per user on a simulated broker clock by patching timezone.now; removing
+# it needs a `now` parameter on the sync and guard services (their created_at and auto_now_add times).
+SIMULATED_CLOCK = {"reconciliation/management/commands/seed_demo.py": {"unittest"}}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def shipped_files() -> list[Path]:
+    return [
+        path
+        for package in SHIPPED
+        for path in (ROOT / package).rglob("*.py")
+        if "tests" not in path.relative_to(ROOT).parts and "migrations" not in path.parts
+    ]
+
+
+def test_shipped_code_imports_no_test_utilities():
+    offenders = {}
+    for path in shipped_files():
+        relative = str(path.relative_to(ROOT))
+        if relative in BENCHMARK_TOOLS:
+            continue
+        test_imports = {
+            name
+            for name in imported_modules(path)
+            if name == "unittest" or name.startswith(("unittest.", "django.test", "pytest"))
+        }
+        test_imports -= SIMULATED_CLOCK.get(relative, set())
+        if test_imports:
+            offenders[relative] = sorted(test_imports)
+    assert offenders == {}
