@@ -11,6 +11,10 @@ import os
 os.environ.setdefault("DJANGO_DOTENV", "off")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+# The production 0.1 s Redis socket timeout opens the circuit breaker (and so misses the cache) when a
+# loaded test machine stalls a reply; tests of the timeout itself set 0.1 s explicitly
+# (conftest.redis_cache_settings), every other test gets a margin that load cannot eat.
+os.environ.setdefault("REDIS_SOCKET_TIMEOUT_S", "0.5")
 
 from tradingsite.settings import *  # noqa: E402,F403
 from tradingsite.settings import CACHES, LOGGING  # noqa: E402
