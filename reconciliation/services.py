@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from guards.models import GuardConfig, GuardState
 from guards.services import GuardSession, record_guard_transitions
+from notifications.services import outbox_enqueue
 from positions.models import Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import reconcile
@@ -429,6 +430,7 @@ class _Batch:
             )
         self.guards.flush()
         ReconciliationLog.objects.bulk_create(self.logs)
+        outbox_enqueue(self.logs)  # webhook outbox rows in this transaction; wakes event streams on commit
 
     def _after_commit(self, created: int) -> None:
         user_id = self.user_id

@@ -103,7 +103,9 @@ def run(argv: list[str]) -> None:
     manage("migrate", "--noinput", "-v", "0")
     say(f"loading demo data ({users} users; skipped for users that already have it)")
     manage("seed_demo", "--users", users)
-    say(f"starting the service on http://127.0.0.1:{port}/ (API root /api/v1/, admin /admin/, docs /api/docs/)")
+    say("starting the demo feed (scripts/demo_feed.py: syncs for demo001-demo003 every 3 s, stops with the server)")
+    subprocess.Popen([PYTHON, ROOT / "scripts" / "demo_feed.py", "--base-url", f"http://127.0.0.1:{port}"], cwd=ROOT)
+    say(f"starting the service on http://127.0.0.1:{port}/ (dashboard /, API /api/v1/, admin /admin/, docs /api/docs/)")
     os.chdir(ROOT)
     os.execv(PYTHON, [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}"])
 

@@ -15,7 +15,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +30,7 @@ from tradingsite.metrics import (
     REQUESTS,
     SQL_QUERIES,
 )
+from tradingsite.middleware import SyncAndAsyncMiddleware
 
 access_logger = logging.getLogger("tradingsite.request")
 
@@ -107,17 +107,17 @@ def _user_id(request: HttpRequest) -> str | None:
     return str(user.pk)
 
 
-class RequestContextMiddleware:
-    """Outermost middleware: request id, SQL counting, access log line and request metrics."""
+class RequestContextMiddleware(SyncAndAsyncMiddleware):
+    """Outermost middleware: request id, SQL counting, access log line and request metrics.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    Sync and async capable: under ASGI (the event stream's uvicorn) an async view runs without a
+    thread per request. There SQL runs in pool threads, so ``sql_queries`` counts nothing.
+    """
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
-        token = _state.set(state)
-        request.request_id = state.request_id  # type: ignore[attr-defined]  # read by views and tests
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        state, token = self._start(request)
         started = time.perf_counter()
 
         def count_sql(execute, sql, params, many, context):
@@ -127,45 +127,66 @@ class RequestContextMiddleware:
         try:
             with connection.execute_wrapper(count_sql):
                 response = self.get_response(request)
-            duration = time.perf_counter() - started
-            view = _route_name(request)
-            state.user_id = _user_id(request)
-            served_from = None
-            if view in _PAGE_CACHED_VIEWS:
-                if "Age" in response:
-                    # cache_page sets Age only on responses it served from the cache (Django 5.2).
-                    record_cache("page", view, hit=True)
-                if response.status_code == 200:
-                    served_from = read_served_from(response=response, state=state)
-                    READ_REQUESTS.labels(view=view, served_from=served_from).inc()
-            response["X-Request-ID"] = state.request_id
-            REQUEST_LATENCY.labels(view=view, method=request.method).observe(duration)
-            REQUESTS.labels(view=view, method=request.method, status=str(response.status_code)).inc()
-            if state.sql_queries:
-                SQL_QUERIES.labels(view=view).inc(state.sql_queries)
-            if state.redis_commands:
-                REDIS_COMMANDS.labels(view=view).inc(state.redis_commands)
-            access_logger.info(
-                "%s %s %s",
-                request.method,
-                request.path,
-                response.status_code,
-                extra={
-                    "event": "request",
-                    "method": request.method,
-                    "path": request.path,
-                    "view": view,
-                    "status": response.status_code,
-                    "duration_ms": round(duration * 1000, 3),
-                    "sql_queries": state.sql_queries,
-                    "redis_commands": state.redis_commands,
-                    "cache": ",".join(state.cache) or "-",
-                    "served_from": served_from or "-",
-                },
-            )
-            return response
+            return self._finish(request, response, state, started)
         finally:
             _state.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        state, token = self._start(request)
+        started = time.perf_counter()
+        try:
+            response = await self.get_response(request)
+            return self._finish(request, response, state, started)
+        finally:
+            _state.reset(token)
+
+    @staticmethod
+    def _start(request: HttpRequest) -> tuple[RequestState, contextvars.Token]:
+        incoming = request.headers.get("X-Request-ID", "")
+        state = RequestState(request_id=incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex)
+        token = _state.set(state)
+        request.request_id = state.request_id  # type: ignore[attr-defined]  # read by views and tests
+        return state, token
+
+    @staticmethod
+    def _finish(request: HttpRequest, response: HttpResponse, state: RequestState, started: float) -> HttpResponse:
+        duration = time.perf_counter() - started
+        view = _route_name(request)
+        state.user_id = _user_id(request)
+        served_from = None
+        if view in _PAGE_CACHED_VIEWS:
+            if "Age" in response:
+                # cache_page sets Age only on responses it served from the cache (Django 5.2).
+                record_cache("page", view, hit=True)
+            if response.status_code == 200:
+                served_from = read_served_from(response=response, state=state)
+                READ_REQUESTS.labels(view=view, served_from=served_from).inc()
+        response["X-Request-ID"] = state.request_id
+        REQUEST_LATENCY.labels(view=view, method=request.method).observe(duration)
+        REQUESTS.labels(view=view, method=request.method, status=str(response.status_code)).inc()
+        if state.sql_queries:
+            SQL_QUERIES.labels(view=view).inc(state.sql_queries)
+        if state.redis_commands:
+            REDIS_COMMANDS.labels(view=view).inc(state.redis_commands)
+        access_logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "event": "request",
+                "method": request.method,
+                "path": request.path,
+                "view": view,
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 3),
+                "sql_queries": state.sql_queries,
+                "redis_commands": state.redis_commands,
+                "cache": ",".join(state.cache) or "-",
+                "served_from": served_from or "-",
+            },
+        )
+        return response
 
 
 # Route names of the views wrapped in cache_page; registered by tradingsite.caching.page_cached.

@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "positions",
     "reconciliation",
     "guards",
+    "notifications",
+    "history",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -93,9 +96,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
-if not DEBUG:
+ASGI_STREAM_SERVER = env.bool("ASGI_STREAM_SERVER", default=False)
+if ASGI_STREAM_SERVER:
+    # The event stream's ASGI server (tradingsite/asgi.py) serves no hot read: no page-hit fast path,
+    # whose sync-only middleware would put every stream's set-up through a thread.
+    MIDDLEWARE.remove("tradingsite.page_hit.PageHitMiddleware")
+if not DEBUG and not ASGI_STREAM_SERVER:
     # Serves admin and browsable-API static files in production (compressed, far-future cached);
     # in development runserver / live_server serve them through django.contrib.staticfiles.
+    # Not in the event stream's ASGI server (tradingsite/asgi.py): it serves no static file, and a
+    # sync-only middleware there would cost a thread per open stream.
     MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "tradingsite.urls"
@@ -318,7 +328,27 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets used by more than one app keep one name (webhook filters reuse the log's).
+    "ENUM_NAME_OVERRIDES": {
+        "EventTypeEnum": "reconciliation.models.ReconciliationLog.EventType",
+        "ReconciliationLogStatusEnum": "reconciliation.models.ReconciliationLog.Status",
+    },
 }
+
+# ---------------------------------------------------------------------------------------------
+# Notifications: webhooks (outbox + worker) and the SSE event stream (notifications/)
+# ---------------------------------------------------------------------------------------------
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_BACKOFF_BASE_S = env.float("WEBHOOK_BACKOFF_BASE_S", default=5.0)
+WEBHOOK_BACKOFF_CAP_S = env.float("WEBHOOK_BACKOFF_CAP_S", default=3600.0)
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=5.0)
+WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
+# Loopback/private IP literals and localhost are refused as webhook URLs unless this is on.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
+SSE_HEARTBEAT_S = env.float("SSE_HEARTBEAT_S", default=15.0)
+SSE_POLL_S = env.float("SSE_POLL_S", default=1.0)
+SSE_MAX_S = env.float("SSE_MAX_S", default=3600.0)
+SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 
 # ---------------------------------------------------------------------------------------------
 # Logging: JSON lines on stdout, each carrying the request id (tradingsite.observability).

@@ -52,6 +52,15 @@ def api_root(request: Request) -> Response:
                 "alerts": link("guards:alert-list"),
                 "config": link("guards:config"),
             },
+            "notifications": {
+                "webhooks": link("notifications:webhook-list"),
+                "events_stream": link("notifications:event-stream"),
+            },
+            "history": {
+                "equity": link("history:equity"),
+                "pnl_daily": link("history:pnl-daily"),
+                "stats": link("history:stats"),
+            },
             "schema": link("schema"),
             "docs": link("docs"),
         }
@@ -64,6 +73,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
     path("guards/", include("guards.urls")),
+    path("", include("notifications.urls")),
+    path("", include("history.urls")),
 ]
 
 urlpatterns = [
@@ -78,4 +89,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("dashboard.urls")),
 ]

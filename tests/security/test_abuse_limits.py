@@ -276,11 +276,18 @@ def _make_alerts(user, n: int) -> None:
     )
 
 
+def _make_webhooks(user, n: int) -> None:
+    from notifications.models import WebhookEndpoint
+
+    WebhookEndpoint.objects.bulk_create(WebhookEndpoint(user=user, url=f"https://example.com/{i}") for i in range(n))
+
+
 # One row factory per paginated list; a new paginated list without one fails test_every_paginated_list_...
 ROW_FACTORIES = {
     "/api/v1/positions/": _make_positions,
     "/api/v1/reconciliation/logs/": _make_logs,
     "/api/v1/guards/alerts/": _make_alerts,
+    "/api/v1/webhooks/": _make_webhooks,
 }
 
 

@@ -447,6 +447,105 @@ def case_config_patch(att: Attempts) -> None:
         att.fail("PATCH guards/config/", "Alice's config changed")
 
 
+def _endpoints(att: Attempts) -> tuple[int, int]:
+    """One webhook endpoint per trader, its URL carrying the trader's balance (a marker); their ids."""
+    ids = []
+    for trader, p in ((att.alice, "10111.00"), (att.bob, "20222.00")):
+        response = trader.client.post("/api/v1/webhooks/", {"url": f"https://hooks.example.com/{p}"}, format="json")
+        assert response.status_code == 201, response.content[:300]
+        ids.append(response.json()["id"])
+    return ids[0], ids[1]
+
+
+def case_webhooks_list(att: Attempts) -> None:
+    from notifications.models import WebhookEndpoint
+
+    _, bob_id = _endpoints(att)
+    owned = set(WebhookEndpoint.objects.filter(user_id=att.bob.id).values_list("pk", flat=True))
+    _list_attempts(
+        att,
+        "/api/v1/webhooks/",
+        [{}, {"user": att.alice.id}, {"page_size": 100000}],
+        ids=result_ids,
+        owned=owned,
+        cursors=[],
+    )
+    body = att.bob_only("GET webhooks/", att.bob.client.get("/api/v1/webhooks/"), ids=result_ids, owned=owned)
+    if body is not None and result_ids(body) != {bob_id}:
+        att.fail("GET webhooks/", f"Bob sees {result_ids(body)}, not his endpoint {bob_id}")
+
+
+def case_webhook_create(att: Attempts) -> None:
+    from notifications.models import WebhookEndpoint
+
+    alice_id, _ = _endpoints(att)
+    body = {"url": "https://hooks.example.com/bob-2", "user": att.alice.id, "user_id": att.alice.id, "id": alice_id}
+    created = att.bob_only("POST webhooks/", att.bob.client.post("/api/v1/webhooks/", body, format="json"))
+    if created is not None and WebhookEndpoint.objects.get(pk=created["id"]).user_id != att.bob.id:
+        att.fail("POST webhooks/", "the endpoint was created for someone else")
+    if WebhookEndpoint.objects.get(pk=alice_id).url != "https://hooks.example.com/10111.00":
+        att.fail("POST webhooks/", "Alice's endpoint changed")
+
+
+def case_webhook_detail(att: Attempts) -> None:
+    alice_id, bob_id = _endpoints(att)
+    att.not_found("GET webhooks/{alice}/", att.bob.client.get(f"/api/v1/webhooks/{alice_id}/"))
+    att.bob_only("GET webhooks/{bob}/", att.bob.client.get(f"/api/v1/webhooks/{bob_id}/"))
+
+
+def case_webhook_patch(att: Attempts) -> None:
+    from notifications.models import WebhookEndpoint
+
+    alice_id, bob_id = _endpoints(att)
+    body = {"active": False, "user": att.alice.id}
+    att.not_found("PATCH webhooks/{alice}/", att.bob.client.patch(f"/api/v1/webhooks/{alice_id}/", body, format="json"))
+    att.bob_only("PATCH webhooks/{bob}/", att.bob.client.patch(f"/api/v1/webhooks/{bob_id}/", body, format="json"))
+    if (
+        not WebhookEndpoint.objects.get(pk=alice_id).active
+        or WebhookEndpoint.objects.get(pk=bob_id).user_id != att.bob.id
+    ):
+        att.fail("PATCH webhooks/", "Alice's endpoint changed or Bob's changed owner")
+
+
+def case_webhook_delete(att: Attempts) -> None:
+    from notifications.models import WebhookEndpoint
+
+    alice_id, bob_id = _endpoints(att)
+    att.not_found("DELETE webhooks/{alice}/", att.bob.client.delete(f"/api/v1/webhooks/{alice_id}/"))
+    att.count += 1
+    if att.bob.client.delete(f"/api/v1/webhooks/{bob_id}/").status_code != 204:
+        att.fail("DELETE webhooks/{bob}/", "Bob could not delete his own endpoint")
+    if not WebhookEndpoint.objects.filter(pk=alice_id).exists():
+        att.fail("DELETE webhooks/", "Alice's endpoint was deleted")
+
+
+def _history_attempts(att: Attempts, path: str, extra: list[dict]) -> None:
+    """Bob reads a history endpoint with defaults, a range around both traders' rows and ``extra`` queries:
+    only his figures (his equity values appear, Alice's never)."""
+    around = {
+        "from": (timezone.now() - timedelta(hours=1)).isoformat(),
+        "to": (timezone.now() + timedelta(hours=1)).isoformat(),
+    }
+    for params in [{}, around, {"user": att.alice.id}, *extra]:
+        url = with_query(path, **params)
+        att.bob_only(f"GET {url}", att.bob.client.get(url))
+
+
+def case_equity(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/equity/", [{"interval": "5m"}, {"interval": "1d"}])
+    body = att.bob_only("GET equity/?interval=5m", att.bob.client.get("/api/v1/equity/?interval=5m"))
+    if body is not None and not markers_in(json.dumps(body), att.bob.markers):
+        att.fail("GET equity/", "Bob's own equity curve shows none of his values")
+
+
+def case_pnl_daily(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/pnl/daily/", [{"tz": "Europe/Athens"}])
+
+
+def case_stats(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/stats/", [{"symbol": "XAUUSD"}, {"symbol": "USDJPY"}])
+
+
 LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/"): case_api_root,
     ("POST", "/api/v1/auth/token/"): case_token,
@@ -465,6 +564,14 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/guards/alerts/"): case_alerts,
     ("GET", "/api/v1/guards/config/"): case_config_get,
     ("PATCH", "/api/v1/guards/config/"): case_config_patch,
+    ("GET", "/api/v1/webhooks/"): case_webhooks_list,
+    ("POST", "/api/v1/webhooks/"): case_webhook_create,
+    ("GET", "/api/v1/webhooks/{pk}/"): case_webhook_detail,
+    ("PATCH", "/api/v1/webhooks/{pk}/"): case_webhook_patch,
+    ("DELETE", "/api/v1/webhooks/{pk}/"): case_webhook_delete,
+    ("GET", "/api/v1/equity/"): case_equity,
+    ("GET", "/api/v1/pnl/daily/"): case_pnl_daily,
+    ("GET", "/api/v1/stats/"): case_stats,
 }
 HOT = [("GET", "/api/v1/positions/open/"), ("GET", "/api/v1/reconciliation/status/"), ("GET", "/api/v1/guards/status/")]
 

@@ -323,7 +323,7 @@ def _sync_body() -> dict:
     }
 
 
-def _write_attempts(client: APIClient) -> dict[str, int]:
+def _write_attempts(client: APIClient, user) -> dict[str, int]:
     """Status of every write operation, each sent with a body that would be accepted for an active user."""
     bodies = {
         ("POST", "/api/v1/positions/"): {
@@ -335,13 +335,28 @@ def _write_attempts(client: APIClient) -> dict[str, int]:
         },
         ("POST", "/api/v1/reconciliation/syncs/"): _sync_body(),
         ("PATCH", "/api/v1/guards/config/"): {"drawdown_warning_pct": "12"},
+        ("POST", "/api/v1/webhooks/"): {"url": "https://hooks.example.com/a"},
+        ("PATCH", "/api/v1/webhooks/{pk}/"): {"active": False},
     }
-    return {str(op): send(client, op, data=bodies.get(op.key, {})).status_code for op in write_operations()}
+    return {
+        str(op): send(client, op, url=_url_of_own_object(op, user), data=bodies.get(op.key, {})).status_code
+        for op in write_operations()
+    }
+
+
+def _url_of_own_object(operation: Operation, user) -> str:
+    """The operation's URL; a path with an id names a fresh object of ``user``'s (a webhook endpoint)."""
+    if not operation.has_path_parameter or not type(user).objects.filter(pk=user.pk).exists():
+        return operation.url()  # a deleted user: no object of theirs can exist
+    from notifications.models import WebhookEndpoint
+
+    assert operation.path.startswith("/api/v1/webhooks/"), f"{operation}: add an object factory here"
+    return operation.url(pk=WebhookEndpoint.objects.create(user=user, url="https://hooks.example.com/b").pk)
 
 
 def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail(user):
-    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))))
-    assert statuses and all(status in (200, 201) for status in statuses.values()), statuses
+    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))), user)
+    assert statuses and all(status in (200, 201, 204) for status in statuses.values()), statuses
 
 
 def test_deactivated_user_refresh_is_refused_and_writes_are_refused(api_client, user, password):
@@ -360,7 +375,7 @@ def test_deactivated_user_refresh_is_refused_and_writes_are_refused(api_client, 
     )
 
     # and every write endpoint authenticates against the database and refuses the still-valid access token
-    statuses = _write_attempts(bearer(pair["access"]))
+    statuses = _write_attempts(bearer(pair["access"]), user)
     assert statuses and set(statuses.values()) == {401}, statuses
     assert (Position.objects.count(), ReconciliationLog.objects.count()) == (positions_before, logs_before)
 
@@ -402,7 +417,7 @@ def test_deleted_user_tokens_refresh_401_writes_401_and_reads_show_nothing(api_c
     assert "access" not in body
 
     # and every write is refused (DB-backed authentication: user_not_found), nothing is written
-    statuses = _write_attempts(bearer(pair["access"]))
+    statuses = _write_attempts(bearer(pair["access"]), user)
     assert statuses and set(statuses.values()) == {401}, statuses
     assert Position.objects.count() == 1
 

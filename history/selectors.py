@@ -1,0 +1,129 @@
+"""history selectors: the equity curve downsampled in the database, closed trades, daily realized P&L.
+
+Every read is scoped by ``user_id`` and bounded by a time range.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import BigIntegerField, Func, Max
+
+from guards.models import EquitySnapshot
+from history.stats import Trade
+from positions.models import Position
+
+INTERVALS = {"5m": 300, "1h": 3600, "1d": 86400}
+
+
+class EpochBucket(Func):
+    """``floor(epoch seconds of the expression / size)``: the number of the time bucket a row falls in."""
+
+    output_field = BigIntegerField()
+
+    def __init__(self, expression, size: int):
+        super().__init__(expression)
+        self.size = int(size)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        inner, params = compiler.compile(self.source_expressions[0])
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {inner}) / {self.size}) AS BIGINT)", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        inner, params = compiler.compile(self.source_expressions[0])
+        return f"(CAST(strftime('%%s', {inner}) AS INTEGER) / {self.size})", params
+
+
+def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: int) -> list[dict]:
+    """The last equity snapshot of each ``interval_s`` bucket in [start, end), oldest first.
+
+    Downsampled in the database (one GROUP BY on the (user, created_at) index, then the chosen rows
+    by primary key). Each item: ``time`` (bucket start, UTC), ``balance``, ``equity``,
+    ``drawdown_pct`` (from the guard's peak), ``margin``, ``margin_level_pct`` (equity / margin × 100,
+    MT5's margin level; None without margin in use), ``currency``.
+    """
+    snapshots = EquitySnapshot.objects.filter(user_id=user_id, created_at__gte=start, created_at__lt=end)
+    last_ids = (
+        snapshots.order_by()
+        .annotate(bucket=EpochBucket("created_at", interval_s))
+        .values("bucket")
+        .annotate(last_id=Max("id"))
+        .values_list("bucket", "last_id")
+    )
+    buckets = dict(last_ids)
+    if not buckets:
+        return []
+    rows = {
+        row["pk"]: row
+        for row in EquitySnapshot.objects.filter(pk__in=buckets.values()).values(
+            "pk", "balance", "equity", "drawdown_pct", "margin", "currency"
+        )
+    }
+    series = []
+    for bucket in sorted(buckets):
+        row = rows[buckets[bucket]]
+        margin = row["margin"]
+        series.append(
+            {
+                "time": datetime.fromtimestamp(bucket * interval_s, tz=start.tzinfo),
+                "balance": row["balance"],
+                "equity": row["equity"],
+                "drawdown_pct": row["drawdown_pct"],
+                "margin": margin,
+                "margin_level_pct": row["equity"] * 100 / margin if margin else None,
+                "currency": row["currency"],
+            }
+        )
+    return series
+
+
+def closed_trades(*, user_id: int, start: datetime, end: datetime, symbol: str | None = None) -> list[Trade]:
+    """The user's positions closed in [start, end) as :class:`history.stats.Trade` (net realized P&L), by close time.
+
+    The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission of the closing
+    deals, account currency); a closed row without one (no closing deal seen) is left out.
+    """
+    positions = Position.objects.filter(
+        user_id=user_id,
+        status=Position.Status.CLOSED,
+        closed_at__gte=start,
+        closed_at__lt=end,
+        realized_pnl__isnull=False,
+    )
+    if symbol:
+        positions = positions.filter(symbol=symbol.upper())
+    rows = positions.order_by("closed_at", "pk").values_list("closed_at", "symbol", "realized_pnl")
+    return [
+        Trade(closed_at=closed_at, symbol=sym, pnl=pnl)
+        for closed_at, sym, pnl in rows
+        if closed_at is not None and pnl is not None  # excluded above; for the type checker
+    ]
+
+
+def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo) -> list[dict]:
+    """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when no trade).
+
+    Each item: ``date``, ``realized_pnl`` (sum of the day's closed trades), ``trades``, ``wins``.
+    """
+    first = datetime.combine(start, datetime.min.time(), tzinfo=tz)
+    last = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    days: dict[date, list[Decimal]] = defaultdict(list)
+    for trade in closed_trades(user_id=user_id, start=first, end=last):
+        days[trade.closed_at.astimezone(tz).date()].append(trade.pnl)
+    out = []
+    day = start
+    while day <= end:
+        pnls = days.get(day, [])
+        out.append(
+            {
+                "date": day,
+                "realized_pnl": sum(pnls, Decimal("0")),
+                "trades": len(pnls),
+                "wins": sum(p > 0 for p in pnls),
+            }
+        )
+        day += timedelta(days=1)
+    return out

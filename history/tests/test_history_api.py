@@ -1,0 +1,125 @@
+"""equity/, pnl/daily/ and stats/ over rows written directly, with the expected figures worked by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from guards.models import EquitySnapshot
+from guards.tests.read_factories import EquitySnapshotFactory
+from positions.models import Position
+from positions.tests.read_factories import PositionFactory
+
+pytestmark = pytest.mark.django_db
+T = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def snapshot(user, at: datetime, *, balance="10000", equity="10000", margin="0", drawdown="0"):
+    row = EquitySnapshotFactory(
+        user=user, balance=D(balance), equity=D(equity), margin=D(margin), drawdown_pct=D(drawdown)
+    )
+    EquitySnapshot.objects.filter(pk=row.pk).update(created_at=at)  # created_at is auto_now_add
+    return row
+
+
+def closed(user, at: datetime, pnl: str, symbol="EURUSD"):
+    return PositionFactory(user=user, status=Position.Status.CLOSED, closed_at=at, realized_pnl=D(pnl), symbol=symbol)
+
+
+def test_equity_is_downsampled_to_the_last_snapshot_of_each_interval(user, other_user, auth_client):
+    snapshot(user, T, equity="10000")
+    snapshot(user, T + timedelta(minutes=2), equity="10050")
+    snapshot(user, T + timedelta(minutes=4), equity="10100", balance="10020", margin="505", drawdown="1.5")
+    snapshot(user, T + timedelta(minutes=7), equity="9990")
+    snapshot(user, T + timedelta(minutes=61), equity="10200")
+    snapshot(other_user, T + timedelta(minutes=3), equity="77777")  # another user's, same bucket
+    response = auth_client.get(
+        "/api/v1/equity/", {"from": T.isoformat(), "to": (T + timedelta(hours=2)).isoformat(), "interval": "5m"}
+    )
+    assert response.status_code == 200, response.content
+    points = response.json()["points"]
+    # buckets 10:00 (last is 10:04), 10:05 (10:07), 11:00 (11:01); none empty listed
+    assert [p["time"] for p in points] == ["2026-11-30T10:00:00Z", "2026-11-30T10:05:00Z", "2026-11-30T11:00:00Z"]
+    assert [p["equity"] for p in points] == ["10100.00", "9990.00", "10200.00"]
+    # margin level 10100 / 505 × 100 = 2000 %; none without margin
+    assert (points[0]["balance"], points[0]["drawdown_pct"], points[0]["margin_level_pct"]) == (
+        "10020.00",
+        "1.50",
+        "2000.00",
+    )
+    assert points[1]["margin_level_pct"] is None
+    assert "77777" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"interval": "5m", "from": "2026-11-01T00:00:00Z", "to": "2026-11-09T00:00:00Z"}, "from"),  # > 2000 points
+        ({"interval": "2m"}, "interval"),
+        ({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, "from"),
+        ({"from": "yesterday"}, "from"),
+    ],
+)
+def test_equity_range_and_parameters_are_bounded(auth_client, params, field):
+    response = auth_client.get("/api/v1/equity/", params)
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_daily_pnl_groups_closed_trades_by_day_in_the_requested_time_zone(user, other_user, auth_client):
+    closed(user, datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "100")
+    closed(user, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), "-40")  # 01:30 on 1 December in Athens (UTC+2)
+    closed(user, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "25")
+    closed(other_user, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "999")
+    params = {"from": "2026-11-29T22:00:00Z", "to": "2026-12-01T22:00:00Z"}  # 30 Nov and 1 Dec, Athens days
+    body = auth_client.get("/api/v1/pnl/daily/", {**params, "tz": "Europe/Athens"}).json()
+    assert body["realized_from"] == "closed_positions"
+    assert [(d["date"], d["realized_pnl"], d["trades"], d["wins"]) for d in body["days"]] == [
+        ("2026-11-30", "100.00", 1, 1),
+        ("2026-12-01", "-15.00", 2, 1),  # −40 + 25
+    ]
+    # in UTC the −40 belongs to 30 November: 100 − 40 = 60, then 25 (and 29 Nov 22:00 starts a UTC day of its own)
+    utc = auth_client.get("/api/v1/pnl/daily/", {**params, "tz": "UTC"}).json()["days"]
+    assert [(d["date"], d["realized_pnl"]) for d in utc] == [
+        ("2026-11-29", "0.00"),
+        ("2026-11-30", "60.00"),
+        ("2026-12-01", "25.00"),
+    ]
+    assert auth_client.get("/api/v1/pnl/daily/", {"tz": "Mars/Olympus"}).status_code == 400
+
+
+def test_stats_of_a_trade_list_and_an_equity_curve(user, other_user, auth_client):
+    # the hand-worked list of history/tests/test_stats.py: 7 trades, net 180
+    for i, pnl in enumerate(["100", "-50", "30", "0", "-20", "200", "-80"]):
+        closed(user, T + timedelta(hours=i), pnl)
+    closed(user, T + timedelta(hours=1), "500", symbol="XAUUSD")
+    closed(other_user, T, "-999")
+    # the account: balance 1000; by day 1 the trades closed after T (all symbols: −50 + 30 + 0 − 20 + 200 − 80
+    # + 500 = 580) bring it to 1580; on day 2 a 500 deposit (balance 2080, equity 2130); day 3 equity 2000
+    snapshot(user, T, equity="1000", balance="1000")
+    snapshot(user, T + timedelta(days=1), equity="1580", balance="1580")
+    snapshot(user, T + timedelta(days=2), equity="2130", balance="2080")
+    snapshot(user, T + timedelta(days=3), equity="2000", balance="2080")
+    params = {"from": T.isoformat(), "to": (T + timedelta(days=4)).isoformat(), "symbol": "eurusd"}
+    body = auth_client.get("/api/v1/stats/", params).json()
+    assert (body["trades"], body["wins"], body["losses"], body["breakeven"]) == (7, 3, 3, 1)  # XAUUSD left out
+    # win rate 3/7 = 42.86 %, profit factor 330/150 = 2.20, expectancy 180/7 = 25.71
+    assert (body["win_rate_pct"], body["profit_factor"], body["expectancy"]) == ("42.86", "2.20", "25.71")
+    assert (body["average_win"], body["average_loss"], body["largest_win"], body["largest_loss"]) == (
+        "110.00",
+        "-50.00",
+        "200.00",
+        "-80.00",
+    )
+    # drawdown 2130 → 2000: 130 / 2130 = 6.10 %, from day 2 to day 3 (4 days fit 2000 points at 5m)
+    assert body["curve_interval"] == "5m"
+    assert body["max_drawdown"] == {
+        "pct": "6.10",
+        "amount": "130.00",
+        "start": "2026-12-02T10:00:00Z",
+        "end": "2026-12-03T10:00:00Z",
+    }
+    # flows: day 1 balance +580 = realized 580 → 0; day 2 +500 with nothing realized → 500; day 3 0.
+    # TWR = 1580/1000 × (2130 − 500)/1580 × 2000/2130 − 1 = 1630/1000 × 2000/2130 − 1 = 3260/2130 − 1 = 53.05 %
+    assert body["time_weighted_return_pct"] == "53.05"

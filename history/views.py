@@ -1,0 +1,132 @@
+"""history views: ``equity/``, ``pnl/daily/`` and ``stats/`` — range-bounded reads of the user's history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from history.selectors import INTERVALS, closed_trades, daily_pnl, equity_series
+from history.serializers import (
+    DailyPnlOutputSerializer,
+    DailyPnlQuerySerializer,
+    EquityOutputSerializer,
+    EquityQuerySerializer,
+    StatsOutputSerializer,
+    StatsQuerySerializer,
+)
+from history.stats import max_drawdown, time_weighted_return, trade_stats
+from tradingsite.api import UserScopedAPIView
+
+
+def _query(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class EquityView(UserScopedAPIView):
+    """``GET equity/``: the equity curve, downsampled server-side to the last snapshot per interval.
+
+    Parameters: from, to (ISO 8601; default the last day at 5m, 30 days at 1h, 365 days
+    at 1d), interval (5m, 1h or 1d). At most 2000 points: a longer range is a 400.
+    """
+
+    @extend_schema(parameters=[EquityQuerySerializer], responses=EquityOutputSerializer)
+    def get(self, request: Request) -> Response:
+        query = _query(EquityQuerySerializer, request)
+        points = equity_series(
+            user_id=self.user_id,
+            start=query["from"],
+            end=query["to"],
+            interval_s=INTERVALS[query["interval"]],
+        )
+        body = {
+            "interval": query["interval"],
+            "start": query["from"],
+            "end": query["to"],
+            "currency": points[-1]["currency"] if points else None,
+            "points": points,
+        }
+        return Response(EquityOutputSerializer(body).data)
+
+
+class DailyPnlView(UserScopedAPIView):
+    """``GET pnl/daily/``: realized P&L per day in the time zone ``tz`` (every day of the range listed).
+
+    Realized P&L is the ledger's realized_pnl of the positions closed that day (profit, swap and
+    commission of their closing deals). Default range: the last 30 days; at most 366.
+    """
+
+    @extend_schema(parameters=[DailyPnlQuerySerializer], responses=DailyPnlOutputSerializer)
+    def get(self, request: Request) -> Response:
+        query = _query(DailyPnlQuerySerializer, request)
+        tz = query["tz"]
+        start = query["from"].astimezone(tz).date()
+        end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
+        days = daily_pnl(user_id=self.user_id, start=start, end=end, tz=tz)
+        body = {"tz": str(tz), "realized_from": "closed_positions", "days": days}
+        return Response(DailyPnlOutputSerializer(body).data)
+
+
+def curve_interval(span: timedelta) -> str:
+    """The finest interval that keeps the equity curve of ``span`` within 2000 points."""
+    return next(name for name, size in INTERVALS.items() if span <= timedelta(seconds=size * 2000))
+
+
+class StatsView(UserScopedAPIView):
+    """``GET stats/``: trade statistics and the equity curve's max drawdown and time-weighted return.
+
+    Trades are the positions closed in [from, to) (optionally one symbol), each with its net realized
+    P&L. Win rate = wins / trades; profit factor = gross profit / gross loss; expectancy = net P&L /
+    trades. Max drawdown and the time-weighted return use the equity curve sampled at curve_interval
+    (last value per interval); the return leaves out cash flows, taken as the balance change not
+    explained by realized P&L. Default range: the last 30 days; at most 366.
+    """
+
+    @extend_schema(parameters=[StatsQuerySerializer], responses=StatsOutputSerializer)
+    def get(self, request: Request) -> Response:
+        query = _query(StatsQuerySerializer, request)
+        start, end = query["from"], query["to"]
+        trades = closed_trades(user_id=self.user_id, start=start, end=end, symbol=query.get("symbol"))
+        interval = curve_interval(end - start)
+        size = INTERVALS[interval]
+        curve = equity_series(user_id=self.user_id, start=start, end=end, interval_s=size)
+        drawdown = max_drawdown([(point["time"], point["equity"]) for point in curve])
+        flows = _cash_flows(curve, closed_trades(user_id=self.user_id, start=start, end=end), size)
+        body = {
+            "start": start,
+            "end": end,
+            "symbol": query.get("symbol", "").upper() or None,
+            **vars(trade_stats(trades)),
+            "max_drawdown": {
+                "pct": drawdown.pct,
+                "amount": drawdown.amount,
+                "start": drawdown.start,
+                "end": drawdown.end,
+            },
+            "curve_interval": interval,
+            "time_weighted_return_pct": time_weighted_return([point["equity"] for point in curve], flows),
+        }
+        return Response(StatsOutputSerializer(body).data)
+
+
+def _cash_flows(curve: list[dict], trades, size: int) -> list[Decimal]:
+    """Net cash flow into each point of ``curve``: its balance change minus the P&L realized in between.
+
+    A closed trade moves the balance by its realized P&L; whatever else moved it is a deposit or a
+    withdrawal. Trades are attributed to the bucket of their close time.
+    """
+    realized: dict[int, Decimal] = {}
+    for trade in trades:
+        bucket = int(trade.closed_at.timestamp()) // size
+        realized[bucket] = realized.get(bucket, Decimal("0")) + trade.pnl
+    flows = [Decimal("0")]
+    for previous, point in zip(curve, curve[1:], strict=False):
+        low, high = int(previous["time"].timestamp()) // size, int(point["time"].timestamp()) // size
+        between = sum((pnl for bucket, pnl in realized.items() if low < bucket <= high), Decimal("0"))
+        flows.append(point["balance"] - previous["balance"] - between)
+    return flows

@@ -1,0 +1,185 @@
+"""``GET /api/v1/events/stream/`` (Server-Sent Events): resume, live delivery, per-user isolation.
+
+The async path is driven through Django's ASGI test client (``AsyncClient``) as uvicorn would run
+it; the WSGI path (runserver, the browser test's live server) through the ordinary client. Streams
+end after ``SSE_MAX_S`` (a fraction of a second here), so every read is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.test import AsyncClient, Client, override_settings
+
+from conftest import access_token_for
+from reconciliation.models import ReconciliationLog
+from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, sync_payload
+
+STREAM = "/api/v1/events/stream/"
+FAST = {"SSE_POLL_S": 0.05, "SSE_HEARTBEAT_S": 0.2, "SSE_MAX_S": 0.6}
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def parse(text: str) -> list[dict]:
+    """SSE messages of ``text``: ``{"id": int | None, "data": str, "comment": bool}`` per block."""
+    messages = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line and not line.startswith(":"))
+        messages.append(
+            {
+                "id": int(fields["id"]) if "id" in fields else None,
+                "data": fields.get("data"),
+                "comment": block[0] == ":",
+            }
+        )
+    return messages
+
+
+def event_ids(text: str) -> list[int]:
+    return [m["id"] for m in parse(text) if m["id"] is not None]
+
+
+def read_stream(headers: dict, *, query: str = "", during=None) -> str:
+    """The whole stream (it ends after SSE_MAX_S) through the ASGI handler; ``during()`` runs once it is open."""
+
+    async def go() -> str:
+        response = await AsyncClient().get(STREAM + query, headers=headers)
+        assert response.status_code == 200, response.content
+        assert response["Content-Type"] == "text/event-stream"
+        chunks = []
+        async for chunk in response.streaming_content:
+            chunks.append(chunk.decode())
+            if during is not None and len(chunks) == 1:  # the first chunk (retry:) means the stream is open
+                await sync_to_async(during)()
+        return "".join(chunks)
+
+    return async_to_sync(go)()
+
+
+def bearer(user) -> dict:
+    return {"Authorization": f"Bearer {access_token_for(user)}"}
+
+
+# Transactional tests start from an empty database (no seeded instruments): the sync sends the spec.
+EURUSD = {"symbol": "EURUSD", "trade_contract_size": "100000", "digits": 5, "point": "0.00001",
+          "currency_base": "EUR", "currency_profit": "USD"}  # fmt: skip
+
+
+def post_syncs(client, clock: Clock, count: int, ticket: int) -> None:
+    for i in range(count):
+        positions = [broker_position(ticket)] if i == 0 else []
+        body = {**sync_payload(broker_time=clock.tick(), positions=positions), "symbols": [EURUSD]}
+        response = client.post(SYNC_URL, body, format="json")
+        assert response.status_code == 201, response.content
+
+
+def ids_of(user) -> list[int]:
+    return list(ReconciliationLog.objects.filter(user=user).order_by("pk").values_list("pk", flat=True))
+
+
+@override_settings(**FAST)
+def test_resume_returns_exactly_the_events_missed(user, auth_client):
+    # given six log rows (3 syncs: a divergence, its close, sync rows) of which the client saw three
+    post_syncs(auth_client, Clock(), 3, ticket=5001)
+    rows = ids_of(user)
+    assert len(rows) >= 5
+    seen = rows[2]
+    # when it reconnects with Last-Event-ID
+    text = read_stream({**bearer(user), "Last-Event-ID": str(seen)})
+    # then it receives exactly the rows after that id, in order, each once
+    assert event_ids(text) == rows[3:]
+    assert text.startswith("retry: 2000\n\n")
+    # and ?last_event_id= does the same on a first connection; no id at all starts after the newest row
+    assert event_ids(read_stream(bearer(user), query=f"?last_event_id={rows[0]}")) == rows[1:]
+    assert event_ids(read_stream(bearer(user))) == []
+
+
+@override_settings(**FAST)
+def test_new_rows_arrive_while_connected_and_heartbeats_keep_it_open(user, auth_client):
+    before = set(ids_of(user))
+    text = read_stream(bearer(user), during=lambda: post_syncs(auth_client, Clock(), 2, ticket=5002))
+    new = [pk for pk in ids_of(user) if pk not in before]
+    assert new and event_ids(text) == new
+    assert any(m["comment"] for m in parse(text))  # ": heartbeat" within SSE_HEARTBEAT_S of silence
+
+
+@override_settings(**FAST)
+def test_user_a_never_sees_user_b_events(user, other_user, auth_client, other_client):
+    clock = Clock()
+    post_syncs(auth_client, clock, 2, ticket=700101)
+    post_syncs(other_client, clock, 2, ticket=700101)  # same ticket, another user
+    # from the very beginning (Last-Event-ID: 0), each stream carries only its user's rows
+    assert event_ids(read_stream({**bearer(user), "Last-Event-ID": "0"})) == ids_of(user)
+    assert event_ids(read_stream({**bearer(other_user), "Last-Event-ID": "0"})) == ids_of(other_user)
+    # and live: Bob's syncs while Alice is connected send Alice nothing
+    text = read_stream(
+        {**bearer(user), "Last-Event-ID": str(ids_of(user)[-1])}, during=lambda: post_syncs(other_client, clock, 1, 1)
+    )
+    assert event_ids(text) == []
+
+
+@override_settings(**FAST)
+def test_session_login_and_the_wsgi_path_stream_too(user, auth_client):
+    post_syncs(auth_client, Clock(), 1, ticket=5003)
+    rows = ids_of(user)
+    client = Client()
+    client.force_login(user)
+    response = client.get(STREAM, headers={"Last-Event-ID": "0"})
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    assert event_ids(b"".join(response.streaming_content).decode()) == rows
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}])
+def test_without_valid_credentials_it_is_a_json_401(headers):
+    response = Client().get(STREAM, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_a_deactivated_user_cannot_open_a_stream_with_a_still_valid_token(user):
+    token = bearer(user)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert Client().get(STREAM, headers=token).status_code == 401
+    session = Client()
+    session.force_login(user)
+    assert session.get(STREAM).status_code == 401
+
+
+@override_settings(SSE_POLL_S=0.05, SSE_HEARTBEAT_S=10, SSE_MAX_S=3600)
+def test_a_bearer_stream_ends_when_its_token_expires(user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=0.5))
+    started = time.monotonic()
+    text = read_stream({"Authorization": f"Bearer {token}"})
+    assert time.monotonic() - started < 5  # not SSE_MAX_S: the token's 0.5 s (+ JWT leeway on validation)
+    assert text.startswith("retry:")
+
+
+@pytest.mark.redis
+@override_settings(SSE_POLL_S=5, SSE_HEARTBEAT_S=5, SSE_MAX_S=1.5)
+def test_with_redis_a_commit_wakes_the_stream_at_once(user, auth_client):
+    # With Redis the stream waits on the user's channel (up to SSE_HEARTBEAT_S = 5 s here, no polling):
+    # the rows posted at ~0 s can only arrive before the stream's 1.5 s end if the publish woke it.
+    started = time.monotonic()
+    text = read_stream(bearer(user), during=lambda: post_syncs(auth_client, Clock(), 1, ticket=5004))
+    assert event_ids(text) == ids_of(user)
+    assert time.monotonic() - started < 5
+
+
+def test_read_stream_helper_parses_blocks():
+    text = "retry: 2000\n\nid: 7\ndata: {}\n\n: heartbeat\n\n"
+    assert parse(text) == [
+        {"id": None, "data": None, "comment": False},
+        {"id": 7, "data": "{}", "comment": False},
+        {"id": None, "data": None, "comment": True},
+    ]
+    assert asyncio.iscoroutinefunction(read_stream) is False
