@@ -46,11 +46,11 @@ down: ## Stop the compose stack
 venv: ## Create/refresh .venv with the runtime, test and load-tool pins
 	python3 scripts/dev.py setup --dev
 
-bench: venv ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
+bench: venv ## Benchmark: read + write pools, Locust scenario (data TTL 5 s, 60 s, uncached) + wrk saturation beside a FastAPI peer + profile (~8-10 min); table + bench-results/*.json
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run_benchmark.py
 
-chaos: venv ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)
+chaos: venv ## Chaos run: Redis stopped, Redis paused, a Redis blip during a sync, PostgreSQL restarted under Locust load (private instances, ~3 min)
 	$(PY) bench/chaos.py
 
 bench-admin: venv ## Admin changelist timings on a 1,000,000-row log table (set DATABASE_URL to a scratch PostgreSQL db)

@@ -83,7 +83,8 @@ def post_json(url: str, body: dict, headers: dict[str, str], timeout_s: float = 
 
 def blip_during_sync(services, base_url: str, token: str, deadline_s: float = 15.0) -> dict:
     """Phase (d): a sync stored while Redis is paused, and how long after Redis answers again
-    ``guards/status`` keeps showing the previous sync (seconds; None if not shown within ``deadline_s``)."""
+    ``guards/status`` keeps showing the previous sync, counted from the later of Redis answering and the
+    sync's answer (seconds; None if not shown within ``deadline_s``)."""
     import uuid
 
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -115,9 +116,10 @@ def blip_during_sync(services, base_url: str, token: str, deadline_s: float = 15
         time.sleep(0.1)
     services.pause_redis(BLIP_PAUSE_MS)
     paused_at = time.monotonic()
-    second = post_json(base_url + h.SYNC_PATH, body("8000.00", now - timedelta(seconds=1)), headers)
+    second = post_json(base_url + h.SYNC_PATH, body("8000.00", now - timedelta(seconds=1)), headers, timeout_s=60)
     sync_s = time.monotonic() - paused_at
     time.sleep(max(0.0, BLIP_PAUSE_MS / 1000 + 0.05 - (time.monotonic() - paused_at)))
+    # from when Redis answers again, or from the sync's answer if that came later (a loaded machine)
     answered_at = time.monotonic()
     staleness = None
     while time.monotonic() - answered_at < deadline_s:

@@ -67,7 +67,9 @@ class PositionAdmin(ReadOnlyModelAdmin):
     paginator = LargeTablePaginator
     ordering = ("-created_at", "-id")
     raw_id_fields = ("user",)
-    readonly_fields = ("log_link",)
+    # The detail page shows the reasons as words too (``divergences``), not the stored JSON list.
+    exclude = ("divergence_reasons",)
+    readonly_fields = ("divergences", "log_link")
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         """A number → ``ticket = n``; anything else → the user with exactly that username. No joins, no icontains."""

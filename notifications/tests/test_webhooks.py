@@ -250,3 +250,67 @@ def test_endpoints_per_user_are_capped(auth_client):
     for i in range(2):
         create_endpoint(auth_client, f"https://example.com/{i}")
     assert auth_client.post(WEBHOOKS, {"url": "https://example.com/3"}, format="json").status_code == 400
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_never_send_an_event_twice(auth_client, user, receiver):
+    # Two worker passes in parallel threads (two deliver_webhooks processes): each endpoint is locked
+    # FOR UPDATE SKIP LOCKED while worked on, so every event still reaches each receiver once, in order.
+    import threading
+
+    from django.db import connection
+
+    from notifications.tests.test_stream import EURUSD
+
+    second = Receiver().start()
+    try:
+        create_endpoint(auth_client, receiver.url)
+        create_endpoint(auth_client, second.url)
+        clock = Clock()
+        for i in range(3):
+            body = {**sync_payload(broker_time=clock.tick(), positions=[]), "symbols": [EURUSD]}
+            assert auth_client.post(SYNC_URL, body, format="json").status_code == 201, i
+        event_ids = list(ReconciliationLog.objects.filter(user=user).order_by("pk").values_list("pk", flat=True))
+
+        def work():
+            try:
+                deliver_due()
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        for r in (receiver, second):
+            assert [json.loads(request.body)["id"] for request in r.received] == event_ids
+    finally:
+        second.stop()
+
+
+def test_the_admin_lists_deliveries_and_retries_dead_ones(auth_client, user, admin_user, receiver):
+    from django.test import Client
+
+    create_endpoint(auth_client, receiver.url, event_types=["sync"])
+    post_syncs(auth_client, 1)
+    WebhookDelivery.objects.update(status="dead", attempts=10, last_error="HTTP 500")
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/admin/notifications/webhookdelivery/?status__exact=dead")
+    assert page.status_code == 200 and "HTTP 500" in page.content.decode()
+    assert (
+        "whsec_"
+        not in admin.get(
+            f"/admin/notifications/webhookendpoint/{WebhookEndpoint.objects.get().pk}/change/"
+        ).content.decode()
+    )
+    delivery = WebhookDelivery.objects.get()
+    response = admin.post(
+        "/admin/notifications/webhookdelivery/", {"action": "retry", "_selected_action": [delivery.pk]}
+    )
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+    assert deliver_due().delivered == 1 and len(receiver.received) == 1

@@ -102,3 +102,12 @@ def test_admin_pages_show_one_date_format(operator_client, user):
     assert "2026-11-30 09:00:01.000" in logs
     # ... and none in Django's "en" words ("Nov. 30, 2026, 9 a.m.")
     assert "Nov. 30" not in positions + logs
+
+
+def test_divergence_reasons_read_as_words_on_the_position_page(operator_client, user):
+    from positions.tests.read_factories import PositionFactory
+
+    position = PositionFactory(user=user, matched=False, divergence_reasons=["entry_slippage"])
+    page = operator_client.get(f"/admin/positions/position/{position.pk}/change/").content.decode()
+    assert "entry slippage" in page
+    assert "[&quot;entry_slippage&quot;]" not in page and '["entry_slippage"]' not in page
