@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from accounts.fields import MoneyModelSerializer, MoneyOutputField
+from accounts.serializers import AccountNameSerializer
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from tradingsite.api import price_decimal, rounded_decimal
 
 
-class GuardConfigSerializer(serializers.ModelSerializer):
+class GuardConfigSerializer(MoneyModelSerializer):
     """The user's guard thresholds; every threshold is PATCH-able (percent 0–100, money in the account currency).
 
     Validates exactly as ``GuardConfig.clean``: 0 < warning < critical ≤ 100 per pair and drawdown
@@ -36,6 +38,10 @@ class GuardConfigSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class GuardConfigAccountSerializer(AccountNameSerializer):
+    """The optional ``server`` and ``login`` of a ``PATCH guards/config/`` body: the account to configure."""
+
+
 ALERT_FIELDS = (
     "id",
     "level",
@@ -52,7 +58,7 @@ ALERT_FIELDS = (
 )
 
 
-class DrawdownAlertSerializer(serializers.ModelSerializer):
+class DrawdownAlertSerializer(MoneyModelSerializer):
     """One drawdown episode: levels, worst value (percent), equity and peak (account currency)."""
 
     is_open = serializers.BooleanField(read_only=True)
@@ -63,7 +69,7 @@ class DrawdownAlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MarketAlertSerializer(serializers.ModelSerializer):
+class MarketAlertSerializer(MoneyModelSerializer):
     """One market episode on a symbol: ``price_gap``, ``wide_spread`` or ``stale_quote`` (quote-currency prices)."""
 
     is_open = serializers.BooleanField(read_only=True)
@@ -88,12 +94,13 @@ class MarketAlertSerializer(serializers.ModelSerializer):
 # guards/status/ and guards/alerts/ (read side)
 # --------------------------------------------------------------------------------------------
 class DrawdownStatusSerializer(serializers.Serializer):
-    """The stored drawdown guard (SPEC §5): money in the account currency, percentages 0–100 (2 dp, half-up)."""
+    """The stored drawdown guard: money in the account currency (its currency digits), percentages 0–100
+    (2 dp, half-up)."""
 
     level = serializers.CharField(read_only=True)
-    equity = rounded_decimal()
-    balance = rounded_decimal()
-    peak_equity = rounded_decimal()
+    equity = MoneyOutputField()
+    balance = MoneyOutputField()
+    peak_equity = MoneyOutputField()
     drawdown_pct = rounded_decimal()
     warning_pct = rounded_decimal()
     critical_pct = rounded_decimal()

@@ -37,7 +37,9 @@ class EpochBucket(Func):
         return f"(CAST(strftime('%%s', {inner}) AS INTEGER) / {self.size})", params
 
 
-def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: int) -> list[dict]:
+def equity_series(
+    *, user_id: int, start: datetime, end: datetime, interval_s: int, account_id: int | None = None
+) -> list[dict]:
     """The last equity snapshot of each ``interval_s`` bucket in [start, end), oldest first.
 
     Downsampled in the database (one GROUP BY on the (user, created_at) index, then the chosen rows
@@ -46,6 +48,8 @@ def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: i
     MT5's margin level; None without margin in use), ``currency``.
     """
     snapshots = EquitySnapshot.objects.filter(user_id=user_id, created_at__gte=start, created_at__lt=end)
+    if account_id is not None:  # one account's curve (None: a user with no account yet has none)
+        snapshots = snapshots.filter(account_id=account_id)
     last_ids = (
         snapshots.order_by()
         .annotate(bucket=EpochBucket("created_at", interval_s))
@@ -80,7 +84,9 @@ def equity_series(*, user_id: int, start: datetime, end: datetime, interval_s: i
     return series
 
 
-def closed_trades(*, user_id: int, start: datetime, end: datetime, symbol: str | None = None) -> list[Trade]:
+def closed_trades(
+    *, user_id: int, start: datetime, end: datetime, symbol: str | None = None, account_id: int | None = None
+) -> list[Trade]:
     """The user's positions closed in [start, end) as :class:`history.stats.Trade` (net realized P&L), by close time.
 
     The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission of the closing
@@ -93,6 +99,8 @@ def closed_trades(*, user_id: int, start: datetime, end: datetime, symbol: str |
         closed_at__lt=end,
         realized_pnl__isnull=False,
     )
+    if account_id is not None:
+        positions = positions.filter(account_id=account_id)
     if symbol:
         positions = positions.filter(symbol=symbol.upper())
     rows = positions.order_by("closed_at", "pk").values_list("closed_at", "symbol", "realized_pnl")
@@ -103,7 +111,7 @@ def closed_trades(*, user_id: int, start: datetime, end: datetime, symbol: str |
     ]
 
 
-def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo) -> list[dict]:
+def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
     """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when no trade).
 
     Each item: ``date``, ``realized_pnl`` (sum of the day's closed trades), ``trades``, ``wins``.
@@ -111,7 +119,7 @@ def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo) -> list[dic
     first = datetime.combine(start, datetime.min.time(), tzinfo=tz)
     last = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     days: dict[date, list[Decimal]] = defaultdict(list)
-    for trade in closed_trades(user_id=user_id, start=first, end=last):
+    for trade in closed_trades(user_id=user_id, start=first, end=last, account_id=account_id):
         days[trade.closed_at.astimezone(tz).date()].append(trade.pnl)
     out = []
     day = start

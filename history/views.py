@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from history.selectors import INTERVALS, closed_trades, daily_pnl, equity_series
 from history.serializers import (
     DailyPnlOutputSerializer,
@@ -28,18 +29,19 @@ def _query(serializer_class, request: Request) -> dict:
     return serializer.validated_data
 
 
-class EquityView(UserScopedAPIView):
+class EquityView(AccountScopedMixin, UserScopedAPIView):
     """``GET equity/``: the equity curve, downsampled server-side to the last snapshot per interval.
 
     Parameters: from, to (ISO 8601; default the last day at 5m, 30 days at 1h, 365 days
     at 1d), interval (5m, 1h or 1d). At most 2000 points: a longer range is a 400.
     """
 
-    @extend_schema(parameters=[EquityQuerySerializer], responses=EquityOutputSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER, EquityQuerySerializer], responses=EquityOutputSerializer)
     def get(self, request: Request) -> Response:
         query = _query(EquityQuerySerializer, request)
         points = equity_series(
             user_id=self.user_id,
+            account_id=self.request_account_id(),
             start=query["from"],
             end=query["to"],
             interval_s=INTERVALS[query["interval"]],
@@ -54,20 +56,20 @@ class EquityView(UserScopedAPIView):
         return Response(EquityOutputSerializer(body).data)
 
 
-class DailyPnlView(UserScopedAPIView):
+class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
     """``GET pnl/daily/``: realized P&L per day in the time zone ``tz`` (every day of the range listed).
 
     Realized P&L is the ledger's realized_pnl of the positions closed that day (profit, swap and
     commission of their closing deals). Default range: the last 30 days; at most 366.
     """
 
-    @extend_schema(parameters=[DailyPnlQuerySerializer], responses=DailyPnlOutputSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER, DailyPnlQuerySerializer], responses=DailyPnlOutputSerializer)
     def get(self, request: Request) -> Response:
         query = _query(DailyPnlQuerySerializer, request)
         tz = query["tz"]
         start = query["from"].astimezone(tz).date()
         end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
-        days = daily_pnl(user_id=self.user_id, start=start, end=end, tz=tz)
+        days = daily_pnl(user_id=self.user_id, account_id=self.request_account_id(), start=start, end=end, tz=tz)
         body = {"tz": str(tz), "realized_from": "closed_positions", "days": days}
         return Response(DailyPnlOutputSerializer(body).data)
 
@@ -77,7 +79,7 @@ def curve_interval(span: timedelta) -> str:
     return next(name for name, size in INTERVALS.items() if span <= timedelta(seconds=size * 2000))
 
 
-class StatsView(UserScopedAPIView):
+class StatsView(AccountScopedMixin, UserScopedAPIView):
     """``GET stats/``: trade statistics and the equity curve's max drawdown and time-weighted return.
 
     Trades are the positions closed in [from, to) (optionally one symbol), each with its net realized
@@ -87,16 +89,20 @@ class StatsView(UserScopedAPIView):
     explained by realized P&L. Default range: the last 30 days; at most 366.
     """
 
-    @extend_schema(parameters=[StatsQuerySerializer], responses=StatsOutputSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER, StatsQuerySerializer], responses=StatsOutputSerializer)
     def get(self, request: Request) -> Response:
         query = _query(StatsQuerySerializer, request)
         start, end = query["from"], query["to"]
-        trades = closed_trades(user_id=self.user_id, start=start, end=end, symbol=query.get("symbol"))
+        account_id = self.request_account_id()
+        trades = closed_trades(
+            user_id=self.user_id, account_id=account_id, start=start, end=end, symbol=query.get("symbol")
+        )
         interval = curve_interval(end - start)
         size = INTERVALS[interval]
-        curve = equity_series(user_id=self.user_id, start=start, end=end, interval_s=size)
+        curve = equity_series(user_id=self.user_id, account_id=account_id, start=start, end=end, interval_s=size)
         drawdown = max_drawdown([(point["time"], point["equity"]) for point in curve])
-        flows = _cash_flows(curve, closed_trades(user_id=self.user_id, start=start, end=end), size)
+        all_trades = closed_trades(user_id=self.user_id, account_id=account_id, start=start, end=end)
+        flows = _cash_flows(curve, all_trades, size)
         body = {
             "start": start,
             "end": end,

@@ -1,4 +1,6 @@
-"""positions selectors: reads of the ledger, scoped to one user (keyword-only, ``user_id`` first).
+"""positions selectors: reads of the ledger, scoped to one user and one of its accounts (keyword-only,
+``user_id`` first, then ``account_id``; ``account_id`` None = every account of the user, which only the
+history and a user with no account yet use).
 
 :func:`open_positions` is a hot read (``GET positions/open/``): it returns plain, picklable data
 through the per-user data cache (:func:`tradingsite.caching.cached_data`, SPEC §7). The
@@ -8,12 +10,12 @@ endpoints always agree (SPEC §6).
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from accounts.selectors import account_ids
 from guards.models import EquitySnapshot
 from positions import valuation
 from positions.models import Instrument, Position, Quote
@@ -40,56 +42,95 @@ _OPEN_FIELDS = (
 )
 
 
-def position_history(*, user_id: int) -> QuerySet[Position]:
-    """Return all of the user's ledger rows (pending, open, closed), newest first on (``created_at``, ``id``).
+def _scoped(queryset: Any, *, user_id: int, account_id: int | None = None) -> QuerySet[Any]:
+    queryset = queryset.filter(user_id=user_id)
+    return queryset if account_id is None else queryset.filter(account_id=account_id)
+
+
+def position_history(*, user_id: int, account_id: int | None = None) -> QuerySet[Position]:
+    """Return the account's ledger rows (pending, open, closed), newest first on (``created_at``, ``id``).
 
     ``GET positions/`` narrows it with ``positions.filters.PositionFilter`` (status, symbol).
     """
-    return Position.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    return _scoped(Position.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
 
 
-def open_position_list(*, user_id: int, symbol: str | None = None) -> QuerySet[Position]:
-    """Return the user's open positions (status ``open``), newest opened first, optionally for one symbol.
+def open_position_list(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> QuerySet[Position]:
+    """Return the account's open positions (status ``open``), newest opened first, optionally for one symbol.
 
-    The one definition of "open" behind ``positions/open/`` and the status counts (SPEC §6).
+    The one definition of "open" behind ``positions/open/`` and the status counts.
     """
-    positions = Position.objects.filter(user_id=user_id, status=Position.Status.OPEN)
+    positions = _scoped(Position.objects, user_id=user_id, account_id=account_id).filter(status=Position.Status.OPEN)
     if symbol:
         positions = positions.filter(symbol=symbol.strip().upper())
     return positions.order_by(F("opened_at").desc(nulls_last=True), "-id")
 
 
-def latest_account(*, user_id: int) -> dict[str, Any] | None:
-    """Return ``{"currency", "equity", "balance", "created_at"}`` of the user's latest equity snapshot, or None."""
-    return cast(
-        dict[str, Any] | None,
-        (
-            EquitySnapshot.objects.filter(user_id=user_id)
-            .order_by("-created_at", "-id")
-            .values("currency", "equity", "balance", "created_at")
-            .first()
-        ),
+def latest_account(*, user_id: int, account_id: int | None = None) -> dict[str, Any] | None:
+    """Return ``{"currency", "equity", "balance", "created_at"}`` of the account's latest equity snapshot, or None."""
+    return (
+        _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id)
+        .order_by("-created_at", "-id")
+        .values("currency", "equity", "balance", "created_at")
+        .first()
     )
 
 
-def quote_mids(*, user_id: int) -> dict[str, Decimal]:
-    """Return ``{symbol: mid}`` of the user's latest quotes (quote currency per unit of base)."""
-    return {
-        symbol: valuation.mid(bid=bid, ask=ask)
-        for symbol, bid, ask in Quote.objects.filter(user_id=user_id).values_list("symbol", "bid", "ask")
-    }
+INSTRUMENT_FIELDS = (
+    "symbol",
+    "pip_size",
+    "contract_size",
+    "currency_base",
+    "currency_profit",
+    "trade_calc_mode",
+    "trade_tick_value",
+    "trade_tick_size",
+)
 
 
-def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+def quote_rates(
+    *, user_id: int, account_id: int | None, instruments: dict[str, dict[str, Any]]
+) -> list[valuation.Rate]:
+    """Return the account's latest quotes as conversion rates (``valuation.Rate``: symbol, currency_base,
+    currency_profit, mid), matched to the instruments of the account's trade server (``instruments``
+    known already, the others read here). Quotes of symbols with no spec are skipped. 1–2 queries."""
+    quotes = list(_scoped(Quote.objects, user_id=user_id, account_id=account_id).values_list("symbol", "bid", "ask"))
+    missing = {symbol for symbol, _, _ in quotes} - set(instruments)
+    specs = {**(instrument_specs(account_id=account_id, symbols=missing) if missing else {}), **instruments}
+    return [
+        valuation.Rate(
+            symbol=symbol,
+            base=specs[symbol]["currency_base"].upper(),
+            profit=specs[symbol]["currency_profit"].upper(),
+            mid=valuation.mid(bid=bid, ask=ask),
+        )
+        for symbol, bid, ask in sorted(quotes)
+        if symbol in specs
+    ]
+
+
+def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
+    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_base", "currency_profit",
+    "trade_calc_mode", "trade_tick_value", "trade_tick_size"}}`` for the account: its own instrument row
+    (posted in its syncs), else the shipped default. 1 query."""
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols).values(
+        "account_id", *INSTRUMENT_FIELDS
+    )
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["account_id"] is not None)}
+
+
+def open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
     """Return the user's open positions valued in the account currency (SPEC §4, §6), through the data cache.
 
     Shape (Decimals unrounded; rendering rounds half-up to 2 dp)::
 
         {"count": int, "currency": str | None, "total_unrealized_pnl": Decimal,
          "total_unrealized_pnl_pct": Decimal | None, "unvalued_positions": int, "as_of": datetime,
-         "positions": [{"id", "ticket", "symbol", "side", "volume", "price_open", "price_current", "sl",
-                        "tp", "swap", "profit", "unrealized_pnl", "unrealized_pnl_pct", "pnl_pips",
-                        "matched", "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
+         "positions": [{"id", "ticket", "symbol", "side", "volume", "broker_side", "broker_volume",
+                        "price_open", "price_current", "sl", "tp", "swap", "profit", "unrealized_pnl",
+                        "unrealized_pnl_pct", "pnl_pips", "valuation_reason", "rate_path", "matched",
+                        "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
 
     ``unrealized_pnl`` is in the account currency (``currency``, from the latest equity snapshot);
     ``None`` when no conversion rate exists, and such positions are counted in ``unvalued_positions``.
@@ -100,8 +141,8 @@ def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]
     data = cached_data(
         OPEN_POSITIONS_NAMESPACE,
         user_id=user_id,
-        params={"symbol": symbol},
-        compute=lambda: compute_open_positions(user_id=user_id, symbol=symbol),
+        params={"account": account_id, "symbol": symbol},
+        compute=lambda: compute_open_positions(user_id=user_id, account_id=account_id, symbol=symbol),
         view="positions:open",
     )
     # Everything else changes only with a write (which bumps the generation); the time is the read's.
@@ -110,52 +151,64 @@ def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]
 
 def warm_open_positions(user_id: int) -> None:
     """Write-through warmer (``tradingsite.caching.register_user_read_warmer``): the unfiltered
-    :func:`open_positions`, the key ``positions/open/`` and the reconciliation status read."""
-    open_positions(user_id=user_id)
+    :func:`open_positions` of each of the user's accounts, the key ``positions/open/`` and the
+    reconciliation status read."""
+    for account_id in account_ids(user_id=user_id):
+        open_positions(user_id=user_id, account_id=account_id)
 
 
-def compute_open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+def compute_open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
     """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
 
     Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);
-    the user's quotes (1) only when a quote currency differs from the account currency.
+    the account's quotes (1, +1 for the specs of quoted symbols no position holds) only when a quote
+    currency differs from the account currency. Each position is valued as the broker holds it
+    (``valuation.broker_holding``); ``valuation_reason`` says why one is unvalued (``spec_missing``,
+    ``calc_mode_unsupported``, ``no_rate``, ``no_price``) and ``rate_path`` which quotes converted it.
     """
-    rows = list(open_position_list(user_id=user_id, symbol=symbol).values(*_OPEN_FIELDS))
-    account = latest_account(user_id=user_id)
-    currency = account["currency"] if account else None
-    instruments = (
-        {
-            item["symbol"]: item
-            for item in Instrument.objects.filter(symbol__in={row["symbol"] for row in rows}).values(
-                "symbol", "pip_size", "contract_size", "currency_profit"
-            )
-        }
-        if rows
-        else {}
+    rows = list(
+        open_position_list(user_id=user_id, account_id=account_id, symbol=symbol).values(
+            *_OPEN_FIELDS, "divergence_details"
+        )
     )
+    account = latest_account(user_id=user_id, account_id=account_id)
+    currency = account["currency"] if account else None
+    instruments = instrument_specs(account_id=account_id, symbols={row["symbol"] for row in rows}) if rows else {}
     needs_rates = any(item["currency_profit"].upper() != (currency or "").upper() for item in instruments.values())
-    mids = quote_mids(user_id=user_id) if needs_rates and currency else {}
+    rates = (
+        quote_rates(user_id=user_id, account_id=account_id, instruments=instruments) if needs_rates and currency else []
+    )
 
     positions = []
     for row in rows:
         instrument: Any = instruments.get(row["symbol"], {})
+        held_side, held_volume = valuation.broker_holding(
+            side=row["side"], volume=row["volume"], divergence_details=row.pop("divergence_details")
+        )
         value = valuation.value_position(
-            side=row["side"],
-            volume=row["volume"],
+            side=held_side,
+            volume=held_volume,
             price_open=row["price_open"],
             price_current=row["price_current"],
             pip_size=instrument.get("pip_size"),
             contract_size=instrument.get("contract_size"),
             quote_currency=instrument.get("currency_profit"),
             account_currency=currency,
-            mids=mids,
+            rates=rates,
+            calc_mode=instrument.get("trade_calc_mode"),
+            tick_value=instrument.get("trade_tick_value"),
+            tick_size=instrument.get("trade_tick_size"),
         )
         positions.append(
             {
                 **row,
+                "broker_side": held_side,
+                "broker_volume": held_volume,
                 "unrealized_pnl": value.unrealized_pnl,
                 "unrealized_pnl_pct": value.pnl_pct,
                 "pnl_pips": value.pnl_pips,
+                "valuation_reason": value.reason,
+                "rate_path": value.rate_path,
             }
         )
     summary = valuation.totals(

@@ -115,6 +115,7 @@ class Account:
             "broker_time": datetime.now(UTC).isoformat(),
             "account": {
                 "login": self.login,
+                "server": "Demo-Server",  # seed_demo's trade server
                 "currency": self.currency,
                 "balance": str(self.balance),
                 "equity": str(equity),

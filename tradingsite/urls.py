@@ -41,6 +41,7 @@ def api_root(request: Request) -> Response:
                 "token_verify": link("auth:token-verify"),
                 "logout": link("auth:logout"),
             },
+            "accounts": link("accounts:list"),
             "reconciliation": {
                 "status": link("reconciliation:status"),
                 "logs": link("reconciliation:log-list"),
@@ -70,6 +71,7 @@ def api_root(request: Request) -> Response:
 api_v1: list[URLPattern | URLResolver] = [
     path("", api_root, name="api-root"),
     path("auth/", include("tradingsite.auth")),
+    path("accounts/", include("accounts.urls")),
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
     path("guards/", include("guards.urls")),

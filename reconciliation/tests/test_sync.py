@@ -10,6 +10,7 @@ from guards.models import EquitySnapshot
 from positions.models import Instrument, Position, Quote
 from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import (
+    SERVER,
     SYNC_URL,
     Clock,
     broker_position,
@@ -389,10 +390,17 @@ def test_symbol_specs_update_the_instrument(user):
     payload["symbols"] = specs
     # when
     ingest(user, payload)
-    # then
-    gold = Instrument.objects.get(symbol="XAUUSD.M")
-    assert (gold.contract_size, gold.pip_size, gold.currency_profit) == (D("100"), D("0.01"), "USD")
-    assert Instrument.objects.get(symbol="XAGUSD").contract_size == D("1000")
+    # then the rows are the account's own (its trade server recorded); the shipped default XAGUSD
+    # (5,000 oz) is untouched
+    gold = Instrument.objects.get(account__user=user, symbol="XAUUSD.M")
+    assert (gold.contract_size, gold.pip_size, gold.currency_profit, gold.server) == (
+        D("100"),
+        D("0.01"),
+        "USD",
+        SERVER,
+    )
+    assert Instrument.objects.get(account__user=user, symbol="XAGUSD").contract_size == D("1000")
+    assert Instrument.objects.get(account=None, symbol="XAGUSD").contract_size == D("5000")
     assert position(user, 5).origin == "broker"
 
 
