@@ -29,8 +29,9 @@ from reconciliation.serializers import (
     ReconciliationStatusOutputSerializer,
     SyncInputSerializer,
 )
-from reconciliation.services import sync_ingest
+from reconciliation.services import SyncOutOfOrder, sync_ingest
 from tradingsite.api import (
+    Conflict,
     CreatedAtCursorPagination,
     PayloadTooLarge,
     UserScopedAPIView,
@@ -107,7 +108,10 @@ class SyncCreateView(APIView):
             raise PayloadTooLarge() from exc
         serializer = SyncInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
-        result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
+        try:
+            result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
+        except SyncOutOfOrder as exc:
+            raise Conflict(str(exc)) from exc
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
