@@ -374,9 +374,15 @@ class GuardSession:
             peak = state.peak_equity
         if index.peak > start.peak or state.pk is None:
             state.peak_equity_at = broker_time
-        state.peak_equity = peak
-        state.equity_index, state.equity_index_peak, state.index_equity = index.index, index.peak, equity
-        self.state_dirty = True
+        values = (peak, index.index, index.peak, equity)
+        if state.pk is None or values != (
+            state.peak_equity,
+            state.equity_index,
+            state.equity_index_peak,
+            state.index_equity,
+        ):
+            state.peak_equity, state.equity_index, state.equity_index_peak, state.index_equity = values
+            self.state_dirty = True  # written once at flush; a flat account with no flow writes nothing
         pct = index_drawdown_pct(index)
         level = drawdown_level(pct=pct, equity=equity, config=config)
         below_min = equity < config.min_equity
@@ -470,7 +476,9 @@ class GuardSession:
         one unit of the account's smallest currency unit is an ``unexplained_balance_change`` event."""
         state = self.state
         previous, balance = state.balance, account["balance"]
-        state.balance = balance
+        if previous != balance:
+            state.balance = balance
+            self.state_dirty = True
         if previous is None:
             return
         check = balance_check(previous_balance=previous, balance=balance, new_deals=new_deals, currency_digits=digits)
