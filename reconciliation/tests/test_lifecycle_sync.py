@@ -436,3 +436,21 @@ def test_a_position_opened_and_closed_between_two_syncs_is_recorded(user):
     # A manual sell the bot never asked for: unexpected, closed by its deal; realized 30 − 2.10 = 27.90.
     assert (row.origin, row.side, row.status, row.close_reason) == ("broker", "sell", "closed", "closed_manually")
     assert row.realized_pnl == D("27.90")
+
+
+@pytest.mark.parametrize(("side", "open_type", "close_type"), SIDES)
+def test_partial_close_seen_before_its_deal_is_logged_once(user, side, open_type, close_type):
+    register(user, 1, side=side)
+    account = Account(user)
+    account.sync([pos(open_type, volume="1.00")])
+    # The snapshot shows 0.60 before the deal history does: an inferred partial close (balance +200).
+    account.sync([pos(open_type, volume="0.60")], balance_delta="200")
+    # Next sync: the OUT 0.40 deal arrives, the volume is unchanged: money booked, no second event.
+    late = mt5_deal(102, 1, type=close_type, entry=1, volume="0.40", price="1.10000", profit="200")
+    account.sync([pos(open_type, volume="0.60")], [late], balance_delta="0")
+    row = Position.objects.get(user=user)
+    assert (row.volume, row.realized_pnl, row.status) == (D("0.60"), D("200"), "open")
+    assert events(user, "match", "partial_close") == [("match", ""), ("partial_close", "")]
+    # The balance check sees the lag both ways: +200 without a deal, then a 200 deal without a move.
+    assert events(user, "divergence") == [("divergence", "unexplained_balance_change")] * 2
+    assert ReconciliationLog.objects.get(user=user, event_type="partial_close").details["inferred"] is True
