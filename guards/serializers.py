@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from accounts.fields import MoneyModelSerializer
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from tradingsite.api import price_decimal, rounded_decimal
 
 
-class GuardConfigSerializer(serializers.ModelSerializer):
+class GuardConfigSerializer(MoneyModelSerializer):
     """The user's guard thresholds; every threshold is PATCH-able (percent 0–100, money in the account currency).
 
     Validates exactly as ``GuardConfig.clean``: 0 < warning < critical ≤ 100 per pair and drawdown
@@ -36,6 +37,19 @@ class GuardConfigSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class GuardConfigAccountSerializer(serializers.Serializer):
+    """The optional ``server`` and ``login`` of a ``PATCH guards/config/`` body: the account to configure,
+    named as the sync worker names it (created when unseen). Both or neither."""
+
+    server = serializers.CharField(max_length=64, required=False)
+    login = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("server")) != bool(attrs.get("login")):
+            raise serializers.ValidationError({"server": "Name the account with both server and login."})
+        return attrs
+
+
 ALERT_FIELDS = (
     "id",
     "level",
@@ -52,7 +66,7 @@ ALERT_FIELDS = (
 )
 
 
-class DrawdownAlertSerializer(serializers.ModelSerializer):
+class DrawdownAlertSerializer(MoneyModelSerializer):
     """One drawdown episode: levels, worst value (percent), equity and peak (account currency)."""
 
     is_open = serializers.BooleanField(read_only=True)
@@ -63,7 +77,7 @@ class DrawdownAlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MarketAlertSerializer(serializers.ModelSerializer):
+class MarketAlertSerializer(MoneyModelSerializer):
     """One market episode on a symbol: ``price_gap``, ``wide_spread`` or ``stale_quote`` (quote-currency prices)."""
 
     is_open = serializers.BooleanField(read_only=True)

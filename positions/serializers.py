@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.fields import MoneyOutputField
+from accounts.fields import MoneyModelSerializer
 from positions.models import Deal, Position
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -65,7 +65,7 @@ class PositionRegisterInputSerializer(StopsMixin, serializers.Serializer):
         return value
 
 
-class PositionOutputSerializer(serializers.ModelSerializer):
+class PositionOutputSerializer(MoneyModelSerializer):
     """One ledger row as the API shows it (history, detail). Decimals render as strings, times as ISO 8601 UTC."""
 
     class Meta:
@@ -153,7 +153,7 @@ class OpenPositionsOutputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------------------------
 # Deals
 # --------------------------------------------------------------------------------------------
-class DealOutputSerializer(serializers.ModelSerializer):
+class DealOutputSerializer(MoneyModelSerializer):
     """One MT5 deal as stored (append-only). ``position_id`` is MT5's position identifier (0 for a balance
     operation); ``position`` the ledger position it was booked on. ``type`` and ``entry`` are MT5's codes
     with their names in ``type_name``/``entry_name``. Money in the account currency, times ISO 8601 UTC."""
@@ -162,10 +162,6 @@ class DealOutputSerializer(serializers.ModelSerializer):
     position = serializers.PrimaryKeyRelatedField(read_only=True)
     type_name = serializers.CharField(source="get_type_display", read_only=True)
     entry_name = serializers.CharField(source="get_entry_display", read_only=True)
-    profit = MoneyOutputField()
-    swap = MoneyOutputField()
-    commission = MoneyOutputField()
-    fee = MoneyOutputField()
 
     class Meta:
         model = Deal
