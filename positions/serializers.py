@@ -159,7 +159,7 @@ class DealOutputSerializer(MoneyModelSerializer):
     with their names in ``type_name``/``entry_name``. Money in the account currency, times ISO 8601 UTC."""
 
     position_id = serializers.IntegerField(source="position_identifier", read_only=True)
-    position = serializers.PrimaryKeyRelatedField(read_only=True)
+    position = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     type_name = serializers.CharField(source="get_type_display", read_only=True)
     entry_name = serializers.CharField(source="get_entry_display", read_only=True)
 

@@ -342,8 +342,15 @@ def _write_attempts(client: APIClient) -> dict[str, int]:
         },
         ("POST", "/api/v1/reconciliation/syncs/"): _sync_body(),
         ("PATCH", "/api/v1/guards/config/"): {"drawdown_warning_pct": "12"},
+        ("PATCH", "/api/v1/positions/{pk}/"): {"tp": "1.20000"},
     }
-    return {str(op): send(client, op, data=bodies.get(op.key, {})).status_code for op in write_operations()}
+    statuses = {}
+    # Operations on an object after the ones that create it: PATCH positions/{pk}/ moves the stop of the
+    # position POST positions/ registered (pk 1 when none was created, e.g. for a refused user).
+    for op in sorted(write_operations(), key=lambda op: op.has_path_parameter):
+        pk = Position.objects.filter(ticket=990001).values_list("pk", flat=True).first() or 1
+        statuses[str(op)] = send(client, op, url=op.url(pk=pk), data=bodies.get(op.key, {})).status_code
+    return statuses
 
 
 def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail(user):
