@@ -47,3 +47,8 @@ class AccountScopedMixin:
         """The id of :meth:`request_account`, or None."""
         account = self.request_account(required=required)
         return account["id"] if account else None
+
+
+def money_context(account: dict[str, Any] | None) -> dict[str, Any]:
+    """Serializer context that renders money with the account's ``currency_digits`` (``MoneyOutputField``)."""
+    return {"currency_digits": account["currency_digits"]} if account else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from accounts.fields import MoneyModelSerializer
+from accounts.fields import MoneyModelSerializer, MoneyOutputField
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -102,12 +102,13 @@ class MarketAlertSerializer(MoneyModelSerializer):
 # guards/status/ and guards/alerts/ (read side)
 # --------------------------------------------------------------------------------------------
 class DrawdownStatusSerializer(serializers.Serializer):
-    """The stored drawdown guard (SPEC §5): money in the account currency, percentages 0–100 (2 dp, half-up)."""
+    """The stored drawdown guard: money in the account currency (its currency digits), percentages 0–100
+    (2 dp, half-up)."""
 
     level = serializers.CharField(read_only=True)
-    equity = rounded_decimal()
-    balance = rounded_decimal()
-    peak_equity = rounded_decimal()
+    equity = MoneyOutputField()
+    balance = MoneyOutputField()
+    peak_equity = MoneyOutputField()
     drawdown_pct = rounded_decimal()
     warning_pct = rounded_decimal()
     critical_pct = rounded_decimal()

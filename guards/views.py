@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from accounts.services import account_for_write
 from guards.models import DrawdownAlert, MarketAlert
 from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
@@ -41,8 +41,9 @@ class GuardStatusView(AccountScopedMixin, UserScopedAPIView):
     @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardStatusOutputSerializer)
     @page_cached("guards:status")
     def get(self, request: Request) -> Response:
-        data = guard_status(user_id=self.user_id, account_id=self.request_account_id())
-        return Response(GuardStatusOutputSerializer(data).data)
+        account = self.request_account()
+        data = guard_status(user_id=self.user_id, account_id=account["id"] if account else None)
+        return Response(GuardStatusOutputSerializer(data, context=money_context(account)).data)
 
 
 class AlertViewSet(AccountScopedMixin, UserScopedViewSet):

@@ -29,11 +29,12 @@ def pip_size_for(*, digits: int, point: Decimal) -> Decimal:
 
 
 class Instrument(models.Model):
-    """One tradable symbol and its MT5 contract specification (``symbol_info()``) on one trade server.
+    """One tradable symbol and its MT5 contract specification (``symbol_info()``).
 
-    Contract sizes are broker-specific, so specs are stored per (``server``, ``symbol``): a sync's
-    specs create or update rows of its account's server only, and only that server's accounts use
-    them. ``server`` blank is the shipped default, the fallback when a server has no row of its own.
+    Contract sizes are broker-specific, and a trade server's name is only what a worker claims, so
+    specs posted in a sync are stored for the posting ``account`` (its trade ``server`` recorded) and
+    only that account uses them: one tenant can never change another's numbers. Rows without an
+    account are the shipped defaults, the fallback when an account has no row of its own.
     """
 
     class CalcMode(models.IntegerChoices):
@@ -53,8 +54,16 @@ class Instrument(models.Model):
         EXCH_BONDS_MOEX = 39, "exchange bonds MOEX"
         SERV_COLLATERAL = 64, "collateral"
 
+    account = models.ForeignKey(
+        "accounts.Account",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="instruments",
+        help_text="The account whose sync posted this spec; empty = shipped default for every account.",
+    )
     server = models.CharField(
-        max_length=64, blank=True, default="", help_text="MT5 trade server; blank = shipped default for every server."
+        max_length=64, blank=True, default="", help_text="MT5 trade server the spec came from; blank for defaults."
     )
     symbol = models.CharField(max_length=32, help_text="Upper case, e.g. EURUSD.")
     description = models.CharField(max_length=100, blank=True)
@@ -80,7 +89,14 @@ class Instrument(models.Model):
     class Meta:
         ordering = ["server", "symbol"]
         constraints = [
-            models.UniqueConstraint(fields=["server", "symbol"], name="%(app_label)s_%(class)s_unique_server_symbol"),
+            models.UniqueConstraint(
+                fields=["account", "symbol"],
+                condition=Q(account__isnull=False),
+                name="%(app_label)s_%(class)s_unique_account_symbol",
+            ),
+            models.UniqueConstraint(
+                fields=["symbol"], condition=Q(account__isnull=True), name="%(app_label)s_%(class)s_unique_default"
+            ),
             models.CheckConstraint(condition=Q(symbol=Upper("symbol")), name="%(app_label)s_%(class)s_symbol_upper"),
             models.CheckConstraint(condition=Q(contract_size__gt=0), name="%(app_label)s_%(class)s_contract_size_gt_0"),
             models.CheckConstraint(condition=Q(point__gt=0), name="%(app_label)s_%(class)s_point_gt_0"),

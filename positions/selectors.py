@@ -13,10 +13,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Subquery, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import Account
 from accounts.selectors import account_ids
 from guards.models import EquitySnapshot
 from positions import valuation
@@ -78,25 +77,48 @@ def latest_account(*, user_id: int, account_id: int | None = None) -> dict[str, 
     )
 
 
-def quote_mids(*, user_id: int, account_id: int | None = None) -> dict[str, Decimal]:
-    """Return ``{symbol: mid}`` of the account's latest quotes (quote currency per unit of base)."""
-    return {
-        symbol: valuation.mid(bid=bid, ask=ask)
-        for symbol, bid, ask in _scoped(Quote.objects, user_id=user_id, account_id=account_id).values_list(
-            "symbol", "bid", "ask"
+INSTRUMENT_FIELDS = (
+    "symbol",
+    "pip_size",
+    "contract_size",
+    "currency_base",
+    "currency_profit",
+    "trade_calc_mode",
+    "trade_tick_value",
+    "trade_tick_size",
+)
+
+
+def quote_rates(
+    *, user_id: int, account_id: int | None, instruments: dict[str, dict[str, Any]]
+) -> list[valuation.Rate]:
+    """Return the account's latest quotes as conversion rates (``valuation.Rate``: symbol, currency_base,
+    currency_profit, mid), matched to the instruments of the account's trade server (``instruments``
+    known already, the others read here). Quotes of symbols with no spec are skipped. 1–2 queries."""
+    quotes = list(_scoped(Quote.objects, user_id=user_id, account_id=account_id).values_list("symbol", "bid", "ask"))
+    missing = {symbol for symbol, _, _ in quotes} - set(instruments)
+    specs = {**(instrument_specs(account_id=account_id, symbols=missing) if missing else {}), **instruments}
+    return [
+        valuation.Rate(
+            symbol=symbol,
+            base=specs[symbol]["currency_base"].upper(),
+            profit=specs[symbol]["currency_profit"].upper(),
+            mid=valuation.mid(bid=bid, ask=ask),
         )
-    }
+        for symbol, bid, ask in sorted(quotes)
+        if symbol in specs
+    ]
 
 
-def instrument_specs(*, account_id: int | None = None, symbols: set[str]) -> dict[str, dict[str, Any]]:
-    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_profit", …}}`` for the account's
-    trade server: the server's own instrument row, else the shipped default (server blank). 1 query."""
-    server_rows = Account.objects.filter(pk=account_id).values("server")[:1]
-    rows = Instrument.objects.filter(Q(server="") | Q(server=Subquery(server_rows)), symbol__in=symbols).values(
-        "server", "symbol", "pip_size", "contract_size", "currency_profit"
+def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
+    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_base", "currency_profit",
+    "trade_calc_mode", "trade_tick_value", "trade_tick_size"}}`` for the account: its own instrument row
+    (posted in its syncs), else the shipped default. 1 query."""
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols).values(
+        "account_id", *INSTRUMENT_FIELDS
     )
-    # Defaults first, so the server's own row (if any) replaces it.
-    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["server"] != "")}
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["account_id"] is not None)}
 
 
 def open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
@@ -106,9 +128,10 @@ def open_positions(*, user_id: int, account_id: int | None = None, symbol: str |
 
         {"count": int, "currency": str | None, "total_unrealized_pnl": Decimal,
          "total_unrealized_pnl_pct": Decimal | None, "unvalued_positions": int, "as_of": datetime,
-         "positions": [{"id", "ticket", "symbol", "side", "volume", "price_open", "price_current", "sl",
-                        "tp", "swap", "profit", "unrealized_pnl", "unrealized_pnl_pct", "pnl_pips",
-                        "matched", "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
+         "positions": [{"id", "ticket", "symbol", "side", "volume", "broker_side", "broker_volume",
+                        "price_open", "price_current", "sl", "tp", "swap", "profit", "unrealized_pnl",
+                        "unrealized_pnl_pct", "pnl_pips", "valuation_reason", "rate_path", "matched",
+                        "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
 
     ``unrealized_pnl`` is in the account currency (``currency``, from the latest equity snapshot);
     ``None`` when no conversion rate exists, and such positions are counted in ``unvalued_positions``.
@@ -139,35 +162,54 @@ def compute_open_positions(*, user_id: int, account_id: int | None = None, symbo
     """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
 
     Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);
-    the user's quotes (1) only when a quote currency differs from the account currency.
+    the account's quotes (1, +1 for the specs of quoted symbols no position holds) only when a quote
+    currency differs from the account currency. Each position is valued as the broker holds it
+    (``valuation.broker_holding``); ``valuation_reason`` says why one is unvalued (``spec_missing``,
+    ``calc_mode_unsupported``, ``no_rate``, ``no_price``) and ``rate_path`` which quotes converted it.
     """
-    rows = list(open_position_list(user_id=user_id, account_id=account_id, symbol=symbol).values(*_OPEN_FIELDS))
+    rows = list(
+        open_position_list(user_id=user_id, account_id=account_id, symbol=symbol).values(
+            *_OPEN_FIELDS, "divergence_details"
+        )
+    )
     account = latest_account(user_id=user_id, account_id=account_id)
     currency = account["currency"] if account else None
     instruments = instrument_specs(account_id=account_id, symbols={row["symbol"] for row in rows}) if rows else {}
     needs_rates = any(item["currency_profit"].upper() != (currency or "").upper() for item in instruments.values())
-    mids = quote_mids(user_id=user_id, account_id=account_id) if needs_rates and currency else {}
+    rates = (
+        quote_rates(user_id=user_id, account_id=account_id, instruments=instruments) if needs_rates and currency else []
+    )
 
     positions = []
     for row in rows:
         instrument = instruments.get(row["symbol"], {})
+        held_side, held_volume = valuation.broker_holding(
+            side=row["side"], volume=row["volume"], divergence_details=row.pop("divergence_details")
+        )
         value = valuation.value_position(
-            side=row["side"],
-            volume=row["volume"],
+            side=held_side,
+            volume=held_volume,
             price_open=row["price_open"],
             price_current=row["price_current"],
             pip_size=instrument.get("pip_size"),
             contract_size=instrument.get("contract_size"),
             quote_currency=instrument.get("currency_profit"),
             account_currency=currency,
-            mids=mids,
+            rates=rates,
+            calc_mode=instrument.get("trade_calc_mode"),
+            tick_value=instrument.get("trade_tick_value"),
+            tick_size=instrument.get("trade_tick_size"),
         )
         positions.append(
             {
                 **row,
+                "broker_side": held_side,
+                "broker_volume": held_volume,
                 "unrealized_pnl": value.unrealized_pnl,
                 "unrealized_pnl_pct": value.pnl_pct,
                 "pnl_pips": value.pnl_pips,
+                "valuation_reason": value.reason,
+                "rate_path": value.rate_path,
             }
         )
     summary = valuation.totals(

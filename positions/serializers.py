@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.fields import MoneyModelSerializer
+from accounts.fields import MoneyModelSerializer, MoneyOutputField
 from positions.models import Deal, Position
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -113,6 +113,15 @@ class OpenPositionsQuerySerializer(serializers.Serializer):
     symbol = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
 
+class RateLegSerializer(serializers.Serializer):
+    """One leg of a conversion to the account currency: the quote's ``symbol`` and ``mid``, and whether the
+    amount was divided or multiplied by it."""
+
+    symbol = serializers.CharField(read_only=True)
+    mid = price_decimal()
+    operation = serializers.ChoiceField(choices=["divide", "multiply"], read_only=True)
+
+
 class OpenPositionSerializer(serializers.Serializer):
     """One open position with its valuation (SPEC §4, §6): prices in the quote currency, ``swap``/``profit``
     (broker) and ``unrealized_pnl`` (computed, null when no rate) in the account currency, ``unrealized_pnl_pct``
@@ -122,16 +131,28 @@ class OpenPositionSerializer(serializers.Serializer):
     ticket = serializers.IntegerField(read_only=True)
     symbol = serializers.CharField(read_only=True)
     side = serializers.CharField(read_only=True)
-    volume = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True, help_text="Lots.")
+    volume = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True, help_text="Lots (the bot's).")
+    broker_side = serializers.CharField(read_only=True, help_text="The side the broker holds (valued).")
+    broker_volume = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True, help_text="Lots the broker holds (valued)."
+    )
     price_open = price_decimal(allow_null=True)
     price_current = price_decimal(allow_null=True)
     sl = price_decimal(allow_null=True)
     tp = price_decimal(allow_null=True)
-    swap = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
-    profit = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True, help_text="Broker-reported.")
-    unrealized_pnl = rounded_decimal(allow_null=True, help_text="Account currency; null when no rate exists.")
+    swap = MoneyOutputField()
+    profit = MoneyOutputField(help_text="Broker-reported.")
+    unrealized_pnl = MoneyOutputField(allow_null=True, help_text="Account currency; null when unvalued.")
     unrealized_pnl_pct = rounded_decimal(allow_null=True, help_text="Percent of the entry price.")
     pnl_pips = rounded_decimal(allow_null=True)
+    valuation_reason = serializers.ChoiceField(
+        choices=["spec_missing", "calc_mode_unsupported", "no_rate", "no_price"],
+        read_only=True,
+        allow_null=True,
+        help_text="Why unrealized_pnl is null: spec_missing (no contract spec for the symbol), "
+        "calc_mode_unsupported, no_rate (no quote converts it), no_price; null when valued.",
+    )
+    rate_path = RateLegSerializer(many=True, read_only=True, help_text="Quotes that converted it, in order.")
     matched = serializers.BooleanField(read_only=True)
     divergence_reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     opened_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -143,7 +164,7 @@ class OpenPositionsOutputSerializer(serializers.Serializer):
 
     count = serializers.IntegerField(read_only=True)
     currency = serializers.CharField(read_only=True, allow_null=True)
-    total_unrealized_pnl = rounded_decimal(help_text="Sum over valued positions, account currency.")
+    total_unrealized_pnl = MoneyOutputField(help_text="Sum over valued positions, account currency.")
     total_unrealized_pnl_pct = rounded_decimal(allow_null=True, help_text="Total / latest equity × 100.")
     unvalued_positions = serializers.IntegerField(read_only=True)
     as_of = serializers.DateTimeField(read_only=True)

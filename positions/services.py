@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
@@ -39,11 +40,11 @@ def stops_errors(*, side: str, price: Decimal, sl: Decimal | None, tp: Decimal |
     return errors
 
 
-def instrument_for(*, server: str, symbol: str) -> Instrument | None:
-    """Return the instrument of ``symbol`` for accounts of trade ``server``: the server's own row, else the
-    shipped default (server blank), else None."""
-    rows = list(Instrument.objects.filter(server__in=[server, ""], symbol=symbol))
-    rows.sort(key=lambda row: row.server == "")  # the server's own row first
+def instrument_for(*, account: Account, symbol: str) -> Instrument | None:
+    """Return the instrument of ``symbol`` for ``account``: its own row (posted in its syncs), else the
+    shipped default, else None."""
+    rows = list(Instrument.objects.filter(Q(account=account) | Q(account__isnull=True), symbol=symbol))
+    rows.sort(key=lambda row: row.account_id is None)  # the account's own row first
     return rows[0] if rows else None
 
 
@@ -71,7 +72,7 @@ def position_register(
     """
     symbol = symbol.strip().upper()
     errors: dict[str, str] = {}
-    instrument = instrument_for(server=account.server, symbol=symbol)
+    instrument = instrument_for(account=account, symbol=symbol)
     if instrument is None:
         errors["symbol"] = f"Unknown symbol {symbol!r}."
     if side not in Position.Side.values:

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from accounts.services import account_for_write
 from positions.filters import DealFilter, PositionFilter
 from positions.models import Deal, Position
@@ -126,9 +126,10 @@ class OpenPositionsView(AccountScopedMixin, UserScopedAPIView):
     def get(self, request: Request) -> Response:
         query = OpenPositionsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        account = self.request_account()
         data = open_positions(
             user_id=self.user_id,
-            account_id=self.request_account_id(),
+            account_id=account["id"] if account else None,
             symbol=query.validated_data.get("symbol") or None,
         )
-        return Response(OpenPositionsOutputSerializer(data).data)
+        return Response(OpenPositionsOutputSerializer(data, context=money_context(account)).data)

@@ -17,6 +17,7 @@ None; ``[]`` means the account is flat.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -34,6 +35,8 @@ MAX_QUOTES = 500
 MAX_DEALS = 1000
 MAX_SYMBOLS = 500
 MAX_BROKER_CLOCK_AHEAD = timedelta(minutes=5)
+# MT5 SYMBOL_TRADE_CALC_MODE values (positions.models.Instrument.CalcMode).
+CALC_MODES = frozenset({0, 1, 2, 3, 4, 5, 32, 33, 34, 37, 38, 39, 64})
 MAX_BIGINT = 2**63 - 1  # BIGINT columns (tickets, identifiers, magic numbers)
 
 
@@ -125,13 +128,29 @@ def _lots(**kwargs) -> FiniteDecimalField:
     return FiniteDecimalField(max_digits=12, decimal_places=2, exact=True, **kwargs)
 
 
+class ServerClockTime(datetime):
+    """A time read from MT5 epoch seconds stamped in the trade server's clock, not yet shifted to UTC.
+
+    MT5 reports ``time`` of positions, deals and ticks as seconds since 1970 on the *server's* clock
+    (often UTC+2/+3). The sync service subtracts the account's ``server_utc_offset`` from such values
+    (``reconciliation.services.normalize_server_times``); ISO strings carry their own offset and are not
+    of this type.
+    """
+
+
 # Epoch seconds or ISO 8601 with an offset.
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}, {"type": "number"}]})
 class BrokerTimeField(serializers.Field):
     """A time as epoch seconds (int/float, MT5's ``time``) or ISO 8601 with an offset → aware UTC datetime.
 
-    Naive ISO strings are rejected: a broker time without an offset is ambiguous.
+    Naive ISO strings are rejected: a broker time without an offset is ambiguous. With
+    ``server_clock`` (the ``time`` of positions, deals and quotes), epoch seconds are MT5 server time and
+    come back as :class:`ServerClockTime` for the service to shift by the account's UTC offset.
     """
+
+    def __init__(self, *, server_clock: bool = False, **kwargs):
+        self.server_clock = server_clock
+        super().__init__(**kwargs)
 
     default_error_messages = {
         "invalid": "Expected epoch seconds or an ISO 8601 time with an offset (e.g. 2026-11-30T10:00:05Z).",
@@ -146,9 +165,12 @@ class BrokerTimeField(serializers.Field):
             if not math.isfinite(data):
                 self.fail("invalid")
             try:
-                return datetime.fromtimestamp(data, tz=UTC)
+                moment = datetime.fromtimestamp(data, tz=UTC)
             except (OverflowError, OSError, ValueError):
                 self.fail("range")
+            if not self.server_clock:
+                return moment
+            return ServerClockTime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)
         if not isinstance(data, str):
             self.fail("invalid")
         try:
@@ -186,14 +208,26 @@ class PositionTypeField(serializers.Field):
 
 
 class SymbolField(serializers.CharField):
-    """A symbol name, stripped and upper-cased (``Instrument.symbol`` is upper case)."""
+    """A symbol name, stripped and upper-cased (``Instrument.symbol`` is upper case).
+
+    A sane MT5 name: a letter or digit, then letters, digits and the suffix marks brokers use
+    (``.`` ``_`` ``#`` ``-`` ``+``), at most 32 characters: ``GBPUSD.r``, ``NAS100``, ``#AAPL``, ``US30_m``.
+    """
+
+    default_error_messages = {
+        "name": "Not a symbol name: letters, digits and . _ # - + only, starting with a letter, digit or #."
+    }
+    NAME = re.compile(r"^[A-Z0-9#][A-Z0-9._#+\-]*$")
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 32)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        return super().to_internal_value(data).strip().upper()
+        value = super().to_internal_value(data).strip().upper()
+        if value and not self.NAME.match(value):
+            self.fail("name")
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -260,7 +294,7 @@ class BrokerPositionInputSerializer(serializers.Serializer):
     swap = _money(required=False, default=Decimal("0"))
     commission = _money(required=False, default=Decimal("0"))
     profit = _money(required=False, default=Decimal("0"))
-    time = BrokerTimeField(required=False, allow_null=True, default=None)
+    time = BrokerTimeField(required=False, allow_null=True, default=None, server_clock=True)
 
     def validate(self, attrs):
         if attrs.get("identifier") is None:
@@ -277,7 +311,7 @@ class QuoteInputSerializer(serializers.Serializer):
     symbol = SymbolField()
     bid = _price(positive=True)
     ask = _price(positive=True)
-    time = BrokerTimeField(required=False, allow_null=True, default=None)
+    time = BrokerTimeField(required=False, allow_null=True, default=None, server_clock=True)
 
     def validate(self, attrs):
         if attrs["ask"] < attrs["bid"]:
@@ -311,7 +345,7 @@ class DealInputSerializer(serializers.Serializer):
     fee = _money(required=False, default=Decimal("0"))
     magic = StrictIntegerField(min_value=0, max_value=MAX_BIGINT, required=False, default=0)
     comment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="", trim_whitespace=False)
-    time = BrokerTimeField(required=False, allow_null=True, default=None)
+    time = BrokerTimeField(required=False, allow_null=True, default=None, server_clock=True)
 
     def validate_volume(self, value):
         if value < 0:
@@ -343,6 +377,9 @@ class SymbolSpecInputSerializer(serializers.Serializer):
     currency_profit = serializers.RegexField(r"^[A-Za-z]{3,8}$", max_length=8)
     volume_step = FiniteDecimalField(max_digits=12, decimal_places=2, positive=True, required=False)
     volume_min = FiniteDecimalField(max_digits=12, decimal_places=2, positive=True, required=False)
+    trade_calc_mode = serializers.ChoiceField(choices=sorted(CALC_MODES), required=False)
+    trade_tick_value = FiniteDecimalField(max_digits=26, decimal_places=10, positive=True, required=False)
+    trade_tick_size = FiniteDecimalField(max_digits=20, decimal_places=10, positive=True, required=False)
 
     def validate(self, attrs):
         symbol = attrs.pop("symbol", None) or attrs.pop("name", None)

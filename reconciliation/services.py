@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -29,6 +30,7 @@ from guards.services import GuardEvent, GuardSession, record_guard_transitions
 from positions.models import Deal, Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
+from reconciliation.serializers import ServerClockTime
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import DIVERGENCES, SYNCS
 
@@ -59,6 +61,7 @@ POSITION_SYNC_FIELDS = [
     "updated_at",
 ]
 INSTRUMENT_SPEC_FIELDS = ["contract_size", "digits", "point", "pip_size", "currency_base", "currency_profit"]
+OPTIONAL_SPEC_FIELDS = ["volume_step", "volume_min", "trade_calc_mode", "trade_tick_value", "trade_tick_size"]
 
 
 class SyncOutOfOrder(Exception):
@@ -88,14 +91,14 @@ def _lock_account(user_id: int, info: dict[str, Any]) -> tuple[Account, GuardCon
     return account, config, state
 
 
-def _load_instruments(server: str, symbols: set[str]) -> dict[str, Instrument]:
-    """Return the instrument per symbol for accounts of trade ``server``: its own row, else the shipped
-    default (``server`` blank)."""
+def _load_instruments(account_id: int, symbols: set[str]) -> dict[str, Instrument]:
+    """Return the instrument per symbol for the account: its own row (posted in its syncs), else the
+    shipped default."""
     if not symbols:
         return {}
-    rows = Instrument.objects.filter(server__in=[server, ""], symbol__in=symbols)
-    # Defaults first, so the server's own row (if any) replaces it.
-    return {i.symbol: i for i in sorted(rows, key=lambda i: i.server != "")}
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols)
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
 
 
 def _lock_positions(user_id: int, account_id: int, identifiers: list[int]) -> list[Position]:
@@ -173,8 +176,8 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
     (matches, divergences with deltas, broker-only positions, missing pending ones, closes); upsert
     quotes; evaluate guards (peak, drawdown, gaps, spreads, stale quotes); insert the transition log
     rows and exactly one ``sync`` row whose ``details`` is the returned summary. A broker position
-    on a symbol with no instrument raises ``ValidationError`` (→ 400, nothing written). After commit:
-    bump the user's cache generation and count metrics.
+    on a symbol with no instrument is accepted and stored (shown unvalued, reason ``spec_missing``);
+    the account's guards still run. After commit: bump the user's cache generation and count metrics.
     """
     return sync_ingest_batch(user_id=user_id, batch=[data])[0]
 
@@ -210,6 +213,73 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
     if replayed:
         SYNCS.labels(outcome="replayed").inc(replayed)
     return done
+
+
+def stand_ins(
+    broker_positions: list[dict[str, Any]], ledger: list[Position], instruments: dict[str, Instrument]
+) -> dict[str, Instrument]:
+    """Unsaved stand-in instruments for symbols without a spec (a manual NAS100 trade), so reconciliation
+    can mirror and close such positions instead of refusing the whole sync.
+
+    Only broker-origin positions can have such a symbol (registration needs a spec), so only the close
+    inference uses the stand-in: its pip size is the finest price step seen in the position's
+    ``price_open``/``price_current`` (18250.5 → 0.1), its volume step 0.01 lot. Nothing values the
+    position (no contract size is known): it is shown unvalued with the reason ``spec_missing``.
+    """
+    prices: dict[str, list[Decimal]] = {}
+    for row in broker_positions:
+        prices.setdefault(row["symbol"], []).extend([row["price_open"], row["price_current"]])
+    for position in ledger:
+        prices.setdefault(position.symbol, []).extend(p for p in (position.price_open, position.price_current) if p)
+    result = {}
+    for symbol, seen in prices.items():
+        if symbol in instruments:
+            continue
+        exponents = [price.normalize().as_tuple().exponent for price in seen if price]
+        step = Decimal(1).scaleb(min(min(exponents, default=0), 0))
+        result[symbol] = Instrument(
+            symbol=symbol, description=symbol, contract_size=Decimal(1), digits=max(-step.as_tuple().exponent, 0),
+            point=step, pip_size=step, currency_base="", currency_profit="",
+        )  # fmt: skip
+    return result
+
+
+TIMED_PARTS = ("positions", "quotes", "deals")
+# Quote rows one account may hold (one per symbol): MT5's Market Watch shows at most a few hundred
+# symbols, and each row is read by every valuation of the account.
+MAX_QUOTE_ROWS_PER_ACCOUNT = 1000
+
+
+def normalize_server_times(data: dict[str, Any], *, offset_minutes: int, broker_time: datetime) -> dict[str, Any]:
+    """Return a copy of a validated sync whose MT5 server-clock times (``ServerClockTime``: epoch ``time``
+    of positions, quotes and deals) are shifted to UTC by the account's offset (UTC+2 → minus 120 min).
+
+    Raises ``ValidationError`` on the part (``positions``/``quotes``/``deals``, each message naming the
+    row ``[i].time``; → 400, nothing written) for any ``time`` later than the sync's ``broker_time``:
+    a tick or deal from the future is a clock error, never silently kept.
+    """
+    offset = timedelta(minutes=offset_minutes)
+    result = dict(data)
+    errors: dict[str, list[str]] = {}
+    for part in TIMED_PARTS:
+        rows = data.get(part)
+        if not rows:
+            continue
+        shifted = []
+        for index, row in enumerate(rows):
+            moment = row.get("time")
+            if isinstance(moment, ServerClockTime):
+                moment = datetime.fromtimestamp(moment.timestamp(), tz=UTC) - offset
+            if moment is not None and moment > broker_time:
+                errors.setdefault(part, []).append(
+                    f"[{index}].time {moment.isoformat()} (UTC, server offset {offset_minutes:+d} min) is "
+                    f"later than broker_time {broker_time.isoformat()}."
+                )
+            shifted.append({**row, "time": moment} if "time" in row else row)
+        result[part] = shifted
+    if errors:
+        raise ValidationError(errors)
+    return result
 
 
 # Money fields of a sync's parts, quantized to the account's currency_digits where they enter.
@@ -323,17 +393,30 @@ class _Batch:
             symbols |= {q["symbol"] for q in data.get("quotes") or []}
             symbols |= {row["symbol"] for row in data.get("positions") or []}
             symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
-        self.instruments = _load_instruments(self.account.server, symbols)
+        self.instruments = _load_instruments(self.account.pk, symbols)
         quoted = {q["symbol"] for data in new for q in data.get("quotes") or []}
         self.quotes = (
             {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
         )
+        unseen = quoted - set(self.quotes)
+        if unseen:
+            stored = Quote.objects.filter(account_id=self.account.pk).count()
+            if stored + len(unseen) > MAX_QUOTE_ROWS_PER_ACCOUNT:
+                raise ValidationError(
+                    {
+                        "quotes": (
+                            f"An account keeps at most {MAX_QUOTE_ROWS_PER_ACCOUNT} quoted symbols: it has {stored}, "
+                            f"this sync adds {len(unseen)} new ones."
+                        )
+                    }
+                )
 
     # --- one sync: one step per app ------------------------------------------------------------
     def _sync(self, sync_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
         account, broker_time = self.account, data["broker_time"]
         account_apply_sync(account, info=data["account"], broker_time=broker_time, now=timezone.now())
         data = quantize_sync_money(data, account.currency_digits)
+        data = normalize_server_times(data, offset_minutes=account.server_utc_offset, broker_time=broker_time)
         self._apply_symbol_specs(data.get("symbols") or [])
         deals = self._deals_step(data.get("deals") or [])
         outcome = self._ledger_step(sync_id, broker_time, data.get("positions"), deals)
@@ -358,8 +441,6 @@ class _Batch:
         new = [deal for deal in deals if deal["ticket"] not in self.known_deals]
         for deal in new:
             self.known_deals.add(deal["ticket"])
-            # TODO(lead): deal times are taken as UTC; normalise them by account.server_utc_offset once the
-            # accounts app offers the helper (every broker time of the sync must go through the same one).
             self.new_deals.append(
                 Deal(
                     user_id=self.user_id,
@@ -386,11 +467,6 @@ class _Batch:
 
     def _ledger_step(self, sync_id, broker_time, broker_positions, deals) -> ReconcileOutcome:
         """Reconcile the snapshot and the new deals against the locked ledger (positions app's rows)."""
-        unknown = sorted({row["symbol"] for row in broker_positions or []} - set(self.instruments))
-        if unknown:
-            raise ValidationError(
-                {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
-            )
         outcome = reconcile(
             user_id=self.user_id,
             account_id=self.account.pk,
@@ -399,7 +475,7 @@ class _Batch:
             ledger=self.ledger,
             broker_positions=broker_positions,
             deals=deals,
-            instruments=self.instruments,
+            instruments={**stand_ins(broker_positions or [], self.ledger, self.instruments), **self.instruments},
             sync_stale_seconds=self.config.sync_stale_seconds,
         )
         self.ledger.extend(outcome.created)
@@ -482,8 +558,8 @@ class _Batch:
         return summary
 
     def _apply_symbol_specs(self, specs: list[dict[str, Any]]) -> None:
-        """Create or update the account's trade-server ``Instrument`` rows from MT5 ``symbol_info()`` specs;
-        written at flush. The shipped defaults (server blank) and other servers' rows are never changed."""
+        """Create or update the account's own ``Instrument`` rows from MT5 ``symbol_info()`` specs; written
+        at flush. The shipped defaults and other accounts' rows are never changed."""
         for spec in specs:
             values = {
                 "contract_size": spec["trade_contract_size"],
@@ -493,18 +569,19 @@ class _Batch:
                 "currency_base": spec["currency_base"],
                 "currency_profit": spec["currency_profit"],
             }
-            for optional in ("volume_step", "volume_min"):
+            for optional in OPTIONAL_SPEC_FIELDS:
                 if spec.get(optional) is not None:
                     values[optional] = spec[optional]
             instrument = self.instruments.get(spec["symbol"])
             if instrument is not None and all(getattr(instrument, name) == value for name, value in values.items()):
                 continue
-            if instrument is None or instrument.server != self.account.server:
-                # Specs are per trade server: never change the shipped default or another server's row.
+            if instrument is None or instrument.account_id != self.account.pk:
+                # Specs are per account: never change the shipped default (nor, by construction, another's row).
                 inherited = (
                     {"volume_step": instrument.volume_step, "volume_min": instrument.volume_min} if instrument else {}
                 )
                 instrument = Instrument(
+                    account=self.account,
                     server=self.account.server,
                     symbol=spec["symbol"],
                     description=spec["symbol"],
@@ -528,7 +605,7 @@ class _Batch:
             for instrument in old_instruments:
                 instrument.updated_at = now
             Instrument.objects.bulk_update(
-                old_instruments, [*INSTRUMENT_SPEC_FIELDS, "volume_step", "volume_min", "updated_at"]
+                old_instruments, [*INSTRUMENT_SPEC_FIELDS, *OPTIONAL_SPEC_FIELDS, "updated_at"]
             )
         if self.changed_positions:  # first: a reversal closes a row before its successor takes the identifier
             _save_positions(list(self.changed_positions.values()))

@@ -57,6 +57,8 @@ def test_open_positions_renders_values_as_rounded_strings(auth_client, gbp_book)
             "symbol": "XAUUSD",
             "side": "buy",
             "volume": "0.10",
+            "broker_side": "buy",
+            "broker_volume": "0.10",
             "price_open": "1950.50000000",
             "price_current": "1955.75000000",
             "sl": None,
@@ -66,6 +68,9 @@ def test_open_positions_renders_values_as_rounded_strings(auth_client, gbp_book)
             "unrealized_pnl": "41.36",
             "unrealized_pnl_pct": "0.27",  # 5.25 / 1950.50 × 100 = 0.269…
             "pnl_pips": "525.00",  # 5.25 / 0.01
+            "valuation_reason": None,
+            # 52.50 USD / GBPUSD mid 1.26940 = 41.3581… GBP
+            "rate_path": [{"symbol": "GBPUSD", "mid": "1.26940000", "operation": "divide"}],
             "matched": True,
             "divergence_reasons": [],
             "opened_at": "2026-11-30T09:00:00Z",
@@ -82,6 +87,7 @@ def test_unvalued_position_renders_null(auth_client, user):
     body = auth_client.get(OPEN_URL).json()
     # then
     assert body["positions"][0]["unrealized_pnl"] is None
+    assert body["positions"][0]["valuation_reason"] == "no_rate"
     assert body["positions"][0]["pnl_pips"] == "50.00"
     assert body["unvalued_positions"] == 1
     assert body["total_unrealized_pnl"] == "0.00"

@@ -10,6 +10,11 @@ from positions.valuation import render_2dp
 D = Decimal
 
 
+def rates(mids: dict[str, Decimal]) -> list[valuation.Rate]:
+    """Conversion rates from plain six-letter pair names (EURUSD: base EUR, profit USD), for the tests."""
+    return [valuation.Rate(symbol=name, base=name[:3], profit=name[3:6], mid=mid) for name, mid in mids.items()]
+
+
 def test_xauusd_buy_gives_52_50_usd_and_0_27_pct():
     # given XAUUSD buy 0.10 lot (100 oz/lot) 1950.50 → 1955.75 in a USD account
     # when
@@ -22,7 +27,7 @@ def test_xauusd_buy_gives_52_50_usd_and_0_27_pct():
         contract_size=D("100"),
         quote_currency="USD",
         account_currency="USD",
-        mids={},
+        rates=[],
     )
     # then 5.25 × 0.10 × 100 = 52.50 USD; 5.25 / 1950.50 × 100 = 0.26916… → 0.27 %; 5.25 / 0.01 = 525 pips
     assert value.quote_pnl == D("52.5")
@@ -43,7 +48,7 @@ def test_eurusd_sell_gives_plus_50_usd_and_plus_5_pips():
         contract_size=D("100000"),
         quote_currency="USD",
         account_currency="USD",
-        mids={},
+        rates=[],
     )
     # then d = −1: −1 × (1.0945 − 1.0950) × 1 × 100,000 = +50.00; −1 × −0.0005 / 0.0001 = +5.0 pips
     assert render_2dp(value.unrealized_pnl) == D("50.00")
@@ -77,7 +82,7 @@ def test_usdjpy_50000_jpy_is_332_23_usd_at_150_50():
         contract_size=D("100000"),
         quote_currency="JPY",
         account_currency="USD",
-        mids=mids,
+        rates=rates(mids),
     )
     # then 0.50 × 1 × 100,000 = 50,000 JPY; ACCOUNT/QUOTE = USDJPY → divide: 50,000 / 150.50 = 332.2259… → 332.23
     assert value.quote_pnl == D("50000")
@@ -90,7 +95,9 @@ def test_usd_pnl_in_a_gbp_account_divides_by_gbpusd():
     # given 52.50 USD of P&L, a GBP account and GBPUSD bid/ask 1.26930/1.26950 (mid 1.26940), SPEC §2's example
     mids = {"GBPUSD": valuation.mid(bid=D("1.26930"), ask=D("1.26950"))}
     # when
-    gbp = valuation.convert_to_account(amount=D("52.50"), quote_currency="USD", account_currency="GBP", mids=mids)
+    gbp, _ = valuation.convert_to_account(
+        amount=D("52.50"), quote_currency="USD", account_currency="GBP", rates=rates(mids)
+    )
     # then ACCOUNT/QUOTE = GBPUSD → divide: 52.50 / 1.26940 = 41.3581… → 41.36 GBP
     assert render_2dp(gbp) == D("41.36")
 
@@ -99,7 +106,9 @@ def test_inverse_pair_multiplies_by_quote_account_mid():
     # given 52.50 USD of P&L (the XAUUSD example) in a CHF account; CHFUSD is not quoted, USDCHF is (mid 0.8800)
     mids = {"USDCHF": valuation.mid(bid=D("0.87990"), ask=D("0.88010"))}
     # when
-    chf = valuation.convert_to_account(amount=D("52.50"), quote_currency="USD", account_currency="CHF", mids=mids)
+    chf, _ = valuation.convert_to_account(
+        amount=D("52.50"), quote_currency="USD", account_currency="CHF", rates=rates(mids)
+    )
     # then QUOTE/ACCOUNT = USDCHF → multiply: 52.50 × 0.8800 = 46.20 CHF
     assert render_2dp(chf) == D("46.20")
 
@@ -108,7 +117,9 @@ def test_direct_pair_wins_over_inverse_pair():
     # given both USDJPY (150.00) and JPYUSD (0.0070) quoted
     mids = {"USDJPY": D("150.00"), "JPYUSD": D("0.0070")}
     # when converting 1,500 JPY to USD
-    usd = valuation.convert_to_account(amount=D("1500"), quote_currency="JPY", account_currency="USD", mids=mids)
+    usd, _ = valuation.convert_to_account(
+        amount=D("1500"), quote_currency="JPY", account_currency="USD", rates=rates(mids)
+    )
     # then ACCOUNT/QUOTE is used: 1,500 / 150 = 10 (the inverse would give 10.50)
     assert usd == D("10")
 
@@ -125,7 +136,7 @@ def test_missing_rate_gives_none_never_one():
         contract_size=D("100000"),
         quote_currency="JPY",
         account_currency="USD",
-        mids={"EURUSD": D("1.09")},
+        rates=rates({"EURUSD": D("1.09")}),
     )
     # then the quote-currency P&L exists (0.10 × 100,000 = 10,000 JPY) but the account value does not
     assert value.quote_pnl == D("10000")
@@ -137,7 +148,10 @@ def test_missing_rate_gives_none_never_one():
 def test_unknown_account_currency_gives_none():
     # given no equity snapshot yet, so no account currency
     # when / then
-    assert valuation.convert_to_account(amount=D("5"), quote_currency="USD", account_currency=None, mids={}) is None
+    assert valuation.convert_to_account(amount=D("5"), quote_currency="USD", account_currency=None, rates=[]) == (
+        None,
+        [],
+    )
 
 
 def test_position_without_prices_is_unvalued():
@@ -152,10 +166,10 @@ def test_position_without_prices_is_unvalued():
         contract_size=D("100000"),
         quote_currency="USD",
         account_currency="USD",
-        mids={},
+        rates=[],
     )
-    # then nothing is computed
-    assert value == valuation.PositionValue(None, None, None, None)
+    # then nothing is computed, and the reason says why
+    assert value == valuation.PositionValue(None, None, None, None, reason="no_price")
 
 
 def test_totals_sum_valued_positions_and_count_unvalued():

@@ -391,11 +391,17 @@ def test_symbol_specs_update_the_instrument(user):
     payload["symbols"] = specs
     # when
     ingest(user, payload)
-    # then the rows are the account's trade server's; the shipped default XAGUSD (5,000 oz) is untouched
-    gold = Instrument.objects.get(server=SERVER, symbol="XAUUSD.M")
-    assert (gold.contract_size, gold.pip_size, gold.currency_profit) == (D("100"), D("0.01"), "USD")
-    assert Instrument.objects.get(server=SERVER, symbol="XAGUSD").contract_size == D("1000")
-    assert Instrument.objects.get(server="", symbol="XAGUSD").contract_size == D("5000")
+    # then the rows are the account's own (its trade server recorded); the shipped default XAGUSD
+    # (5,000 oz) is untouched
+    gold = Instrument.objects.get(account__user=user, symbol="XAUUSD.M")
+    assert (gold.contract_size, gold.pip_size, gold.currency_profit, gold.server) == (
+        D("100"),
+        D("0.01"),
+        "USD",
+        SERVER,
+    )
+    assert Instrument.objects.get(account__user=user, symbol="XAGUSD").contract_size == D("1000")
+    assert Instrument.objects.get(account=None, symbol="XAGUSD").contract_size == D("5000")
     assert position(user, 5).origin == "broker"
 
 

@@ -89,7 +89,8 @@ BAD_INPUTS = {
         with_body(deals=[{"ticket": 1, "position_id": 1, "entry": 9, "reason": 4, "price": "1.1"}]),
         ["deals", 0, "entry"],
     ),
-    "unknown symbol at the broker": (with_position(symbol="NOPE"), ["positions"]),
+    "symbol name with spaces": (with_position(symbol="NAS 100"), ["positions", 0, "symbol"]),
+    "symbol name with a slash": (with_position(symbol="../etc"), ["positions", 0, "symbol"]),
 }
 
 

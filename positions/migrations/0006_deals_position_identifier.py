@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_one_account_per_user'),
-        ('positions', '0004_account_required'),
+        ('positions', '0005_instrument_per_account'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
