@@ -205,6 +205,16 @@ def _last_seen_money(position: Position) -> Decimal:
     return (position.profit or ZERO) + (position.swap or ZERO) + (position.commission or ZERO)
 
 
+def broker_volume(position: Position) -> Decimal:
+    """The volume the broker last showed (lots): the ``actual`` of a standing partial_fill/volume_mismatch,
+    else the ledger's volume."""
+    details = position.divergence_details or {}
+    for reason in (Reason.PARTIAL_FILL, Reason.VOLUME_MISMATCH):
+        if reason in (position.divergence_reasons or []) and details.get(reason, {}).get("actual") is not None:
+            return Decimal(details[reason]["actual"])
+    return position.volume
+
+
 def _ordered(reasons) -> list[str]:
     return [r for r in REASON_ORDER if r in reasons]
 
@@ -415,8 +425,8 @@ class _Reconciler:
             position = self._apply_deals(position, deals, present=row)
             if position is not reversed_from:
                 position.sl, position.tp = row["sl"], row["tp"]  # a reversal's new position: the stops it has
-        elif not first_seen and row["volume"] != position.volume:
-            self._volume_event(position, before=position.volume, after=row["volume"], deal=None)
+        elif not first_seen and row["volume"] != broker_volume(position):
+            self._volume_event(position, before=broker_volume(position), after=row["volume"], deal=None)
         self._refresh(position, row)
         if first_seen:
             position.status = Position.Status.OPEN
@@ -433,7 +443,7 @@ class _Reconciler:
             current = {r: previous[r] for r in ENTRY_REASONS if r in (position.divergence_reasons or [])}
             current.update(compare_stops(ledger=position, broker=row, instrument=instrument))
         self._declared_stops(position, row, current)
-        position.volume = row["volume"]  # the broker's volume; the entry's shortfall stays in partial_fill
+        self._track_volume(position, row, current)
         self.transition(position, current)
         if first_seen and not current:
             self.log(
@@ -446,6 +456,22 @@ class _Reconciler:
             )
         self.touched(position)
         self.counts["matched"] += int(position.matched)
+
+    @staticmethod
+    def _track_volume(position: Position, row: dict[str, Any], current: dict[str, dict[str, Any]]) -> None:
+        """The ledger's volume is the bot's (adjusted by the lifecycle's partial closes and increases) while
+        an entry volume divergence stands, whose ``actual`` follows the broker; otherwise the broker's."""
+        standing = [r for r in (Reason.PARTIAL_FILL, Reason.VOLUME_MISMATCH) if r in current]
+        if not standing:
+            position.volume = row["volume"]
+            return
+        for reason in standing:
+            current[reason] = {
+                **current[reason],
+                "expected": s(position.volume),
+                "actual": s(row["volume"]),
+                "delta_lots": s(row["volume"] - position.volume),
+            }
 
     def _refresh(self, position: Position, row: dict[str, Any]) -> None:
         position.price_open = row["price_open"]
@@ -567,7 +593,7 @@ class _Reconciler:
         start = Lifecycle(
             identifier=position.identifier,
             side=position.side if opened else None,
-            volume=position.volume if opened else ZERO,
+            volume=broker_volume(position) if opened else ZERO,
             price_open=position.price_open if opened else None,
             realized_pnl=realized,
         )
@@ -601,11 +627,12 @@ class _Reconciler:
         (its order is the position's identifier — MT5's identifier is the opening order's ticket — or,
         without an order, the snapshot does not show the volume grow), or an exit deal arriving after the
         snapshot showed the volume fall (the snapshot still shows the same volume now)."""
-        volume_unchanged = bool(present) and present["volume"] == position.volume
+        held = broker_volume(position)
+        volume_unchanged = bool(present) and present["volume"] == held
         if deal["entry"] == ENTRY_IN:
             if deal.get("order"):
                 return deal["order"] == position.identifier
-            return not present or present["volume"] <= position.volume
+            return not present or present["volume"] <= held
         return deal["entry"] in (1, 3) and volume_unchanged
 
     def _successor(self, previous: Position, lifecycle: Lifecycle) -> Position:
@@ -646,8 +673,8 @@ class _Reconciler:
         the snapshot only (``inferred``)."""
         kind = Event.PARTIAL_CLOSE if after < before else Event.POSITION_INCREASED
         self.counts["partial_closes" if kind == Event.PARTIAL_CLOSE else "increased"] += 1
-        if deal is not None and not late:
-            position.volume = after
+        if not late:
+            position.volume += after - before  # the bot's volume moves with the broker's
         details = {
             "identifier": position.identifier,
             "volume_before": s(before),

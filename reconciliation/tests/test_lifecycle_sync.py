@@ -465,3 +465,18 @@ def test_deal_admin_lists_read_only(client, admin_user, user, search):
     assert response.status_code == 200
     assert (b"101" in response.content) is (search != "EURUSD")
     assert client.get("/admin/positions/deal/add/").status_code == 403
+
+
+def test_partial_close_of_a_partially_filled_entry_keeps_the_fill_divergence(user):
+    register(user, 1, volume="1.00")
+    account = Account(user)
+    account.sync([pos(BUY, volume="0.60")])  # filled 0.60 of 1.00: partial_fill −0.40
+    close = mt5_deal(102, 1, type=SELL, entry=1, volume="0.20", price="1.09600", profit="20")
+    body = account.sync([pos(BUY, volume="0.40")], [close])
+    row = Position.objects.get(user=user)
+    # The bot's 1.00 less the 0.20 closed = 0.80; the broker holds 0.40: still 0.40 short of the fill.
+    assert (row.volume, row.realized_pnl) == (D("0.80"), D("20"))
+    assert row.divergence_details["partial_fill"]["actual"] == "0.40"
+    assert row.divergence_details["partial_fill"]["delta_lots"] == "-0.40"
+    assert [d["reason"] for d in body["divergences"]] == ["partial_fill"]
+    assert events(user, "partial_close", "divergence") == [("divergence", "partial_fill"), ("partial_close", "")]
