@@ -19,8 +19,8 @@ test-services: ## Whole test suite against local PostgreSQL and Redis (service-m
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_LOCAL) REQUIRE_SERVICES=1 python3 scripts/dev.py test
 
 ## --- Checks ------------------------------------------------------------------------------
-lint: venv ## ruff lint and format check, mypy (django-stubs, djangorestframework-stubs; config in pyproject.toml)
-	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy .
+lint: venv ## ruff lint and format check, mypy (django-stubs, djangorestframework-stubs) and the app layer contract (import-linter); config in pyproject.toml
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy . && .venv/bin/lint-imports
 
 fmt: ## ruff format and autofix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

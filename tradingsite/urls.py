@@ -74,6 +74,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("accounts/", include("accounts.urls")),
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
+    path("deals/", include("positions.deal_urls")),
     path("guards/", include("guards.urls")),
     path("", include("notifications.urls")),
     path("", include("history.urls")),

@@ -198,8 +198,8 @@ def test_close_is_decided_by_the_closing_deal(user, mt5_reason, close_reason):
         close_reason, D("-42.70"), "deal"
     )  # fmt: skip
     assert body["closed"] == [
-        {"ticket": 1, "symbol": "EURUSD", "close_reason": close_reason, "close_price": "1.09120000",
-         "realized_pnl": "-42.70", "source": "deal"}
+        {"ticket": 1, "identifier": 1, "symbol": "EURUSD", "close_reason": close_reason,
+         "close_price": "1.09120000", "realized_pnl": "-42.70", "realized_pnl_inferred": False, "source": "deal"}
     ]  # fmt: skip
 
 
@@ -513,9 +513,9 @@ def test_batch_replays_and_conflicts(user):
     before = table_counts()
     older = validated(sync_payload(broker_time=t1 - timedelta(seconds=1), positions=[]))
     later = validated(sync_payload(broker_time=clock.tick(), positions=[]))
-    from tradingsite.api import Conflict
+    from reconciliation.services import SyncOutOfOrder
 
-    with pytest.raises(Conflict):
+    with pytest.raises(SyncOutOfOrder):
         sync_ingest_batch(user_id=user.pk, batch=[later, older])
     assert table_counts() == before
 

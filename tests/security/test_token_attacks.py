@@ -344,15 +344,21 @@ def _write_attempts(client: APIClient, user) -> dict[str, int]:
         ("PATCH", "/api/v1/guards/config/"): {"drawdown_warning_pct": "12"},
         ("POST", "/api/v1/webhooks/"): {"url": "https://hooks.example.com/a"},
         ("PATCH", "/api/v1/webhooks/{pk}/"): {"active": False},
+        ("PATCH", "/api/v1/positions/{pk}/"): {"tp": "1.20000"},
     }
+    # Operations on an object after the ones that create it: PATCH positions/{pk}/ moves the stop of the
+    # position POST positions/ registered.
     return {
         str(op): send(client, op, url=_url_of_own_object(op, user), data=bodies.get(op.key, {})).status_code
-        for op in write_operations()
+        for op in sorted(write_operations(), key=lambda op: op.has_path_parameter)
     }
 
 
 def _url_of_own_object(operation: Operation, user) -> str:
-    """The operation's URL; a path with an id names a fresh object of ``user``'s (a webhook endpoint)."""
+    """The operation's URL; a path with an id names an object of ``user``'s: the position registered by
+    ``POST positions/`` (pk 1 when none was, e.g. for a refused user) or a fresh webhook endpoint."""
+    if operation.path.startswith("/api/v1/positions/"):
+        return operation.url(pk=Position.objects.filter(ticket=990001).values_list("pk", flat=True).first() or 1)
     if not operation.has_path_parameter or not type(user).objects.filter(pk=user.pk).exists():
         return operation.url()  # a deleted user: no object of theirs can exist
     from notifications.models import WebhookEndpoint
