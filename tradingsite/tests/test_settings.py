@@ -18,7 +18,14 @@ PROBE = (
     "'jwt_key_differs': settings.SIMPLE_JWT['SIGNING_KEY'] != settings.SECRET_KEY}))"
 )
 # Variables the test settings or CI set, which must not leak into the production settings probed here.
-SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "API_CACHE_TTL_S", "API_DATA_TTL_S", "JWT_SIGNING_KEY", "REDIS_SOCKET_TIMEOUT_S")
+SERVICE_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "API_CACHE_TTL_S",
+    "API_DATA_TTL_S",
+    "JWT_SIGNING_KEY",
+    "REDIS_SOCKET_TIMEOUT_S",
+)
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "k3Yq9-tradingsite-test-secret-Zp7wR2mX4vB8nC1dF6gH0jL5sT",
