@@ -140,7 +140,7 @@ class RuleResult:
 
 
 def last_reset(*, now: datetime, reset_time: time, timezone: str) -> datetime:
-    """The latest reset instant at or before ``now`` (aware UTC): ``reset_time`` on the local calendar of ``timezone``."""
+    """The latest reset instant at or before ``now`` (aware UTC): ``reset_time`` on the calendar of ``timezone``."""
     tz = ZoneInfo(timezone)
     local = now.astimezone(tz)
     candidate = datetime.combine(local.date(), reset_time, tzinfo=tz)
