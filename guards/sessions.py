@@ -81,9 +81,7 @@ class Calendar:
 def _weekly(tz: TzInfo, spans: Iterable[tuple[int, time, int, time]]) -> Calendar:
     return Calendar(
         tz=tz,
-        intervals=tuple(
-            (_minute_of_week(d1, t1), _minute_of_week(d2, t2) % WEEK_MINUTES) for d1, t1, d2, t2 in spans
-        ),
+        intervals=tuple((_minute_of_week(d1, t1), _minute_of_week(d2, t2) % WEEK_MINUTES) for d1, t1, d2, t2 in spans),
     )
 
 

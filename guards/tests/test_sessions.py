@@ -71,8 +71,9 @@ def test_calendar_from_the_syncs_symbol_info_on_a_utc_plus_2_server():
 
 
 def test_symbol_info_sessions_with_a_daily_break():
-    # Monday 01:05–23:55 server (UTC+2): 23:00 UTC Monday = 01:00 Tuesday server → closed (Tuesday has no session)
-    calendar = calendar_from_symbol_info([{"day_of_week": 1, "from": 3900, "to": 86_100}], server_utc_offset_seconds=7200)
+    # Monday 01:05–23:55 server (UTC+2) only; 22:00 UTC Monday = 00:00 Tuesday server → closed
+    monday = [{"day_of_week": 1, "from": 3900, "to": 86_100}]
+    calendar = calendar_from_symbol_info(monday, server_utc_offset_seconds=7200)
     assert calendar.is_open(utc(2026, 3, 9, 12))
     assert calendar.opened_at(utc(2026, 3, 9, 12)) == utc(2026, 3, 8, 23, 5)  # Monday 01:05 server
     assert not calendar.is_open(utc(2026, 3, 9, 22, 0))  # Tuesday 00:00 server
