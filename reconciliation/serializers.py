@@ -214,10 +214,11 @@ class AccountInputSerializer(serializers.Serializer):
     margin_free = _money(required=False, default=Decimal("0"))
     # Margin guard inputs (account_info() names). margin_level in percent (0 = no margin in use);
     # margin_so_mode 0 = the two levels are margin levels in percent, 1 = amounts in the account currency.
-    margin_level = FiniteDecimalField(max_digits=20, decimal_places=4, required=False, allow_null=True, default=None)
-    margin_so_mode = StrictIntegerField(min_value=0, max_value=1, required=False, allow_null=True, default=None)
-    margin_so_call = _money(required=False, allow_null=True, default=None)
-    margin_so_so = _money(required=False, allow_null=True, default=None)
+    # Absent when not sent (the guard then uses typical levels and says so).
+    margin_level = FiniteDecimalField(max_digits=20, decimal_places=4, required=False, allow_null=True)
+    margin_so_mode = StrictIntegerField(min_value=0, max_value=1, required=False, allow_null=True)
+    margin_so_call = _money(required=False, allow_null=True)
+    margin_so_so = _money(required=False, allow_null=True)
 
     def validate_currency(self, value: str) -> str:
         return value.upper()
