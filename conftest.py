@@ -41,11 +41,14 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _clear_caches():
-    """Every test starts with empty caches and a closed Redis circuit breaker."""
+    """Every test starts with empty caches (the throttles' per-process fallback too) and a closed Redis breaker."""
     from django.core.cache import caches
+
+    from tradingsite.throttling import _local_cache
 
     for alias in settings.CACHES:
         caches[alias].clear()
+    _local_cache().clear()
     if _cache_backend() == "redis":
         from tradingsite.cache_backend import breaker
 

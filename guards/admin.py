@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from guards import services
 from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
 from positions.admin import SymbolFilter
-from reconciliation.admin import LargeTablePaginator, ReadOnlyModelAdmin
+from tradingsite.admin import LargeTablePaginator, ReadOnlyModelAdmin
 
 RESET_PERMISSION = "guards.change_guardstate"
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from guards.models import DrawdownAlert, MarketAlert
 from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
@@ -21,6 +19,7 @@ from guards.serializers import (
 )
 from guards.services import guard_config_get_or_create, guard_config_update
 from tradingsite.api import MergedCursorPagination, UserScopedAPIView, UserScopedViewSet
+from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
 
 ALERT_SERIALIZERS = {"drawdown": DrawdownAlertSerializer, "market": MarketAlertSerializer}
@@ -32,6 +31,8 @@ class GuardStatusView(UserScopedAPIView):
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
     backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
     """
+
+    authentication_classes = HOT_READ_AUTHENTICATION
 
     @extend_schema(responses=GuardStatusOutputSerializer)
     @page_cached("guards:status")
@@ -46,10 +47,9 @@ class AlertViewSet(UserScopedViewSet):
     (``drawdown``/``market``). Filters (``AlertQuerySerializer``): ``kind``, ``level``, ``open``,
     ``symbol``, ``condition``, ``created_after``, ``created_before``; ``page_size`` ≤ 200; an opaque
     forward ``cursor``. Both tables are read through ``get_queryset``'s owner filter, so no parameter
-    can widen the scope. Authenticated against the database, like the other non-cached reads.
+    can widen the scope.
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
     pagination_class = None  # MergedCursorPagination spans two tables; DRF's paginators take one queryset
     filter_backends: list = []
 
@@ -111,10 +111,8 @@ class GuardConfigView(UserScopedAPIView):
     """``GET/PATCH guards/config/``: the user's thresholds (SPEC §1), created with defaults on first use.
 
     PATCH validates every pair (0 < warning < critical ≤ 100, drawdown ≥ 1) against the merged
-    config: 400 with field errors and nothing written otherwise. Authenticated against the database.
+    config: 400 with field errors and nothing written otherwise.
     """
-
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
 
     @extend_schema(responses=GuardConfigSerializer)
     def get(self, request: Request) -> Response:

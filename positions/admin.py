@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from positions.models import Instrument, Position
-from reconciliation.admin import LargeTablePaginator, ReadOnlyModelAdmin
+from tradingsite.admin import LargeTablePaginator, ReadOnlyModelAdmin
 
 
 class SymbolFilter(admin.SimpleListFilter):

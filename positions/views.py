@@ -5,10 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from positions.filters import PositionFilter
 from positions.models import Position
@@ -21,18 +19,15 @@ from positions.serializers import (
 )
 from positions.services import position_register
 from tradingsite.api import CreatedAtCursorPagination, UserScopedAPIView, UserScopedViewSet
+from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
 
 
 class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
     """``GET positions/`` (history, ``?status=&symbol=``, cursor-paginated newest first), ``GET positions/{id}/``
     and ``POST positions/`` (register a pending position → 201).
-
-    Authenticated against the database (not the stateless token user), so a deactivated user can
-    neither register positions nor read its history with a still-valid token.
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
     serializer_class = PositionOutputSerializer
     filterset_class = PositionFilter
     pagination_class = CreatedAtCursorPagination
@@ -55,6 +50,8 @@ class OpenPositionsView(UserScopedAPIView):
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
     backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
     """
+
+    authentication_classes = HOT_READ_AUTHENTICATION
 
     @extend_schema(parameters=[OpenPositionsQuerySerializer], responses=OpenPositionsOutputSerializer)
     @page_cached("positions:open")

@@ -11,14 +11,10 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from reconciliation.filters import ReconciliationLogFilter
 from reconciliation.models import ReconciliationLog
@@ -34,11 +30,11 @@ from tradingsite.api import (
     PayloadTooLarge,
     UserScopedAPIView,
     UserScopedViewSet,
-    request_user_id,
 )
+from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
 from tradingsite.schema import DETAIL_BODY
-from tradingsite.throttling import SyncThrottle
+from tradingsite.throttling import SyncThrottle, sync_slot
 
 
 class SizeLimitedJSONParser(BaseParser):
@@ -76,17 +72,17 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
 
 
-class SyncCreateView(APIView):
+class SyncCreateView(UserScopedAPIView):
     """``POST /api/v1/reconciliation/syncs/``: ingest one broker snapshot (SPEC §2).
 
     201 with the sync summary on a new sync; 200 with the stored summary when the ``sync_id`` was
     already accepted; 400 with field errors on bad input; 409 when ``broker_time`` is older than the
-    latest accepted sync; 413 over 1 MiB. Nothing is written on any error. Authenticated against
-    the database, so a deactivated user cannot write with a still-valid token.
+    latest accepted sync; 413 over 1 MiB; 411 for a chunked body without Content-Length; 429 with
+    Retry-After past the per-user rate, while ``SYNC_MAX_IN_FLIGHT`` syncs of the user are being
+    processed, or when a database lock wait passed ``DB_LOCK_TIMEOUT_MS``. Nothing is written on
+    any error.
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
     throttle_classes = [SyncThrottle]
     parser_classes = [SizeLimitedJSONParser]
     serializer_class = SyncInputSerializer
@@ -106,7 +102,8 @@ class SyncCreateView(APIView):
             raise PayloadTooLarge() from exc
         serializer = SyncInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
-        result = sync_ingest(user_id=request_user_id(request), data=serializer.validated_data)
+        with sync_slot(self.user_id):
+            result = sync_ingest(user_id=self.user_id, data=serializer.validated_data)
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -117,6 +114,8 @@ class ReconciliationStatusView(UserScopedAPIView):
     backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
     """
 
+    authentication_classes = HOT_READ_AUTHENTICATION
+
     @extend_schema(responses=ReconciliationStatusOutputSerializer)
     @page_cached("reconciliation:status")
     def get(self, request: Request) -> Response:
@@ -126,12 +125,8 @@ class ReconciliationStatusView(UserScopedAPIView):
 class ReconciliationLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
     """``GET reconciliation/logs/`` (newest first, cursor-paginated, filters in ``ReconciliationLogFilter``)
     and ``GET reconciliation/logs/{id}/``; another user's row is a 404.
-
-    Authenticated against the database, so a deactivated user cannot browse the log with a
-    still-valid access token.
     """
 
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
     serializer_class = ReconciliationLogSerializer
     filterset_class = ReconciliationLogFilter
     pagination_class = CreatedAtCursorPagination

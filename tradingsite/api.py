@@ -24,7 +24,7 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
-from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme, SimpleJWTStatelessUserScheme
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
@@ -57,6 +57,29 @@ class DatabaseUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is temporarily unavailable; retry shortly."
     default_code = "database_unavailable"
+
+
+class LockTimeout(exceptions.APIException):
+    """429: a database lock wait passed ``DB_LOCK_TIMEOUT_MS`` (another request of the account holds the row).
+
+    Retryable after ``Retry-After`` seconds; nothing was written. Not a 503: the database is up.
+    """
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Another request of this account is being processed; retry shortly."
+    default_code = "lock_timeout"
+
+
+# SQLSTATE of a lock wait cut by PostgreSQL's lock_timeout (class 55, "object not in prerequisite state").
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True for PostgreSQL's ``lock_timeout`` (SQLSTATE 55P03) and SQLite's "database is locked" wait timeout."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return True
+    return "database is locked" in str(exc)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -166,14 +189,21 @@ class UserScopedAPIView(APIView):
         return [IsAuthenticated(), *extra]
 
 
+class DatabaseJWTScheme(SimpleJWTScheme):
+    """OpenAPI security scheme of :class:`tradingsite.authentication.DatabaseJWTAuthentication` (bearer JWT)."""
+
+    target_class = "tradingsite.authentication.DatabaseJWTAuthentication"
+
+
 class StatelessJWTScheme(SimpleJWTStatelessUserScheme):
     """OpenAPI security scheme of the stateless JWT class under a name of its own.
 
-    The hot reads authenticate with ``JWTStatelessUserAuthentication`` (no SQL), the other views with
-    ``JWTAuthentication`` (checks the user row); drf-spectacular names both "jwtAuth" and warns about
-    the clash. Both are the same bearer token on the wire.
+    The hot reads authenticate with :class:`tradingsite.authentication.StatelessJWTAuthentication`
+    (no SQL), the other views with the database-checked class; drf-spectacular would name both
+    "jwtAuth" and warn about the clash. Both are the same bearer token on the wire.
     """
 
+    target_class = "tradingsite.authentication.StatelessJWTAuthentication"
     name = "jwtStatelessAuth"
     priority = 1
 
@@ -286,7 +316,8 @@ class MergedCursorPagination:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: Django ``ValidationError`` → 400 with field errors, 404/401 as JSON.
 
-    A lost or refused database connection (``OperationalError``/``InterfaceError``) is a 503 with
+    A lock wait past ``DB_LOCK_TIMEOUT_MS`` is a 429 with ``Retry-After`` (:class:`LockTimeout`); any
+    other ``OperationalError``/``InterfaceError`` (a lost or refused connection) is a 503 with
     ``Retry-After: 1``. Anything else unhandled is logged with its traceback and answered with a JSON
     500 that carries the request id and no trace.
     """
@@ -301,6 +332,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ParseError("Bad request.")
     elif isinstance(exc, RecursionError):  # json.loads on a body like [[[[…]]]] nested thousands deep
         exc = exceptions.ParseError("JSON parse error - nested too deeply.")
+    if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+        logger.warning("lock wait timed out", extra={"event": "lock_timeout"})
+        response = drf_exception_handler(LockTimeout(), context)
+        response["Retry-After"] = str(settings.LOCK_TIMEOUT_RETRY_AFTER_S)
+        return response
     if isinstance(exc, (OperationalError, InterfaceError)):
         # Connection lost or refused (PostgreSQL restarting, pool timeout): retryable, not a bug.
         logger.warning("database unavailable: %s", type(exc).__name__, extra={"event": "database_unavailable"})

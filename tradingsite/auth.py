@@ -1,4 +1,8 @@
-"""Authentication endpoints, SimpleJWT's views (SPEC §6 "Auth"), mounted at ``/api/v1/auth/``.
+"""Authentication endpoints, SimpleJWT's views, mounted at ``/api/v1/auth/``.
+
+The authentication classes live in :mod:`tradingsite.authentication`.
+
+Endpoints:
 
 * ``POST token/`` — ``{"username", "password"}`` → ``{"access", "refresh"}``; throttled per client IP
   (``THROTTLE_AUTH_IP``) and per submitted username (``THROTTLE_AUTH_USERNAME``), with the Redis
@@ -9,9 +13,8 @@
 * ``POST logout/`` — ``{"refresh"}`` → 200 ``{}``: blacklists that refresh token.
 
 Errors are JSON: 401 for a bad, expired or blacklisted token or bad credentials, 400 for a missing
-field, 429 when throttled. Access tokens are stateless (``JWTStatelessUserAuthentication``, no SQL
-per request), so an access token stays valid until it expires (``JWT_ACCESS_LIFETIME_S``) even after
-logout or deactivation; see docs/read-api.md.
+field, 429 when throttled. Logout blacklists the refresh token only: the access token keeps working on
+the hot reads until it expires; see docs/read-api.md.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
+from tradingsite.authentication import token_user_id
 from tradingsite.throttling import AuthIpThrottle, AuthUsernameThrottle
 
 app_name = "auth"
@@ -54,12 +58,8 @@ class ActiveUserTokenRefreshSerializer(TokenRefreshSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])  # signature, expiry, type and blacklist checks
-        user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
-        user = (
-            get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
-            if user_id is not None
-            else None
-        )
+        user_id = token_user_id(refresh.payload)
+        user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
 

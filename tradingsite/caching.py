@@ -2,37 +2,37 @@
 write-through warmer registry and the page cache decorator. All cache keys are built here (Zulip's
 ``*_cache_key`` discipline). Nothing here knows a domain: apps register what to warm.
 
-Two layers, both per user (SPEC §7):
+Two layers, both per user (docs/read-api.md, "Caching"):
 
 1. **Page** — :func:`page_cached` wraps a viewset handler in Django's ``cache_page(API_CACHE_TTL_S)``
    (5 s, fixed from the miss), so DRF has already authenticated and throttled the request when the
-   cache is consulted (PITFALLS §1.1), and varies on ``Accept``, ``Authorization`` and ``Cookie``.
+   cache is consulted on a miss, and varies on ``Accept``, ``Authorization`` and ``Cookie``.
    Only 200s are stored (Django's rule). The page TTL is what bounds the freshness of the endpoints
-   ("every endpoint shows a sync within 5 s").
+   ("every endpoint shows a sync within 5 s"). A hit with a bearer token is answered earlier, from
+   the same entry, by :class:`tradingsite.page_hit.PageHitMiddleware` after the same token checks.
 2. **Data** — :func:`cached_data` stores plain data (dicts, lists, strings; never model instances
    or querysets) under a key made of namespace, user id, the user's *generation* and the
    parameters. Every write to a user's data calls :func:`bump_and_warm_user` in
    ``transaction.on_commit``: one INCR invalidates every data key of that user at once (the old
    keys simply expire), then the registered hot reads are computed and stored under the new
    generation (write-through), so the next read of each hot endpoint is a data hit, not a
-   computation. No ``KEYS``, ``SCAN`` or ``delete_pattern`` anywhere on a request path (PITFALLS §2.4).
+   computation. No ``KEYS``, ``SCAN`` or ``delete_pattern`` anywhere on a request path.
 
-Why the data layer's TTL (``API_DATA_TTL_S``, default 60 s, jittered) is longer than the page's:
-freshness comes from the generation in the key, not from the TTL — a write bumps the generation
-before anyone can read the new data, so an entry is never served after the data it was computed
-from changed. Every time-dependent field (``as_of``, "stale" statuses, ages, 24-hour windows) is
-computed at read time from cached facts (see the selectors), so age alone does not make an entry
-wrong either. The TTL counts from the computation (a hit does not extend it): it bounds memory, and
-it bounds how long an entry can outlive a *lost* invalidation (an INCR that failed while Redis was
-unreachable) to one TTL. Active users are re-warmed by every sync, so their entries never expire;
-an idle user's first read after a TTL recomputes once. It must exceed the page TTL: the page layer
-shields the data layer, which is read at most once per page TTL per (user, endpoint) — with a data
-TTL ≤ the page TTL every page miss would also be a data miss (measured: 51.6 % hits with both at
-5 s). ``API_CACHE_TTL_S`` = 0 turns both layers off.
+The data layer's TTL (``API_DATA_TTL_S``, default 5 s, jittered to 80–100 %, never below the page
+TTL) counts from the computation (a hit does not extend it). Freshness comes from the generation in
+the key, not from the TTL — a write bumps the generation before anyone can read the new data, so an
+entry is never served after the data it was computed from changed; every time-dependent field
+(``as_of``, "stale" statuses, ages, 24-hour windows) is computed at read time from cached facts.
+The TTL bounds memory and how long an entry can outlive a *lost* invalidation. A bump that Redis
+does not take (unreachable, breaker open) is queued per process in :data:`pending_invalidations`
+and replayed as soon as Redis answers again, so a missed invalidation is not lost; only a process
+that dies with bumps queued leaves them to the TTL. Active users are re-warmed by every sync; the
+page layer shields the data layer, which is read at most once per page TTL per (user, endpoint).
+``API_CACHE_TTL_S`` = 0 turns both layers off.
 
 Concurrent misses on one key compute once: a per-process lock (threads) plus a short cross-process
-lease taken with ``cache.add`` (PITFALLS §3.2 technique 2). When the cache is unavailable every
-function degrades to computing from the database, and warming does nothing.
+lease taken with ``cache.add``. When the cache is unavailable every function degrades to computing
+from the database, and warming does nothing.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.cache import cache_page
 
 from tradingsite.observability import record_cache, record_compute, register_page_cached_view
+from tradingsite.page_hit import cache_page
 
 T = TypeVar("T")
 logger = logging.getLogger("tradingsite.cache")
@@ -102,15 +102,117 @@ def user_generation(user_id: int) -> int | None:
     return generation
 
 
-def bump_user_generation(user_id: int) -> None:
-    """Invalidate every data-layer entry of the user (one INCR). Call from ``transaction.on_commit``."""
+def _write_bump(user_id: int) -> bool:
+    """INCR the user's generation; True once Redis (or the in-process cache) has it, False when the
+    write failed (Redis unreachable or the breaker open: django-redis then returns None)."""
     key = generation_cache_key(user_id)
     try:
-        # With Redis down django-redis swallows the error and returns None: nothing to invalidate then,
-        # because nothing could be cached under this generation either.
-        cache.incr(key)
-    except ValueError:  # no counter yet: nothing of this user can be cached under it
-        cache.add(key, int(time.time() * 1000), timeout=GENERATION_TIMEOUT_S)
+        return cache.incr(key) is not None
+    except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
+        return cache.add(key, int(time.time() * 1000), timeout=GENERATION_TIMEOUT_S) is not None
+
+
+def bump_user_generation(user_id: int) -> None:
+    """Invalidate every data-layer entry of the user (one INCR). Call from ``transaction.on_commit``.
+
+    A bump that cannot be written (Redis down, breaker open) is not lost: the user is queued in
+    :data:`pending_invalidations`, which replays it as soon as Redis answers again.
+    """
+    if _write_bump(user_id):
+        pending_invalidations.discard(user_id)  # a later successful bump supersedes a queued one
+    else:
+        pending_invalidations.add(user_id)
+
+
+REPLAY_INTERVAL_S = 0.25
+
+
+class PendingInvalidations:
+    """The generation bumps of this process that Redis did not take, replayed when it answers again.
+
+    While Redis fails, nothing new can be cached, but entries written before the failure (data under
+    the old generation, pages) are still there when Redis comes back; without the bump a worker
+    would serve them until their TTL. A daemon thread (started on the first queued bump, ending
+    when the queue is empty) pings Redis every ``REPLAY_INTERVAL_S`` s past the circuit breaker,
+    and on the first answer closes this process's breaker and writes the queued bumps, so a missed
+    invalidation takes effect within about ``REPLAY_INTERVAL_S`` of Redis answering. Pages stored in
+    that interval from the old generation live at most the page TTL (5 s). Only a process that dies
+    with bumps queued loses them; then the data TTL (``API_DATA_TTL_S``, 5 s by default) bounds them.
+    Thread-safe; one instance per process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, user_id: int) -> None:
+        """Queue ``user_id``'s bump and make sure the replay thread runs."""
+        with self._lock:
+            self._users.add(int(user_id))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="cache-invalidation-replay", daemon=True)
+                self._thread.start()
+        logger.warning(
+            "cache invalidation queued: Redis did not take the generation bump",
+            extra={"event": "cache_invalidation_queued", "user": user_id},
+        )
+
+    def discard(self, user_id: int) -> None:
+        """Forget ``user_id``'s queued bump (a newer bump reached Redis)."""
+        if self._users:
+            with self._lock:
+                self._users.discard(int(user_id))
+
+    def users(self) -> set[int]:
+        """The user ids whose bumps are queued (a copy)."""
+        with self._lock:
+            return set(self._users)
+
+    def replay(self) -> int:
+        """Write every queued bump once; return how many are still queued (their write failed again)."""
+        for user_id in self.users():
+            if _write_bump(user_id):
+                self.discard(user_id)
+        with self._lock:
+            return len(self._users)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(REPLAY_INTERVAL_S)
+            with self._lock:
+                if not self._users:
+                    self._thread = None
+                    return
+            if not _redis_answers():
+                continue
+            try:
+                remaining = self.replay()
+            except Exception:  # never let the thread die with bumps queued
+                logger.warning("cache invalidation replay failed", exc_info=True)
+                continue
+            logger.warning(
+                "cache invalidations replayed", extra={"event": "cache_invalidation_replayed", "remaining": remaining}
+            )
+
+
+def _redis_answers() -> bool:
+    """Ping Redis past the circuit breaker; on an answer close the breaker (Redis is back). True for
+    a cache that is not Redis (it cannot fail)."""
+    client = getattr(cache, "client", None)
+    if client is None or not hasattr(client, "get_client"):
+        return True
+    try:
+        client.get_client(write=True).ping()
+    except Exception:
+        return False
+    from tradingsite.cache_backend import breaker
+
+    breaker.record_success()
+    return True
+
+
+pending_invalidations = PendingInvalidations()
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +263,7 @@ def data_ttl() -> float:
     page_ttl = settings.API_CACHE_TTL_S
     if page_ttl <= 0:
         return 0
-    return max(getattr(settings, "API_DATA_TTL_S", 60), page_ttl)
+    return max(getattr(settings, "API_DATA_TTL_S", 5), page_ttl)
 
 
 # True while :func:`warm_user_reads` runs: lookups are then not counted as request cache events.

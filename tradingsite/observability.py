@@ -91,6 +91,9 @@ def read_served_from(*, response: HttpResponse, state: RequestState) -> str:
 
 
 def _route_name(request: HttpRequest) -> str:
+    fast = request.__dict__.get("page_hit_view")  # answered by tradingsite.page_hit before URL resolution
+    if fast is not None:
+        return fast
     match = getattr(request, "resolver_match", None)
     if match is None:
         return "unresolved"
@@ -173,6 +176,11 @@ _PAGE_CACHED_VIEWS: set[str] = set()
 def register_page_cached_view(view_name: str) -> None:
     """Mark a route name as served through cache_page so its hits are counted."""
     _PAGE_CACHED_VIEWS.add(view_name)
+
+
+def page_cached_views() -> frozenset[str]:
+    """The route names registered with :func:`register_page_cached_view`."""
+    return frozenset(_PAGE_CACHED_VIEWS)
 
 
 class RequestContextFilter(logging.Filter):

@@ -78,19 +78,24 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tradingsite.observability.RequestContextMiddleware",
+    "tradingsite.middleware.LengthRequiredMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Response-only (adds X-Frame-Options), so its place does not matter to the rest; placed before the
+    # page-hit fast path so hits served there carry the header too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A page-cache hit of a hot read with a valid bearer token is answered here (tradingsite.page_hit).
+    "tradingsite.page_hit.PageHitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 if not DEBUG:
     # Serves admin and browsable-API static files in production (compressed, far-future cached);
     # in development runserver / live_server serve them through django.contrib.staticfiles.
-    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(3, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "tradingsite.urls"
 WSGI_APPLICATION = "tradingsite.wsgi.application"
@@ -98,7 +103,8 @@ WSGI_APPLICATION = "tradingsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project templates (admin overrides, the login-throttled page) win over the apps' own.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -118,7 +124,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
     # Fail fast instead of hanging a worker: connection attempts and statements are bounded.
     _pg_options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT_S", default=3))
-    _pg_options.setdefault("options", f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=10000)}")
+    # A lock wait beyond DB_LOCK_TIMEOUT_MS fails with SQLSTATE 55P03, answered 429 + Retry-After
+    # (tradingsite.api.exception_handler), so one user's blocked writes cannot hold every worker thread.
+    _pg_options.setdefault(
+        "options",
+        f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=10000)}"
+        f" -c lock_timeout={env.int('DB_LOCK_TIMEOUT_MS', default=3000)}",
+    )
     if env.bool("DB_POOL", default=False):
         # psycopg 3 pool (Django 5.1+): per process, sized to the gthread thread count; requires CONN_MAX_AGE=0.
         _pg_options["pool"] = {
@@ -145,8 +157,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ---------------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 API_CACHE_TTL_S = env.int("API_CACHE_TTL_S", default=5)
+# Serve page-cache hits of the hot reads before sessions, CSRF and DRF (tradingsite.page_hit).
+API_PAGE_FAST_PATH = env.bool("API_PAGE_FAST_PATH", default=True)
 # TTL of the selector data layer, from computation (generations keep it fresh; see tradingsite.caching).
-API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=60)
+API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=5)
 REDIS_SOCKET_TIMEOUT_S = env.float("REDIS_SOCKET_TIMEOUT_S", default=0.1)
 REDIS_BREAKER_COOLDOWN_S = env.float("REDIS_BREAKER_COOLDOWN_S", default=5.0)
 CACHE_KEY_PREFIX = f"ts:{RELEASE}"
@@ -190,6 +204,13 @@ else:
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "tradingsite.cache.ignored"
 
+# Syncs of one user processed at once (tradingsite.throttling.sync_slot); the rest are a 429 with Retry-After.
+SYNC_MAX_IN_FLIGHT = env.int("SYNC_MAX_IN_FLIGHT", default=2)
+SYNC_IN_FLIGHT_TTL_S = env.int("SYNC_IN_FLIGHT_TTL_S", default=60)  # a leaked slot frees itself after this
+SYNC_IN_FLIGHT_RETRY_AFTER_S = env.int("SYNC_IN_FLIGHT_RETRY_AFTER_S", default=1)
+# Retry-After of a request refused because a database lock wait passed DB_LOCK_TIMEOUT_MS.
+LOCK_TIMEOUT_RETRY_AFTER_S = env.int("LOCK_TIMEOUT_RETRY_AFTER_S", default=1)
+
 # Admin and browsable-API sessions live in the database, never only in Redis (PITFALLS §2.8).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
@@ -202,18 +223,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# DRF's /api-auth/login/ (and Django's LoginView) land on the API root, not /accounts/profile/.
+LOGIN_REDIRECT_URL = "api-root"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# A missing collectstatic degrades to unhashed names instead of a 500 (Dockerfile runs collectstatic).
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# A missing collectstatic degrades instead of a 500 (tradingsite.storage): pages link unhashed names and
+# whitenoise serves them from the apps' static/ directories (finders). The Dockerfile runs collectstatic.
 WHITENOISE_MANIFEST_STRICT = False
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "tradingsite.storage.ForgivingManifestStaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
@@ -242,8 +267,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=102
 # ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Stateless: the user comes from the token's claims, so an authenticated cache hit runs no SQL.
-        "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+        # Checks the user row (a deactivated user is refused). Only the three hot reads use the
+        # stateless class, by name (tradingsite.authentication.HOT_READ_AUTHENTICATION).
+        "tradingsite.authentication.DatabaseJWTAuthentication",
         # For the browsable API (DRF's login view); cached views also vary on Cookie.
         "rest_framework.authentication.SessionAuthentication",
     ],

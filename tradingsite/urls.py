@@ -1,6 +1,12 @@
-"""Project URLs: admin, the versioned API, schema and docs, probes and metrics."""
+"""Project URLs: admin, the versioned API, schema and docs, probes and metrics.
+
+The two password forms outside the API, ``/admin/login/`` and ``/api-auth/login/``, are routed to the
+same views as Django's and DRF's own, wrapped in the login throttle of ``auth/token/``
+(:func:`tradingsite.throttling.throttle_password_form`); they come before the includes, so they win.
+"""
 
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path, reverse
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -11,6 +17,7 @@ from rest_framework.response import Response
 
 from tradingsite.health import healthz, readyz
 from tradingsite.metrics import metrics_view
+from tradingsite.throttling import throttle_password_form
 
 handler400 = "tradingsite.api.bad_request"
 handler404 = "tradingsite.api.not_found"
@@ -60,10 +67,13 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/login/", throttle_password_form(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # DRF's own login route (rest_framework/urls.py), throttled; logout and the URL names come from the include.
+    path("api-auth/login/", throttle_password_form(LoginView.as_view(template_name="rest_framework/login.html"))),
     path("api-auth/", include("rest_framework.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

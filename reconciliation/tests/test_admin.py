@@ -15,8 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from positions.models import Position
-from reconciliation.admin import LargeTablePaginator, ReconciliationLogAdmin
+from reconciliation.admin import ReconciliationLogAdmin
 from reconciliation.models import ReconciliationLog
+from tradingsite.admin import LargeTablePaginator
 
 pytestmark = pytest.mark.django_db
 

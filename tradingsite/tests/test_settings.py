@@ -87,3 +87,32 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+STATIC_PROBE = """
+import django, json
+django.setup()
+from django.test import Client
+client, out = Client(), {}
+for path in ("/admin/login/", "/api/v1/", "/static/admin/css/base.css", "/static/rest_framework/css/default.css"):
+    response = client.get(path, HTTP_HOST="tradingsite.example.com", HTTP_ACCEPT="text/html", secure=True)
+    body = b"".join(response) if response.streaming else response.content
+    out[path] = {"status": response.status_code, "body": body.decode("utf-8", "replace")}
+print(json.dumps(out))
+"""
+
+
+def test_production_settings_without_collectstatic_serve_pages_and_static_files(tmp_path):
+    # given production settings and an empty STATIC_ROOT (collectstatic never ran)
+    result = run_with_env(STATIC_PROBE, **PRODUCTION, DJANGO_STATIC_ROOT=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    pages = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    # then the admin and the browsable API render (they were a 500: the manifest storage raised ValueError) ...
+    assert pages["/admin/login/"]["status"] == 200
+    assert pages["/api/v1/"]["status"] == 200
+    # ... linking the unhashed names, which whitenoise serves from the apps' static/ directories
+    assert 'href="/static/admin/css/base.css"' in pages["/admin/login/"]["body"]
+    assert pages["/static/admin/css/base.css"]["status"] == 200
+    assert "body" in pages["/static/admin/css/base.css"]["body"]  # the stylesheet itself
+    assert pages["/static/rest_framework/css/default.css"]["status"] == 200
+    assert "static file admin/" in result.stderr + result.stdout  # and it says so once in the log

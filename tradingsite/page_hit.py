@@ -1,0 +1,169 @@
+"""Serve a page-cache hit of the hot reads before sessions, CSRF, the auth middleware and DRF.
+
+:func:`tradingsite.caching.page_cached` stores the hot reads with Django's ``cache_page``; behind the
+whole middleware stack and DRF's dispatch a hit pays for sessions, CSRF, messages, content
+negotiation, DRF's request wrapping and two Redis round trips (``cache_page`` first reads the header
+list it learned for the URL, then the page). :class:`PageHitMiddleware` answers the same hit from
+the same store earlier, with one round trip, when — and only when — the request is one that
+``cache_page`` behind DRF would have answered from that entry anyway:
+
+* ``GET`` of a route registered with ``page_cached`` whose view authenticates with SimpleJWT's
+  stateless JWT authentication (or a subclass) and otherwise only sessions, has no throttles and
+  requires only ``IsAuthenticated`` (checked once per view class; anything else keeps the full path);
+* no ``Cookie`` (session requests keep the full path) and an ``Accept`` that does not ask for HTML
+  (the browsable API keeps the full path);
+* an ``Authorization: Bearer`` token that the view's own authentication class accepts — SimpleJWT's
+  signature (with the configured algorithm only, so ``alg: none`` fails), expiry and token type
+  checks, and the user-id claim — run exactly as DRF would run them;
+* one ``MGET`` of the URL's learned header list and of the page under the key ``cache_page``
+  computes for the documented ``Vary`` (Accept, Authorization, Cookie): the page is served only if
+  the learned list is exactly that, so the key is the one ``cache_page`` itself would read.
+
+Otherwise the request continues down the stack unchanged: a missing, forged, expired or refresh
+token reaches DRF, which answers 401 as before, and a miss is computed and stored by ``cache_page``.
+The page key contains the full URL (query string included) and the Authorization value, so one
+user's page is never another's. ``API_PAGE_FAST_PATH`` = false turns this middleware off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
+from django.middleware.cache import CacheMiddleware
+from django.urls import NoReverseMatch, get_resolver, resolve, reverse
+from django.utils.cache import _generate_cache_header_key, _generate_cache_key, get_max_age
+from django.utils.decorators import decorator_from_middleware_with_args
+from django.utils.http import parse_http_date_safe
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import IsAuthenticated
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
+
+from tradingsite.observability import page_cached_views
+
+# The header list cache_page learns from ``Vary: Accept, Authorization, Cookie`` (PAGE_VARY_HEADERS in
+# tradingsite.caching), in the form django.utils.cache.learn_cache_key stores it: upper-cased, sorted.
+LEARNED_HEADERS = ["HTTP_ACCEPT", "HTTP_AUTHORIZATION", "HTTP_COOKIE"]
+
+
+def fast_path_authenticator(view_class: type) -> type[JWTStatelessUserAuthentication] | None:
+    """Return the view's stateless JWT authentication class if a page hit of this view may be served
+    before DRF, else None.
+
+    Allowed: authentication by a ``JWTStatelessUserAuthentication`` (sub)class first, otherwise only
+    ``SessionAuthentication`` (its requests carry a cookie and keep the full path); no throttles;
+    no permission beyond ``IsAuthenticated``. Anything else — a database-checked JWT class, a
+    throttle, an extra permission — must run on every request, so the view keeps the full path.
+    """
+    authenticators = list(getattr(view_class, "authentication_classes", ()))
+    if not authenticators or not issubclass(authenticators[0], JWTStatelessUserAuthentication):
+        return None
+    if any(not issubclass(cls, SessionAuthentication) for cls in authenticators[1:]):
+        return None
+    if list(getattr(view_class, "throttle_classes", ())):
+        return None
+    if any(permission is not IsAuthenticated for permission in getattr(view_class, "permission_classes", ())):
+        return None
+    return authenticators[0]
+
+
+class PageHitMiddleware:
+    """Answer a ``cache_page`` hit of a hot read with one Redis round trip, before the session,
+    CSRF and authentication middleware and DRF (see the module docstring for when it applies).
+
+    Place it after the middleware whose response headers every answer needs (security headers,
+    ``X-Frame-Options``) and before ``SessionMiddleware``. On a hit the request gets ``user`` (the
+    token user, as DRF sets it) and ``page_hit_view`` (the route name) for the access log.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._routes: dict[str, tuple[str, Any]] | None = None  # path → (route name, authenticator)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self._hit(request) if request.method == "GET" else None
+        if response is None:
+            return self.get_response(request)
+        return response
+
+    def _routes_by_path(self) -> dict[str, tuple[str, Any]]:
+        if self._routes is None:
+            routes = {}
+            _ = get_resolver().url_patterns  # import the URLconf, hence the views that register with page_cached
+            for name in sorted(page_cached_views()):
+                try:
+                    path = reverse(name)
+                except NoReverseMatch:
+                    continue
+                view_class = getattr(resolve(path).func, "view_class", None)
+                authenticator = fast_path_authenticator(view_class) if view_class else None
+                if authenticator is not None:
+                    routes[path] = (name, authenticator())
+            self._routes = routes
+        return self._routes
+
+    def _hit(self, request: HttpRequest) -> HttpResponse | None:
+        if not getattr(settings, "API_PAGE_FAST_PATH", True) or settings.API_CACHE_TTL_S <= 0:
+            return None
+        route = self._routes_by_path().get(request.path_info)
+        meta = request.META
+        if route is None or meta.get("HTTP_COOKIE") or "html" in meta.get("HTTP_ACCEPT", ""):
+            return None
+        view_name, authenticator = route
+        try:
+            authenticated = authenticator.authenticate(request)
+        except (APIException, TokenError):
+            return None  # DRF answers it (401) exactly as without this middleware
+        if authenticated is None:
+            return None
+        cache = caches[settings.CACHE_MIDDLEWARE_ALIAS]
+        prefix = settings.CACHE_MIDDLEWARE_KEY_PREFIX
+        header_key = _generate_cache_header_key(prefix, request)
+        page_key = _generate_cache_key(request, "GET", LEARNED_HEADERS, prefix)
+        found = cache.get_many([header_key, page_key])
+        response = found.get(page_key)
+        learned = found.get(header_key)
+        if response is None:
+            # cache_page would read the same two keys and miss too: let it skip its own lookup.
+            request.page_cache_missed = learned is None or learned == LEARNED_HEADERS
+            return None
+        if learned != LEARNED_HEADERS:
+            return None
+        _set_age(response)
+        if not response.has_header("Content-Length"):  # as CommonMiddleware sets it on the full path
+            response["Content-Length"] = str(len(response.content))
+        request.user = authenticated[0]
+        request.page_hit_view = view_name
+        return response
+
+
+class PageCacheMiddleware(CacheMiddleware):
+    """Django's ``CacheMiddleware`` (what ``cache_page`` applies: same keys, same storage rules) that
+    skips its lookup when :class:`PageHitMiddleware` has just read the same keys and found no page
+    (``request.page_cache_missed``), so a page miss costs one round trip less."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if getattr(request, "page_cache_missed", False) and request.method == "GET":
+            request._cache_update_cache = True
+            return None
+        return super().process_request(request)
+
+
+def cache_page(timeout: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``django.views.decorators.cache.cache_page(timeout)`` built on :class:`PageCacheMiddleware`."""
+    return decorator_from_middleware_with_args(PageCacheMiddleware)(page_timeout=timeout)
+
+
+def _set_age(response: HttpResponse) -> None:
+    """Set ``Age`` as ``FetchFromCacheMiddleware`` does on a hit (Django 5.2): max-age minus the
+    seconds left until ``Expires``, never negative."""
+    max_age = get_max_age(response)
+    expires = parse_http_date_safe(response.get("Expires", ""))
+    if max_age is not None and expires is not None:
+        response["Age"] = max(0, max_age - (expires - int(time.time())))
