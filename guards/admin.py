@@ -24,21 +24,21 @@ from tradingsite.admin import LargeTablePaginator, ReadOnlyModelAdmin
 RESET_PERMISSION = "guards.change_guardstate"
 
 
-def reset_peak_equity_for(request: HttpRequest, user_ids: Iterable[int]) -> tuple[int, list[str]]:
-    """Reset the peak equity of each user through :func:`guards.services.peak_equity_reset`.
+def reset_peak_equity_for(request: HttpRequest, account_ids: Iterable[int]) -> tuple[int, list[str]]:
+    """Reset the peak equity of each account through :func:`guards.services.peak_equity_reset`.
 
-    ``actor`` is ``"admin:<operator username>"`` so the ``guard`` log row says who did it. Users are
-    processed in id order, each in the service's own transaction. Returns (number reset, error
-    messages); a user the service refuses (e.g. no equity seen yet) is reported, not raised.
+    ``actor`` is ``"admin:<operator username>"`` so the ``guard`` log row says who did it. Accounts
+    are processed in id order, each in the service's own transaction. Returns (number reset, error
+    messages); an account the service refuses (e.g. no equity seen yet) is reported, not raised.
     """
     actor = f"admin:{request.user.get_username()}"
     done, errors = 0, []
-    for user_id in sorted(set(user_ids)):
+    for account_id in sorted(set(account_ids)):
         try:
-            services.peak_equity_reset(user_id=user_id, actor=actor)
+            services.peak_equity_reset(account_id=account_id, actor=actor)
         except (ValidationError, ObjectDoesNotExist) as exc:
             detail = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            errors.append(f"user {user_id}: {detail or 'nothing to reset'}")
+            errors.append(f"account {account_id}: {detail or 'nothing to reset'}")
         else:
             done += 1
     return done, errors
@@ -54,27 +54,27 @@ class ResetPeakEquityMixin:
         description="Reset peak equity to current equity (writes a guard log row)", permissions=["reset_peak"]
     )
     def reset_peak_equity(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done, errors = reset_peak_equity_for(request, queryset.values_list("user_id", flat=True))
+        done, errors = reset_peak_equity_for(request, queryset.values_list("account_id", flat=True))
         if done:
-            self.message_user(request, f"Peak equity reset for {done} user(s).", messages.SUCCESS)
+            self.message_user(request, f"Peak equity reset for {done} account(s).", messages.SUCCESS)
         for error in errors:
             self.message_user(request, f"Peak equity not reset for {error}", messages.ERROR)
 
 
 @admin.register(GuardConfig)
 class GuardConfigAdmin(ResetPeakEquityMixin, admin.ModelAdmin):
-    """Per-user thresholds, editable. Validation = the API's: 0 < warning < critical ≤ 100, drawdown ≥ 1."""
+    """Per-account thresholds, editable. Validation = the API's: 0 < warning < critical ≤ 100, drawdown ≥ 1."""
 
-    list_display = ("user", *CONFIG_FIELDS, "updated_at")
-    list_select_related = ("user",)
+    list_display = ("user", "account", *CONFIG_FIELDS, "updated_at")
+    list_select_related = ("user", "account")
     search_fields = ("=user__username",)
-    raw_id_fields = ("user",)
-    readonly_fields = ("updated_at",)
+    raw_id_fields = ("account",)
+    readonly_fields = ("user", "updated_at")
     actions = ("reset_peak_equity",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: GuardConfig | None = None) -> tuple[str, ...]:
-        # A config belongs to one user for life: the user is chosen on add only.
-        return ("user", "updated_at") if obj is not None else ("updated_at",)
+        # A config belongs to one account for life: the account is chosen on add only, the user follows it.
+        return ("user", "account", "updated_at") if obj is not None else ("user", "updated_at")
 
     def save_model(self, request: HttpRequest, obj: GuardConfig, form, change: bool) -> None:
         """Save through :func:`guards.services.guard_config_update`, as ``PATCH guards/config/`` does.
@@ -84,19 +84,19 @@ class GuardConfigAdmin(ResetPeakEquityMixin, admin.ModelAdmin):
         bumps the user's cache generation so ``guards/status/`` shows the new thresholds at once.
         """
         fields = {name: form.cleaned_data[name] for name in CONFIG_FIELDS if name in form.cleaned_data}
-        saved = services.guard_config_update(user_id=obj.user_id, **fields)
+        saved = services.guard_config_update(user_id=obj.account.user_id, account_id=obj.account_id, **fields)
         obj.pk, obj.updated_at = saved.pk, saved.updated_at
         obj._state.adding = False
 
 
 @admin.register(GuardState)
 class GuardStateAdmin(ResetPeakEquityMixin, ReadOnlyModelAdmin):
-    """Each user's persistent peak equity; changed only by syncs and the reset action."""
+    """Each account's persistent peak equity; changed only by syncs and the reset action."""
 
-    list_display = ("user", "peak_equity", "peak_equity_at", "peak_reset_at", "updated_at")
-    list_select_related = ("user",)
+    list_display = ("user", "account", "peak_equity", "peak_equity_at", "peak_reset_at", "updated_at")
+    list_select_related = ("user", "account")
     search_fields = ("=user__username",)
-    raw_id_fields = ("user",)
+    raw_id_fields = ("user", "account")
     actions = ("reset_peak_equity",)
 
 

@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from positions.models import MONEY, PRICE
+from accounts.fields import MoneyField
+from positions.models import PRICE
 
 PCT = {"max_digits": 7, "decimal_places": 4}
 THRESHOLD = {"max_digits": 6, "decimal_places": 3}
@@ -47,10 +48,11 @@ class GuardConfig(models.Model):
     fraction such as 0.15 is never taken for 15 %.
     """
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guard_config")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guard_configs")
+    account = models.OneToOneField("accounts.Account", on_delete=models.CASCADE, related_name="guard_config")
     drawdown_warning_pct = models.DecimalField(**THRESHOLD, default=Decimal("15"))
     drawdown_critical_pct = models.DecimalField(**THRESHOLD, default=Decimal("20"))
-    min_equity = models.DecimalField(**MONEY, default=Decimal("100"), help_text="Below it the level is critical.")
+    min_equity = MoneyField(default=Decimal("100"), help_text="Below it the level is critical.")
     gap_warning_pct = models.DecimalField(**THRESHOLD, default=Decimal("5"))
     gap_critical_pct = models.DecimalField(**THRESHOLD, default=Decimal("10"))
     spread_warning_pct = models.DecimalField(**THRESHOLD, default=Decimal("0.5"))
@@ -128,8 +130,9 @@ class GuardState(models.Model):
     it to the current equity through ``guards.services``.
     """
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guard_state")
-    peak_equity = models.DecimalField(**MONEY)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guard_states")
+    account = models.OneToOneField("accounts.Account", on_delete=models.CASCADE, related_name="guard_state")
+    peak_equity = MoneyField()
     peak_equity_at = models.DateTimeField()
     peak_reset_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -149,15 +152,18 @@ class EquitySnapshot(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="equity_snapshots", db_index=False
     )
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="equity_snapshots", db_index=False
+    )
     sync_id = models.UUIDField()
     broker_time = models.DateTimeField()
     login = models.BigIntegerField(null=True, blank=True, help_text="MT5 account number.")
     currency = models.CharField(max_length=8)
-    balance = models.DecimalField(**MONEY)
-    equity = models.DecimalField(**MONEY)
-    margin = models.DecimalField(**MONEY, default=Decimal("0"))
-    margin_free = models.DecimalField(**MONEY, default=Decimal("0"))
-    peak_equity = models.DecimalField(**MONEY)
+    balance = MoneyField()
+    equity = MoneyField()
+    margin = MoneyField(default=Decimal("0"))
+    margin_free = MoneyField(default=Decimal("0"))
+    peak_equity = MoneyField()
     drawdown_pct = models.DecimalField(**PCT, help_text="(peak − equity) / peak × 100.")
     drawdown_level = models.CharField(max_length=8, choices=Level.choices, default=Level.OK)
     open_positions = models.PositiveIntegerField(default=0)
@@ -166,10 +172,10 @@ class EquitySnapshot(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "sync_id"], name="%(app_label)s_%(class)s_unique_user_sync"),
+            models.UniqueConstraint(fields=["account", "sync_id"], name="%(app_label)s_%(class)s_unique_account_sync"),
             models.CheckConstraint(condition=Q(peak_equity__gte=0), name="%(app_label)s_%(class)s_peak_gte_0"),
         ]
-        indexes = [models.Index(fields=["user", "created_at", "id"], name="equity_user_created")]
+        indexes = [models.Index(fields=["user", "account", "created_at", "id"], name="equity_account_created")]
 
     def __str__(self) -> str:
         return f"{self.broker_time:%Y-%m-%d %H:%M:%S} equity {self.equity} {self.currency}"
@@ -205,20 +211,25 @@ class DrawdownAlert(AlertBase):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drawdown_alerts", db_index=False
     )
-    equity = models.DecimalField(**MONEY)
-    peak_equity = models.DecimalField(**MONEY)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="drawdown_alerts", db_index=False
+    )
+    equity = MoneyField()
+    peak_equity = MoneyField()
     below_min_equity = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user"], condition=Q(resolved_at__isnull=True), name="%(app_label)s_%(class)s_one_open_per_user"
+                fields=["account"],
+                condition=Q(resolved_at__isnull=True),
+                name="%(app_label)s_%(class)s_one_open_per_account",
             ),
         ]
         indexes = [
-            models.Index(fields=["user", "created_at", "id"], name="ddalert_user_created"),
-            models.Index(fields=["user", "resolved_at"], name="ddalert_user_resolved"),
+            models.Index(fields=["user", "account", "created_at", "id"], name="ddalert_account_created"),
+            models.Index(fields=["user", "account", "resolved_at"], name="ddalert_account_resolved"),
         ]
 
     def __str__(self) -> str:
@@ -236,6 +247,9 @@ class MarketAlert(AlertBase):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="market_alerts", db_index=False
     )
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="market_alerts", db_index=False
+    )
     symbol = models.CharField(max_length=32)
     condition = models.CharField(max_length=12, choices=Condition.choices)
     bid = models.DecimalField(**PRICE, null=True, blank=True)
@@ -250,14 +264,14 @@ class MarketAlert(AlertBase):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "symbol", "condition"],
+                fields=["account", "symbol", "condition"],
                 condition=Q(resolved_at__isnull=True),
                 name="%(app_label)s_%(class)s_one_open_per_symbol_condition",
             ),
         ]
         indexes = [
-            models.Index(fields=["user", "created_at", "id"], name="mktalert_user_created"),
-            models.Index(fields=["user", "resolved_at", "symbol"], name="mktalert_user_resolved"),
+            models.Index(fields=["user", "account", "created_at", "id"], name="mktalert_account_created"),
+            models.Index(fields=["user", "account", "resolved_at", "symbol"], name="mktalert_account_resolved"),
         ]
 
     def __str__(self) -> str:

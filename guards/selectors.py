@@ -1,4 +1,5 @@
-"""guards selectors: reads of thresholds, equity and alerts, scoped to one user (keyword-only, ``user_id`` first).
+"""guards selectors: reads of thresholds, equity and alerts, scoped to one user and one of its accounts
+(keyword-only, ``user_id`` first, then ``account_id``; None = every account of the user).
 
 :func:`guard_status` is a hot read (``GET guards/status/``): it keeps plain, picklable facts in
 the per-user data cache (SPEC §7) and derives ``system_status`` at read time. It never recomputes a
@@ -13,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.selectors import account_ids
 from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
 from positions.models import Position
 from tradingsite.caching import cached_data
@@ -20,26 +22,36 @@ from tradingsite.caching import cached_data
 GUARD_STATUS_NAMESPACE = "guards.status"
 
 
-def guard_thresholds(*, user_id: int) -> dict[str, Any]:
-    """Return the user's thresholds (``CONFIG_FIELDS`` → value), the model defaults when no config exists yet.
+def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None) -> QuerySet:
+    queryset = queryset.filter(user_id=user_id)
+    return queryset if account_id is None else queryset.filter(account_id=account_id)
+
+
+def guard_thresholds(*, user_id: int, account_id: int | None) -> dict[str, Any]:
+    """Return the account's thresholds (``CONFIG_FIELDS`` → value), the model defaults when no config exists yet.
 
     Percentages 0–100, ``min_equity`` in the account currency, staleness in seconds (SPEC §1). A read:
     it never creates the config row (``guards.services`` does, on first write or ``GET guards/config/``).
     """
-    values = GuardConfig.objects.filter(user_id=user_id).values(*CONFIG_FIELDS).first()
+    values = (
+        GuardConfig.objects.filter(user_id=user_id, account_id=account_id).values(*CONFIG_FIELDS).first()
+        if account_id is not None
+        else None
+    )
     if values is not None:
         return values
     return {name: GuardConfig._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
 
 
-def equity_snapshot_list(*, user_id: int) -> QuerySet[EquitySnapshot]:
-    """Return the user's equity snapshots, newest first."""
-    return EquitySnapshot.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+def equity_snapshot_list(*, user_id: int, account_id: int | None) -> QuerySet[EquitySnapshot]:
+    """Return the account's equity snapshots, newest first."""
+    return _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
 
 
 def drawdown_alert_list(
     *,
     user_id: int,
+    account_id: int | None = None,
     level: str | None = None,
     is_open: bool | None = None,
     created_after: datetime | None = None,
@@ -47,7 +59,7 @@ def drawdown_alert_list(
 ) -> QuerySet[DrawdownAlert]:
     """Return the user's drawdown episodes, newest first, optionally by current level, open/resolved and
     creation time (``created_after`` inclusive, ``created_before`` exclusive)."""
-    alerts = DrawdownAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    alerts = _scoped(DrawdownAlert.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
     return _filter_alerts(
         alerts, level=level, is_open=is_open, created_after=created_after, created_before=created_before
     )
@@ -56,6 +68,7 @@ def drawdown_alert_list(
 def market_alert_list(
     *,
     user_id: int,
+    account_id: int | None = None,
     level: str | None = None,
     is_open: bool | None = None,
     symbol: str | None = None,
@@ -65,7 +78,7 @@ def market_alert_list(
 ) -> QuerySet[MarketAlert]:
     """Return the user's market episodes (gap, spread, stale quote), newest first, optionally by level,
     open/resolved, symbol (case-insensitive), condition and creation time."""
-    alerts = MarketAlert.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    alerts = _scoped(MarketAlert.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
     if symbol:
         alerts = alerts.filter(symbol=symbol.strip().upper())
     if condition:
@@ -87,7 +100,7 @@ def _filter_alerts(alerts: QuerySet, *, level, is_open, created_after, created_b
     return alerts
 
 
-def guard_status(*, user_id: int) -> dict[str, Any]:
+def guard_status(*, user_id: int, account_id: int | None) -> dict[str, Any]:
     """Return the user's guard state (SPEC §6 ``guards/status/``) through the data cache.
 
     Shape (Decimals unrounded, percentages 0–100, money in the account currency)::
@@ -113,21 +126,25 @@ def guard_status(*, user_id: int) -> dict[str, Any]:
     facts = cached_data(
         GUARD_STATUS_NAMESPACE,
         user_id=user_id,
-        compute=lambda: compute_guard_facts(user_id=user_id),
+        params={"account": account_id},
+        compute=lambda: compute_guard_facts(user_id=user_id, account_id=account_id),
         view="guards:status",
     )
     return render_guard_status(facts, now=now)
 
 
 def warm_guard_status(user_id: int) -> None:
-    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the guard facts."""
-    guard_status(user_id=user_id)
+    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the guard facts of
+    each of the user's accounts."""
+    for account_id in account_ids(user_id=user_id):
+        guard_status(user_id=user_id, account_id=account_id)
 
 
-def compute_guard_status(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+def compute_guard_status(*, user_id: int, account_id: int | None, now: datetime | None = None) -> dict[str, Any]:
     """Compute :func:`guard_status` from the database at ``now`` (no cache of its own):
     :func:`compute_guard_facts` rendered by :func:`render_guard_status`."""
-    return render_guard_status(compute_guard_facts(user_id=user_id), now=now or timezone.now())
+    facts = compute_guard_facts(user_id=user_id, account_id=account_id)
+    return render_guard_status(facts, now=now or timezone.now())
 
 
 def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
@@ -155,7 +172,7 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
     }
 
 
-def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
+def compute_guard_facts(*, user_id: int, account_id: int | None) -> dict[str, Any]:
     """The time-independent facts behind the guard status, from the database: 3 queries, +1 with a
     drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
 
@@ -164,13 +181,13 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
     (the user's threshold, used by :func:`render_guard_status`).
     """
     snapshot = (
-        equity_snapshot_list(user_id=user_id)
+        equity_snapshot_list(user_id=user_id, account_id=account_id)
         .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
         .first()
     )
-    thresholds = guard_thresholds(user_id=user_id)
+    thresholds = guard_thresholds(user_id=user_id, account_id=account_id)
     alerts = list(
-        market_alert_list(user_id=user_id, is_open=True)
+        market_alert_list(user_id=user_id, account_id=account_id, is_open=True)
         .order_by("symbol", "condition")
         .values(
             "symbol", "condition", "level", "value_pct", "threshold_pct", "bid", "ask", "reference_price", "opened_at"
@@ -179,7 +196,8 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
     held: set[str] = set()
     if any(alert["level"] == Level.CRITICAL for alert in alerts):
         held = set(
-            Position.objects.filter(user_id=user_id, status=Position.Status.OPEN)
+            _scoped(Position.objects, user_id=user_id, account_id=account_id)
+            .filter(status=Position.Status.OPEN)
             .values_list("symbol", flat=True)
             .distinct()
         )
@@ -211,7 +229,7 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
             "warning_pct": thresholds["drawdown_warning_pct"],
             "critical_pct": thresholds["drawdown_critical_pct"],
             "should_close_all": snapshot["drawdown_level"] == Level.CRITICAL,
-            "since": _drawdown_since(user_id=user_id, level=snapshot["drawdown_level"]),
+            "since": _drawdown_since(user_id=user_id, account_id=account_id, level=snapshot["drawdown_level"]),
         }
 
     return {
@@ -224,10 +242,14 @@ def compute_guard_facts(*, user_id: int) -> dict[str, Any]:
     }
 
 
-def _drawdown_since(*, user_id: int, level: str) -> datetime | None:
+def _drawdown_since(*, user_id: int, account_id: int | None, level: str) -> datetime | None:
     """When the current drawdown level began: the open episode's escalation (critical) or opening
     (warning); at ``ok``, when the last episode resolved; None when there never was one (1 query)."""
-    latest = drawdown_alert_list(user_id=user_id).values("opened_at", "escalated_at", "resolved_at").first()
+    latest = (
+        drawdown_alert_list(user_id=user_id, account_id=account_id)
+        .values("opened_at", "escalated_at", "resolved_at")
+        .first()
+    )
     if latest is None:
         return None
     if latest["resolved_at"] is None and level != Level.OK:

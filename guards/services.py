@@ -14,11 +14,12 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import Account
+from accounts.services import account_lock
 from guards.models import (
     CONFIG_FIELDS,
     LEVEL_RANK,
@@ -50,15 +51,25 @@ def _s(value: Any) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------
-def guard_config_get_or_create(*, user_id: int) -> GuardConfig:
-    """Return the user's guard thresholds, creating them with SPEC §1 defaults on first use."""
-    config, _ = GuardConfig.objects.get_or_create(user_id=user_id)
-    return config
+def guard_config_get_or_create(*, user_id: int, account_id: int) -> GuardConfig:
+    """Return the account's guard thresholds, creating them with the model's defaults on first use.
+
+    A concurrent first use is absorbed (the one-config-per-account constraint fails inside a
+    savepoint and the existing row is read).
+    """
+    config = GuardConfig.objects.filter(user_id=user_id, account_id=account_id).first()
+    if config is not None:
+        return config
+    try:
+        with transaction.atomic():
+            return GuardConfig.objects.create(user_id=user_id, account_id=account_id)
+    except IntegrityError:
+        return GuardConfig.objects.get(user_id=user_id, account_id=account_id)
 
 
 @transaction.atomic
-def guard_config_update(*, user_id: int, **fields: Any) -> GuardConfig:
-    """Update some of the user's thresholds (names in ``CONFIG_FIELDS``) after ``full_clean``.
+def guard_config_update(*, user_id: int, account_id: int, **fields: Any) -> GuardConfig:
+    """Update some of the account's thresholds (names in ``CONFIG_FIELDS``) after ``full_clean``.
 
     Raises ``ValidationError`` with field errors (→ 400, nothing written) on an unknown field or
     when ``GuardConfig.clean`` rejects the result (0 < warning < critical ≤ 100; drawdown ≥ 1).
@@ -67,11 +78,11 @@ def guard_config_update(*, user_id: int, **fields: Any) -> GuardConfig:
     unknown = sorted(set(fields) - set(CONFIG_FIELDS))
     if unknown:
         raise ValidationError({name: "Unknown or read-only field." for name in unknown})
-    guard_config_get_or_create(user_id=user_id)
-    config = GuardConfig.objects.select_for_update().get(user_id=user_id)
+    guard_config_get_or_create(user_id=user_id, account_id=account_id)
+    config = GuardConfig.objects.select_for_update().get(user_id=user_id, account_id=account_id)
     for name, value in fields.items():
         setattr(config, name, value)
-    config.full_clean(exclude=["user"])
+    config.full_clean(exclude=["user", "account"])
     config.save(update_fields=[*fields, "updated_at"])
     transaction.on_commit(lambda: bump_and_warm_user(user_id))
     return config
@@ -237,8 +248,11 @@ class GuardSession:
     False (the previous sync's summary shows none) skips reading the open alerts.
     """
 
-    def __init__(self, *, user_id: int, config: GuardConfig, state: GuardState | None, alerts_may_be_open: bool):
+    def __init__(
+        self, *, user_id: int, account_id: int, config: GuardConfig, state: GuardState | None, alerts_may_be_open: bool
+    ):
         self.user_id = user_id
+        self.account_id = account_id
         self.config = config
         self.state = state
         self.state_dirty = False
@@ -248,9 +262,12 @@ class GuardSession:
         self.changed_alerts: dict[int, DrawdownAlert | MarketAlert] = {}
         self.transitions: list[tuple[str, str, str]] = []
         if alerts_may_be_open:
-            self.drawdown_alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+            self.drawdown_alert = DrawdownAlert.objects.filter(
+                user_id=user_id, account_id=account_id, resolved_at__isnull=True
+            ).first()
             self.market_alerts = {
-                (a.symbol, a.condition): a for a in MarketAlert.objects.filter(user_id=user_id, resolved_at=None)
+                (a.symbol, a.condition): a
+                for a in MarketAlert.objects.filter(user_id=user_id, account_id=account_id, resolved_at=None)
             }
 
     def _changed(self, alert: DrawdownAlert | MarketAlert) -> None:
@@ -300,7 +317,12 @@ class GuardSession:
         config, user_id = self.config, self.user_id
         balance, equity = account["balance"], account["equity"]
         if self.state is None:
-            self.state = GuardState(user_id=user_id, peak_equity=max(balance, equity), peak_equity_at=broker_time)
+            self.state = GuardState(
+                user_id=user_id,
+                account_id=self.account_id,
+                peak_equity=max(balance, equity),
+                peak_equity_at=broker_time,
+            )
             self.state_dirty = True
         elif equity > self.state.peak_equity:
             self.state.peak_equity, self.state.peak_equity_at = equity, broker_time
@@ -312,6 +334,7 @@ class GuardSession:
         self.snapshots.append(
             EquitySnapshot(
                 user_id=user_id,
+                account_id=self.account_id,
                 sync_id=sync_id,
                 broker_time=broker_time,
                 login=account.get("login"),
@@ -332,6 +355,7 @@ class GuardSession:
         if level != Level.OK and alert is None:
             alert = DrawdownAlert(
                 user_id=user_id,
+                account_id=self.account_id,
                 level=level,
                 max_level=level,
                 value_pct=pct,
@@ -415,6 +439,7 @@ class GuardSession:
                 if m.level != Level.OK and alert is None:
                     alert = MarketAlert(
                         user_id=self.user_id,
+                        account_id=self.account_id,
                         symbol=symbol,
                         condition=condition,
                         level=m.level,
@@ -537,27 +562,28 @@ def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> Non
 # Peak reset (admin action)
 # --------------------------------------------------------------------------------------------
 @transaction.atomic
-def peak_equity_reset(*, user_id: int, actor: str) -> GuardState:
-    """Set the user's peak equity to the latest equity (the admin's "reset peak equity", SPEC §5, §8).
+def peak_equity_reset(*, account_id: int, actor: str) -> GuardState:
+    """Set the account's peak equity to the latest equity (the admin's "reset peak equity", SPEC §5, §8).
 
     The drawdown becomes 0 %: an open drawdown alert is resolved, unless the equity is below
     ``min_equity`` (still critical), in which case it stays open at that level. Writes a
     ReconciliationLog ``guard`` row naming ``actor`` with the old and new peak; bumps the user's
     cache generation after commit. Raises ``ValidationError`` before the user's first sync.
     """
-    get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True).first()
-    snapshot = EquitySnapshot.objects.filter(user_id=user_id).order_by("-created_at", "-id").first()
-    state = GuardState.objects.filter(user_id=user_id).first()
+    account = account_lock(Account(pk=account_id))
+    user_id = account.user_id
+    snapshot = EquitySnapshot.objects.filter(account_id=account_id).order_by("-created_at", "-id").first()
+    state = GuardState.objects.filter(account_id=account_id).first()
     if snapshot is None or state is None:
         raise ValidationError({"peak_equity": "No equity snapshot yet: nothing to reset before the first sync."})
-    config = guard_config_get_or_create(user_id=user_id)
+    config = guard_config_get_or_create(user_id=user_id, account_id=account_id)
     now = timezone.now()
     old_peak, new_peak = state.peak_equity, max(snapshot.equity, Decimal("0"))
     state.peak_equity, state.peak_equity_at, state.peak_reset_at = new_peak, now, now
     state.save(update_fields=["peak_equity", "peak_equity_at", "peak_reset_at", "updated_at"])
     pct = _pct(drawdown_pct(peak=new_peak, equity=snapshot.equity))
     level = drawdown_level(pct=pct, equity=snapshot.equity, config=config)
-    alert = DrawdownAlert.objects.filter(user_id=user_id, resolved_at__isnull=True).first()
+    alert = DrawdownAlert.objects.filter(account_id=account_id, resolved_at__isnull=True).first()
     transition = None
     if alert is not None and level == Level.OK:
         alert.resolved_at, alert.value_pct, alert.peak_equity = now, pct, new_peak
@@ -569,6 +595,7 @@ def peak_equity_reset(*, user_id: int, actor: str) -> GuardState:
         alert.save()
     ReconciliationLog.objects.create(
         user_id=user_id,
+        account_id=account_id,
         event_type=ReconciliationLog.EventType.GUARD,
         status=ReconciliationLog.Status.SUCCESS,
         message=f"peak equity reset by {actor}: {old_peak} → {new_peak}",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from guards.models import DrawdownAlert, MarketAlert
 from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
 from guards.serializers import (
@@ -25,7 +27,7 @@ from tradingsite.caching import page_cached
 ALERT_SERIALIZERS = {"drawdown": DrawdownAlertSerializer, "market": MarketAlertSerializer}
 
 
-class GuardStatusView(UserScopedAPIView):
+class GuardStatusView(AccountScopedMixin, UserScopedAPIView):
     """``GET guards/status/``: the guard levels the last sync stored (SPEC §5, §6); never recomputed here.
 
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
@@ -34,13 +36,14 @@ class GuardStatusView(UserScopedAPIView):
 
     authentication_classes = HOT_READ_AUTHENTICATION
 
-    @extend_schema(responses=GuardStatusOutputSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardStatusOutputSerializer)
     @page_cached("guards:status")
     def get(self, request: Request) -> Response:
-        return Response(GuardStatusOutputSerializer(guard_status(user_id=self.user_id)).data)
+        data = guard_status(user_id=self.user_id, account_id=self.request_account_id())
+        return Response(GuardStatusOutputSerializer(data).data)
 
 
-class AlertViewSet(UserScopedViewSet):
+class AlertViewSet(AccountScopedMixin, UserScopedViewSet):
     """``GET guards/alerts/``: the user's alert history, drawdown and market episodes in one stream, newest first.
 
     Each item is a ``DrawdownAlertSerializer`` or ``MarketAlertSerializer`` body plus ``kind``
@@ -54,13 +57,17 @@ class AlertViewSet(UserScopedViewSet):
     filter_backends: list = []
 
     def get_scoped_queryset(self) -> QuerySet[DrawdownAlert]:
-        return drawdown_alert_list(user_id=self.user_id, **self._common_filters())
+        return drawdown_alert_list(user_id=self.user_id, account_id=self.request_account_id(), **self._common_filters())
 
     def market_queryset(self) -> QuerySet[MarketAlert]:
         """The market-alert source, with the same owner filter ``get_queryset`` applies."""
         query = getattr(self, "query", {})
         queryset = market_alert_list(
-            user_id=self.user_id, symbol=query.get("symbol"), condition=query.get("condition"), **self._common_filters()
+            user_id=self.user_id,
+            account_id=self.request_account_id(),
+            symbol=query.get("symbol"),
+            condition=query.get("condition"),
+            **self._common_filters(),
         )
         return queryset.filter(**{self.owner_field: self.user_id})
 
@@ -75,6 +82,7 @@ class AlertViewSet(UserScopedViewSet):
 
     @extend_schema(
         parameters=[
+            ACCOUNT_PARAMETER,
             AlertQuerySerializer,
             OpenApiParameter("cursor", str, description="Opaque cursor from a page's next link."),
             OpenApiParameter("page_size", int, description="Alerts per page (capped at 200)."),
@@ -107,21 +115,32 @@ class AlertViewSet(UserScopedViewSet):
         return paginator.get_paginated_response(results)
 
 
-class GuardConfigView(UserScopedAPIView):
-    """``GET/PATCH guards/config/``: the user's thresholds (SPEC §1), created with defaults on first use.
+class GuardConfigView(AccountScopedMixin, UserScopedAPIView):
+    """``GET/PATCH guards/config/?account=``: the account's thresholds, created with defaults on first use.
 
     PATCH validates every pair (0 < warning < critical ≤ 100, drawdown ≥ 1) against the merged
     config: 400 with field errors and nothing written otherwise.
     """
 
-    @extend_schema(responses=GuardConfigSerializer)
-    def get(self, request: Request) -> Response:
-        return Response(GuardConfigSerializer(guard_config_get_or_create(user_id=self.user_id)).data)
+    def config_account_id(self) -> int:
+        """The account whose thresholds are meant; 400 before the user's first sync (no account yet)."""
+        account_id = self.request_account_id()
+        if account_id is None:
+            raise ValidationError(
+                {"account": ["No account yet: thresholds belong to an account, created by its first sync."]}
+            )
+        return account_id
 
-    @extend_schema(request=GuardConfigSerializer, responses=GuardConfigSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardConfigSerializer)
+    def get(self, request: Request) -> Response:
+        config = guard_config_get_or_create(user_id=self.user_id, account_id=self.config_account_id())
+        return Response(GuardConfigSerializer(config).data)
+
+    @extend_schema(parameters=[ACCOUNT_PARAMETER], request=GuardConfigSerializer, responses=GuardConfigSerializer)
     def patch(self, request: Request) -> Response:
-        config = guard_config_get_or_create(user_id=self.user_id)
+        account_id = self.config_account_id()
+        config = guard_config_get_or_create(user_id=self.user_id, account_id=account_id)
         serializer = GuardConfigSerializer(instance=config, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        config = guard_config_update(user_id=self.user_id, **serializer.validated_data)
+        config = guard_config_update(user_id=self.user_id, account_id=account_id, **serializer.validated_data)
         return Response(GuardConfigSerializer(config).data)

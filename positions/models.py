@@ -12,8 +12,9 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 
+from accounts.fields import MoneyField
+
 PRICE = {"max_digits": 20, "decimal_places": 8}
-MONEY = {"max_digits": 20, "decimal_places": 2}
 VOLUME = {"max_digits": 12, "decimal_places": 2}
 
 
@@ -27,9 +28,34 @@ def pip_size_for(*, digits: int, point: Decimal) -> Decimal:
 
 
 class Instrument(models.Model):
-    """One tradable symbol and its MT5 contract specification (``symbol_info()``)."""
+    """One tradable symbol and its MT5 contract specification (``symbol_info()``) on one trade server.
 
-    symbol = models.CharField(max_length=32, unique=True, help_text="Upper case, e.g. EURUSD.")
+    Contract sizes are broker-specific, so specs are stored per (``server``, ``symbol``): a sync's
+    specs create or update rows of its account's server only, and only that server's accounts use
+    them. ``server`` blank is the shipped default, the fallback when a server has no row of its own.
+    """
+
+    class CalcMode(models.IntegerChoices):
+        """MT5 ``SYMBOL_TRADE_CALC_MODE`` (``trade_calc_mode``)."""
+
+        FOREX = 0, "forex"
+        FUTURES = 1, "futures"
+        CFD = 2, "CFD"
+        CFD_INDEX = 3, "CFD index"
+        CFD_LEVERAGE = 4, "CFD leverage"
+        FOREX_NO_LEVERAGE = 5, "forex no leverage"
+        EXCH_STOCKS = 32, "exchange stocks"
+        EXCH_FUTURES = 33, "exchange futures"
+        EXCH_FUTURES_FORTS = 34, "exchange futures FORTS"
+        EXCH_BONDS = 37, "exchange bonds"
+        EXCH_STOCKS_MOEX = 38, "exchange stocks MOEX"
+        EXCH_BONDS_MOEX = 39, "exchange bonds MOEX"
+        SERV_COLLATERAL = 64, "collateral"
+
+    server = models.CharField(
+        max_length=64, blank=True, default="", help_text="MT5 trade server; blank = shipped default for every server."
+    )
+    symbol = models.CharField(max_length=32, help_text="Upper case, e.g. EURUSD.")
     description = models.CharField(max_length=100, blank=True)
     contract_size = models.DecimalField(max_digits=20, decimal_places=4, help_text="Units per lot.")
     digits = models.PositiveSmallIntegerField(help_text="Decimals in a quote.")
@@ -39,11 +65,21 @@ class Instrument(models.Model):
     currency_profit = models.CharField(max_length=8, help_text="Quote currency: P&L is computed in it.")
     volume_step = models.DecimalField(**VOLUME, default=Decimal("0.01"), help_text="Lots.")
     volume_min = models.DecimalField(**VOLUME, default=Decimal("0.01"), help_text="Lots.")
+    trade_calc_mode = models.PositiveSmallIntegerField(
+        choices=CalcMode.choices, default=CalcMode.FOREX, help_text="MT5 SYMBOL_TRADE_CALC_MODE."
+    )
+    trade_tick_value = models.DecimalField(
+        max_digits=26, decimal_places=10, null=True, blank=True, help_text="Value of one tick for one lot (futures)."
+    )
+    trade_tick_size = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True, help_text="Price change of one tick (futures)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["symbol"]
+        ordering = ["server", "symbol"]
         constraints = [
+            models.UniqueConstraint(fields=["server", "symbol"], name="%(app_label)s_%(class)s_unique_server_symbol"),
             models.CheckConstraint(condition=Q(symbol=Upper("symbol")), name="%(app_label)s_%(class)s_symbol_upper"),
             models.CheckConstraint(condition=Q(contract_size__gt=0), name="%(app_label)s_%(class)s_contract_size_gt_0"),
             models.CheckConstraint(condition=Q(point__gt=0), name="%(app_label)s_%(class)s_point_gt_0"),
@@ -87,6 +123,7 @@ class Position(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions", db_index=False
     )
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="positions", db_index=False)
     ticket = models.BigIntegerField(help_text="MT5 position ticket.")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
@@ -96,16 +133,16 @@ class Position(models.Model):
     price_current = models.DecimalField(**PRICE, null=True, blank=True)
     sl = models.DecimalField(**PRICE, null=True, blank=True, help_text="Stop loss; null = none.")
     tp = models.DecimalField(**PRICE, null=True, blank=True, help_text="Take profit; null = none.")
-    swap = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Account currency.")
-    commission = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Account currency.")
-    profit = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Broker-reported, account currency.")
+    swap = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    commission = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    profit = MoneyField(default=Decimal("0"), help_text="Broker-reported, account currency.")
     origin = models.CharField(max_length=6, choices=Origin.choices, default=Origin.BOT)
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     close_price = models.DecimalField(**PRICE, null=True, blank=True)
     close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
-    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True, help_text="Account currency.")
+    realized_pnl = MoneyField(null=True, blank=True, help_text="Account currency.")
     last_synced_at = models.DateTimeField(null=True, blank=True)
     matched = models.BooleanField(default=False)
     divergence_reasons = models.JSONField(default=list, blank=True, help_text="Active divergence reasons.")
@@ -116,7 +153,7 @@ class Position(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "ticket"], name="%(app_label)s_%(class)s_unique_user_ticket"),
+            models.UniqueConstraint(fields=["account", "ticket"], name="%(app_label)s_%(class)s_unique_account_ticket"),
             models.CheckConstraint(condition=Q(volume__gt=0), name="%(app_label)s_%(class)s_volume_gt_0"),
             models.CheckConstraint(
                 condition=Q(requested_price__isnull=True) | Q(requested_price__gt=0),
@@ -138,10 +175,10 @@ class Position(models.Model):
             ),
         ]
         indexes = [
-            # positions/open/ and the status counts: (user, status[, symbol]).
-            models.Index(fields=["user", "status", "symbol"], name="position_user_status_symbol"),
+            # positions/open/ and the status counts: (user, account, status[, symbol]).
+            models.Index(fields=["user", "account", "status", "symbol"], name="position_account_status_symbol"),
             # positions/ history, newest first.
-            models.Index(fields=["user", "created_at", "id"], name="position_user_created"),
+            models.Index(fields=["user", "account", "created_at", "id"], name="position_account_created"),
         ]
 
     def __str__(self) -> str:
@@ -161,6 +198,7 @@ class Quote(models.Model):
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quotes", db_index=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="quotes", db_index=False)
     symbol = models.CharField(max_length=32)
     bid = models.DecimalField(**PRICE)
     ask = models.DecimalField(**PRICE)
@@ -170,7 +208,7 @@ class Quote(models.Model):
     class Meta:
         ordering = ["symbol"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "symbol"], name="%(app_label)s_%(class)s_unique_user_symbol"),
+            models.UniqueConstraint(fields=["account", "symbol"], name="%(app_label)s_%(class)s_unique_account_symbol"),
             models.CheckConstraint(condition=Q(bid__gt=0), name="%(app_label)s_%(class)s_bid_gt_0"),
             models.CheckConstraint(condition=Q(ask__gte=models.F("bid")), name="%(app_label)s_%(class)s_ask_gte_bid"),
         ]

@@ -1,4 +1,6 @@
-"""positions selectors: reads of the ledger, scoped to one user (keyword-only, ``user_id`` first).
+"""positions selectors: reads of the ledger, scoped to one user and one of its accounts (keyword-only,
+``user_id`` first, then ``account_id``; ``account_id`` None = every account of the user, which only the
+history and a user with no account yet use).
 
 :func:`open_positions` is a hot read (``GET positions/open/``): it returns plain, picklable data
 through the per-user data cache (:func:`tradingsite.caching.cached_data`, SPEC §7). The
@@ -11,9 +13,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from accounts.models import Account
+from accounts.selectors import account_ids
 from guards.models import EquitySnapshot
 from positions import valuation
 from positions.models import Instrument, Position, Quote
@@ -40,44 +44,62 @@ _OPEN_FIELDS = (
 )
 
 
-def position_history(*, user_id: int) -> QuerySet[Position]:
-    """Return all of the user's ledger rows (pending, open, closed), newest first on (``created_at``, ``id``).
+def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None) -> QuerySet:
+    queryset = queryset.filter(user_id=user_id)
+    return queryset if account_id is None else queryset.filter(account_id=account_id)
+
+
+def position_history(*, user_id: int, account_id: int | None = None) -> QuerySet[Position]:
+    """Return the account's ledger rows (pending, open, closed), newest first on (``created_at``, ``id``).
 
     ``GET positions/`` narrows it with ``positions.filters.PositionFilter`` (status, symbol).
     """
-    return Position.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+    return _scoped(Position.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
 
 
-def open_position_list(*, user_id: int, symbol: str | None = None) -> QuerySet[Position]:
-    """Return the user's open positions (status ``open``), newest opened first, optionally for one symbol.
+def open_position_list(*, user_id: int, account_id: int | None, symbol: str | None = None) -> QuerySet[Position]:
+    """Return the account's open positions (status ``open``), newest opened first, optionally for one symbol.
 
-    The one definition of "open" behind ``positions/open/`` and the status counts (SPEC §6).
+    The one definition of "open" behind ``positions/open/`` and the status counts.
     """
-    positions = Position.objects.filter(user_id=user_id, status=Position.Status.OPEN)
+    positions = _scoped(Position.objects, user_id=user_id, account_id=account_id).filter(status=Position.Status.OPEN)
     if symbol:
         positions = positions.filter(symbol=symbol.strip().upper())
     return positions.order_by(F("opened_at").desc(nulls_last=True), "-id")
 
 
-def latest_account(*, user_id: int) -> dict[str, Any] | None:
-    """Return ``{"currency", "equity", "balance", "created_at"}`` of the user's latest equity snapshot, or None."""
+def latest_account(*, user_id: int, account_id: int | None) -> dict[str, Any] | None:
+    """Return ``{"currency", "equity", "balance", "created_at"}`` of the account's latest equity snapshot, or None."""
     return (
-        EquitySnapshot.objects.filter(user_id=user_id)
+        _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id)
         .order_by("-created_at", "-id")
         .values("currency", "equity", "balance", "created_at")
         .first()
     )
 
 
-def quote_mids(*, user_id: int) -> dict[str, Decimal]:
-    """Return ``{symbol: mid}`` of the user's latest quotes (quote currency per unit of base)."""
+def quote_mids(*, user_id: int, account_id: int | None) -> dict[str, Decimal]:
+    """Return ``{symbol: mid}`` of the account's latest quotes (quote currency per unit of base)."""
     return {
         symbol: valuation.mid(bid=bid, ask=ask)
-        for symbol, bid, ask in Quote.objects.filter(user_id=user_id).values_list("symbol", "bid", "ask")
+        for symbol, bid, ask in _scoped(Quote.objects, user_id=user_id, account_id=account_id).values_list(
+            "symbol", "bid", "ask"
+        )
     }
 
 
-def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
+    """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_profit", …}}`` for the account's
+    trade server: the server's own instrument row, else the shipped default (server blank). 1 query."""
+    server_rows = Account.objects.filter(pk=account_id).values("server")[:1]
+    rows = Instrument.objects.filter(Q(server="") | Q(server=Subquery(server_rows)), symbol__in=symbols).values(
+        "server", "symbol", "pip_size", "contract_size", "currency_profit"
+    )
+    # Defaults first, so the server's own row (if any) replaces it.
+    return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["server"] != "")}
+
+
+def open_positions(*, user_id: int, account_id: int | None, symbol: str | None = None) -> dict[str, Any]:
     """Return the user's open positions valued in the account currency (SPEC §4, §6), through the data cache.
 
     Shape (Decimals unrounded; rendering rounds half-up to 2 dp)::
@@ -97,8 +119,8 @@ def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]
     data = cached_data(
         OPEN_POSITIONS_NAMESPACE,
         user_id=user_id,
-        params={"symbol": symbol},
-        compute=lambda: compute_open_positions(user_id=user_id, symbol=symbol),
+        params={"account": account_id, "symbol": symbol},
+        compute=lambda: compute_open_positions(user_id=user_id, account_id=account_id, symbol=symbol),
         view="positions:open",
     )
     # Everything else changes only with a write (which bumps the generation); the time is the read's.
@@ -107,31 +129,24 @@ def open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]
 
 def warm_open_positions(user_id: int) -> None:
     """Write-through warmer (``tradingsite.caching.register_user_read_warmer``): the unfiltered
-    :func:`open_positions`, the key ``positions/open/`` and the reconciliation status read."""
-    open_positions(user_id=user_id)
+    :func:`open_positions` of each of the user's accounts, the key ``positions/open/`` and the
+    reconciliation status read."""
+    for account_id in account_ids(user_id=user_id):
+        open_positions(user_id=user_id, account_id=account_id)
 
 
-def compute_open_positions(*, user_id: int, symbol: str | None = None) -> dict[str, Any]:
+def compute_open_positions(*, user_id: int, account_id: int | None, symbol: str | None = None) -> dict[str, Any]:
     """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
 
     Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);
     the user's quotes (1) only when a quote currency differs from the account currency.
     """
-    rows = list(open_position_list(user_id=user_id, symbol=symbol).values(*_OPEN_FIELDS))
-    account = latest_account(user_id=user_id)
+    rows = list(open_position_list(user_id=user_id, account_id=account_id, symbol=symbol).values(*_OPEN_FIELDS))
+    account = latest_account(user_id=user_id, account_id=account_id)
     currency = account["currency"] if account else None
-    instruments = (
-        {
-            item["symbol"]: item
-            for item in Instrument.objects.filter(symbol__in={row["symbol"] for row in rows}).values(
-                "symbol", "pip_size", "contract_size", "currency_profit"
-            )
-        }
-        if rows
-        else {}
-    )
+    instruments = instrument_specs(account_id=account_id, symbols={row["symbol"] for row in rows}) if rows else {}
     needs_rates = any(item["currency_profit"].upper() != (currency or "").upper() for item in instruments.values())
-    mids = quote_mids(user_id=user_id) if needs_rates and currency else {}
+    mids = quote_mids(user_id=user_id, account_id=account_id) if needs_rates and currency else {}
 
     positions = []
     for row in rows:

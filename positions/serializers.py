@@ -15,6 +15,11 @@ class PositionRegisterInputSerializer(serializers.Serializer):
     the side of the stops; this serializer checks types, finiteness and positivity.
     """
 
+    account = serializers.IntegerField(
+        required=False, min_value=1, help_text="Account id; default: the single account, or the one server/login name."
+    )
+    server = serializers.CharField(max_length=64, required=False, help_text="MT5 trade server (with login).")
+    login = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, help_text="MT5 login.")
     ticket = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     symbol = serializers.CharField(max_length=32)
     side = serializers.ChoiceField(choices=Position.Side.choices)
@@ -25,6 +30,11 @@ class PositionRegisterInputSerializer(serializers.Serializer):
 
     def validate_symbol(self, value: str) -> str:
         return value.strip().upper()
+
+    def validate(self, attrs):
+        if bool(attrs.get("server")) != bool(attrs.get("login")):
+            raise serializers.ValidationError({"server": "Name the account with both server and login."})
+        return attrs
 
     def validate_volume(self, value):
         if value <= 0:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.models import Account
 from positions.models import Instrument, Position
 from tradingsite.caching import bump_and_warm_user
 
@@ -36,10 +37,19 @@ def stops_errors(*, side: str, price: Decimal, sl: Decimal | None, tp: Decimal |
     return errors
 
 
+def instrument_for(*, server: str, symbol: str) -> Instrument | None:
+    """Return the instrument of ``symbol`` for accounts of trade ``server``: the server's own row, else the
+    shipped default (server blank), else None."""
+    rows = list(Instrument.objects.filter(server__in=[server, ""], symbol=symbol))
+    rows.sort(key=lambda row: row.server == "")  # the server's own row first
+    return rows[0] if rows else None
+
+
 @transaction.atomic
 def position_register(
     *,
     user_id: int,
+    account: Account,
     ticket: int,
     symbol: str,
     side: str,
@@ -48,18 +58,18 @@ def position_register(
     sl: Decimal | None = None,
     tp: Decimal | None = None,
 ) -> Position:
-    """Register a position the bot expects at the broker: a ``pending`` ledger row (SPEC §2, §3).
+    """Register a position the bot expects at the broker on ``account``: a ``pending`` ledger row.
 
     ``volume`` in lots (a multiple of the instrument's ``volume_step``, at least ``volume_min``);
     ``requested_price``, ``sl`` and ``tp`` in the quote currency, positive, with sl/tp on the correct
     side of the price for ``side`` ("buy"/"sell"). Raises ``django.core.exceptions.ValidationError``
     with field errors (→ 400, nothing written) on an unknown symbol, a bad volume or price, stops on
-    the wrong side, or a ticket this user already registered. Bumps the user's cache generation
+    the wrong side, or a ticket already registered on the account. Bumps the user's cache generation
     after commit.
     """
     symbol = symbol.strip().upper()
     errors: dict[str, str] = {}
-    instrument = Instrument.objects.filter(symbol=symbol).first()
+    instrument = instrument_for(server=account.server, symbol=symbol)
     if instrument is None:
         errors["symbol"] = f"Unknown symbol {symbol!r}."
     if side not in Position.Side.values:
@@ -77,13 +87,14 @@ def position_register(
     if "side" not in errors and requested_price > 0:
         for name, message in stops_errors(side=side, price=requested_price, sl=sl, tp=tp).items():
             errors.setdefault(name, message)
-    if Position.objects.filter(user_id=user_id, ticket=ticket).exists():
+    if Position.objects.filter(account_id=account.pk, ticket=ticket).exists():
         errors["ticket"] = f"Ticket {ticket} is already registered."
     if errors:
         raise ValidationError(errors)
 
     position = Position(
         user_id=user_id,
+        account=account,
         ticket=ticket,
         symbol=symbol,
         side=side,

@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from positions.models import MONEY, PRICE, VOLUME
+from accounts.fields import MoneyField
+from positions.models import PRICE, VOLUME
 
 
 class AppendOnlyError(Exception):
@@ -62,6 +63,9 @@ class ReconciliationLog(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reconciliation_logs", db_index=False
     )
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="reconciliation_logs", db_index=False
+    )
     sync_id = models.UUIDField(default=uuid.uuid4, help_text="The sync that produced this row.")
     event_type = models.CharField(max_length=20, choices=EventType.choices)
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.SUCCESS)
@@ -80,7 +84,7 @@ class ReconciliationLog(models.Model):
     slippage_pips = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     close_reason = models.CharField(max_length=20, blank=True)
     close_price = models.DecimalField(**PRICE, null=True, blank=True)
-    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True)
+    realized_pnl = MoneyField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Sync rows: processing time.")
     broker_time = models.DateTimeField(null=True, blank=True, help_text="Sync rows: the snapshot's broker time.")
     message = models.TextField(blank=True)
@@ -93,18 +97,18 @@ class ReconciliationLog(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "sync_id"],
+                fields=["account", "sync_id"],
                 condition=Q(event_type="sync"),
                 name="%(app_label)s_%(class)s_one_sync_row_per_sync",
             ),
         ]
         indexes = [
-            # logs/ cursor pagination and recent_events: (user, created_at, id).
-            models.Index(fields=["user", "created_at", "id"], name="reclog_user_created"),
-            # status counts and event-type filters: (user, event_type, created_at).
-            models.Index(fields=["user", "event_type", "created_at"], name="reclog_user_event_created"),
-            # ticket filter and a position's story: (user, ticket).
-            models.Index(fields=["user", "ticket"], name="reclog_user_ticket"),
+            # logs/ cursor pagination and recent_events: (user, account, created_at, id).
+            models.Index(fields=["user", "account", "created_at", "id"], name="reclog_account_created"),
+            # status counts and event-type filters: (user, account, event_type, created_at).
+            models.Index(fields=["user", "account", "event_type", "created_at"], name="reclog_account_event_created"),
+            # ticket filter and a position's story: (user, account, ticket).
+            models.Index(fields=["user", "account", "ticket"], name="reclog_account_ticket"),
             # Exceptions to "indexes start with user" (SPEC §1), for the admin only: the admin is
             # staff-only and deliberately not user-scoped (SPEC §8, STYLE §9.2), so its changelist
             # orders all users' rows newest first, pages with OFFSET and filters date ranges across

@@ -1,4 +1,5 @@
-"""reconciliation selectors: reads of the audit trail, scoped to one user (keyword-only, ``user_id`` first).
+"""reconciliation selectors: reads of the audit trail, scoped to one user and one of its accounts
+(keyword-only, ``user_id`` first, then ``account_id``).
 
 :func:`reconciliation_status` is a hot read (``GET reconciliation/status/``): it keeps plain,
 picklable facts in the per-user data cache (SPEC §7) and derives the time-dependent fields at read time.
@@ -13,9 +14,10 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.selectors import account_ids
 from guards.selectors import guard_thresholds
 from positions.models import Position
-from positions.selectors import open_positions
+from positions.selectors import open_positions, position_history
 from reconciliation.models import ReconciliationLog
 from tradingsite.caching import cached_data
 
@@ -38,17 +40,21 @@ RECENT_EVENT_FIELDS = (
 )
 
 
-def log_list(*, user_id: int) -> QuerySet[ReconciliationLog]:
-    """Return the user's reconciliation log, newest first on (``created_at``, ``id``)."""
-    return ReconciliationLog.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+def log_list(*, user_id: int, account_id: int | None = None) -> QuerySet[ReconciliationLog]:
+    """Return the account's reconciliation log (every account of the user when ``account_id`` is None),
+    newest first on (``created_at``, ``id``)."""
+    logs = ReconciliationLog.objects.filter(user_id=user_id)
+    if account_id is not None:
+        logs = logs.filter(account_id=account_id)
+    return logs.order_by("-created_at", "-id")
 
 
-def recent_events(*, user_id: int, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
-    """Return the ``limit`` newest log rows as dicts of ``RECENT_EVENT_FIELDS`` (1 query)."""
-    return list(log_list(user_id=user_id).values(*RECENT_EVENT_FIELDS)[:limit])
+def recent_events(*, user_id: int, account_id: int | None, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+    """Return the account's ``limit`` newest log rows as dicts of ``RECENT_EVENT_FIELDS`` (1 query)."""
+    return list(log_list(user_id=user_id, account_id=account_id).values(*RECENT_EVENT_FIELDS)[:limit])
 
 
-def reconciliation_status(*, user_id: int) -> dict[str, Any]:
+def reconciliation_status(*, user_id: int, account_id: int | None) -> dict[str, Any]:
     """Return the user's reconciliation health (SPEC §6 ``reconciliation/status/``), rendered now from
     facts kept in the data cache (no SQL on a hit).
 
@@ -76,7 +82,8 @@ def reconciliation_status(*, user_id: int) -> dict[str, Any]:
     facts = cached_data(
         RECONCILIATION_STATUS_NAMESPACE,
         user_id=user_id,
-        compute=lambda: compute_reconciliation_facts(user_id=user_id),
+        params={"account": account_id},
+        compute=lambda: compute_reconciliation_facts(user_id=user_id, account_id=account_id),
         view="reconciliation:status",
         is_valid=lambda cached: _divergence_window_known(cached, now=now),
     )
@@ -84,18 +91,25 @@ def reconciliation_status(*, user_id: int) -> dict[str, Any]:
 
 
 def warm_reconciliation_status(user_id: int) -> None:
-    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the status facts."""
-    reconciliation_status(user_id=user_id)
+    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the status facts of
+    each of the user's accounts."""
+    for account_id in account_ids(user_id=user_id):
+        reconciliation_status(user_id=user_id, account_id=account_id)
 
 
-def compute_reconciliation_status(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+def compute_reconciliation_status(
+    *, user_id: int, account_id: int | None, now: datetime | None = None
+) -> dict[str, Any]:
     """Compute :func:`reconciliation_status` from the database at ``now`` (no cache of its own):
     :func:`compute_reconciliation_facts` rendered by :func:`render_reconciliation_status`."""
     now = now or timezone.now()
-    return render_reconciliation_status(compute_reconciliation_facts(user_id=user_id, now=now), now=now)
+    facts = compute_reconciliation_facts(user_id=user_id, account_id=account_id, now=now)
+    return render_reconciliation_status(facts, now=now)
 
 
-def compute_reconciliation_facts(*, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+def compute_reconciliation_facts(
+    *, user_id: int, account_id: int | None, now: datetime | None = None
+) -> dict[str, Any]:
     """The time-independent facts behind the status, from the database: 6 queries (+1 when more than
     ``DIVERGENCE_TIMES_KEPT`` divergences fall in the last 24 h), plus the open-positions selector
     (0 when it is cached, else 2–4).
@@ -108,11 +122,10 @@ def compute_reconciliation_facts(*, user_id: int, now: datetime | None = None) -
     when the window held more (bounded memory; see :func:`_divergence_window_known`).
     """
     now = now or timezone.now()
-    syncs = log_list(user_id=user_id).filter(event_type=ReconciliationLog.EventType.SYNC)
+    syncs = log_list(user_id=user_id, account_id=account_id).filter(event_type=ReconciliationLog.EventType.SYNC)
     last_sync = syncs.values("created_at", "duration_ms").first()
     total_syncs = syncs.count() if last_sync else 0
-    window = ReconciliationLog.objects.filter(
-        user_id=user_id,
+    window = log_list(user_id=user_id, account_id=account_id).filter(
         event_type=ReconciliationLog.EventType.DIVERGENCE,
         created_at__gte=now - DIVERGENCE_WINDOW,
     )
@@ -121,11 +134,11 @@ def compute_reconciliation_facts(*, user_id: int, now: datetime | None = None) -
     divergences_24h = len(times) if complete else window.count()
     divergences_open = sum(
         len(reasons or [])
-        for reasons in Position.objects.filter(
-            user_id=user_id, status__in=(Position.Status.PENDING, Position.Status.OPEN)
-        ).values_list("divergence_reasons", flat=True)
+        for reasons in position_history(user_id=user_id, account_id=account_id)
+        .filter(status__in=(Position.Status.PENDING, Position.Status.OPEN))
+        .values_list("divergence_reasons", flat=True)
     )
-    positions = open_positions(user_id=user_id)
+    positions = open_positions(user_id=user_id, account_id=account_id)
     return {
         "total_syncs": total_syncs,
         "last_sync_at": last_sync["created_at"] if last_sync else None,
@@ -136,8 +149,8 @@ def compute_reconciliation_facts(*, user_id: int, now: datetime | None = None) -
         "divergences_24h_at_compute": divergences_24h,
         "divergence_times": times[:DIVERGENCE_TIMES_KEPT],
         "divergence_times_complete": complete,
-        "sync_stale_seconds": guard_thresholds(user_id=user_id)["sync_stale_seconds"],
-        "recent_events": recent_events(user_id=user_id),
+        "sync_stale_seconds": guard_thresholds(user_id=user_id, account_id=account_id)["sync_stale_seconds"],
+        "recent_events": recent_events(user_id=user_id, account_id=account_id),
     }
 
 

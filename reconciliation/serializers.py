@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.money import MAX_CURRENCY_DIGITS, MAX_LOGIN, MAX_UTC_OFFSET_MINUTES, MIN_UTC_OFFSET_MINUTES, MONEY
 from reconciliation.models import ReconciliationLog
 
 MAX_POSITIONS = 1000
@@ -112,7 +113,9 @@ def _price(**kwargs) -> FiniteDecimalField:
 
 
 def _money(**kwargs) -> FiniteDecimalField:
-    return FiniteDecimalField(max_digits=20, decimal_places=2, **kwargs)
+    # 18 integer digits and 8 decimals (the money columns); the service quantizes to the account's
+    # currency_digits once the account is known.
+    return FiniteDecimalField(max_digits=MONEY["max_digits"], decimal_places=MONEY["decimal_places"], **kwargs)
 
 
 def _lots(**kwargs) -> FiniteDecimalField:
@@ -204,21 +207,41 @@ class StrictIntegerField(serializers.IntegerField):
 # Payload parts
 # --------------------------------------------------------------------------------------------
 class AccountInputSerializer(serializers.Serializer):
-    """MT5 ``account_info()``: money in the account currency."""
+    """MT5 ``account_info()``: ``server`` and ``login`` name the account; money in the account currency.
 
-    login = StrictIntegerField(required=False, allow_null=True, default=None, min_value=0)
+    ``server_utc_offset`` (minutes, e.g. 120 for UTC+2) is the trade server's clock offset from UTC,
+    which the worker knows; it turns MT5's server-time ``time`` fields into UTC.
+    """
+
+    login = StrictIntegerField(min_value=1, max_value=MAX_LOGIN)
+    server = serializers.CharField(max_length=64, help_text="MT5 trade server name, e.g. MetaQuotes-Demo.")
+    name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    company = serializers.CharField(max_length=128, required=False, allow_blank=True)
     currency = serializers.RegexField(r"^[A-Za-z]{3,8}$", max_length=8)
+    currency_digits = StrictIntegerField(min_value=0, max_value=MAX_CURRENCY_DIGITS, required=False)
+    margin_mode = StrictIntegerField(min_value=0, max_value=2, required=False)
+    leverage = StrictIntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    server_utc_offset = StrictIntegerField(
+        min_value=MIN_UTC_OFFSET_MINUTES, max_value=MAX_UTC_OFFSET_MINUTES, required=False
+    )
     balance = _money()
     equity = _money()
     margin = _money(required=False, default=Decimal("0"))
     margin_free = _money(required=False, default=Decimal("0"))
+    credit = _money(required=False, default=Decimal("0"))
     # Margin guard inputs (account_info() names). margin_level in percent (0 = no margin in use);
-    # margin_so_mode 0 = the two levels are margin levels in percent, 1 = amounts in the account currency.
-    # Absent when not sent (the guard then uses typical levels and says so).
-    margin_level = FiniteDecimalField(max_digits=20, decimal_places=4, required=False, allow_null=True)
+    # margin_so_mode 0 = the two levels are margin levels in percent, 1 = amounts in the account currency;
+    # the levels are absent when not sent (the guard then uses typical levels and says so).
+    margin_level = FiniteDecimalField(max_digits=20, decimal_places=2, required=False, allow_null=True, default=None)
     margin_so_mode = StrictIntegerField(min_value=0, max_value=1, required=False, allow_null=True)
     margin_so_call = _money(required=False, allow_null=True)
     margin_so_so = _money(required=False, allow_null=True)
+
+    def validate_server(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("Name the MT5 trade server (account_info().server).")
+        return value
 
     def validate_currency(self, value: str) -> str:
         return value.upper()

@@ -1,9 +1,11 @@
-"""reconciliation services: ingest one broker sync (SPEC §2) — reconcile, store quotes, evaluate guards, log.
+"""reconciliation services: ingest one broker sync — reconcile, store quotes, evaluate guards, log.
 
-One transaction per sync. The user's ``auth_user`` row is locked first (so two syncs of one user
-serialize even when the account is flat), then the user's positions in primary-key order (Saleor's
-``lock_objects`` pattern: one lock order everywhere, no deadlocks). Idempotent on ``sync_id``: the
-``sync`` log row stores the response summary and a replay returns it without writing anything.
+One transaction per sync. The sync's ``account`` object names the MT5 account (server, login); an
+unseen one of the user is created. The account row is locked first (``FOR NO KEY UPDATE``: two syncs
+of one account serialize even when it is flat, while concurrent inserts that reference the account
+are not blocked), then its positions in primary-key order (Saleor's ``lock_objects`` pattern: one
+lock order everywhere). Ordering (409) and idempotency on ``sync_id`` are per account: the ``sync``
+log row stores the response summary and a replay returns it without writing anything.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
+from accounts.models import Account
+from accounts.money import quantize_money
+from accounts.services import account_apply_sync, account_for_sync, account_save
 from guards.models import GuardConfig, GuardState
 from guards.services import GuardSession, record_guard_transitions
 from positions.models import Instrument, Position, Quote, pip_size_for
@@ -64,30 +68,40 @@ class SyncResult:
     created: bool
 
 
-def _lock_user(user_id: int) -> tuple[GuardConfig | None, GuardState | None]:
-    """Lock the user's row (serializes this user's syncs), then read its guard config and peak.
+def _lock_account(user_id: int, info: dict[str, Any]) -> tuple[Account, GuardConfig | None, GuardState | None]:
+    """Find or create and lock the account ``info`` names (serializes its syncs), then read its guard
+    config and peak.
 
-    The read is a second statement on purpose: under READ COMMITTED, PostgreSQL re-checks only the
+    The reads are separate statements on purpose: under READ COMMITTED, PostgreSQL re-checks only the
     locked row after waiting for a lock, so columns joined into the locking query could be a stale
     snapshot (e.g. the peak the concurrent sync just raised).
     """
-    users = get_user_model().objects
-    if connection.features.has_select_for_update:  # SQLite: the IMMEDIATE transaction already serializes writers
-        users.select_for_update().filter(pk=user_id).values_list("pk", flat=True).get()
-    user = users.select_related("guard_config", "guard_state").only("pk", "guard_config", "guard_state").get(pk=user_id)
-    return getattr(user, "guard_config", None), getattr(user, "guard_state", None)
+    account = account_for_sync(user_id=user_id, info=info)
+    config = GuardConfig.objects.filter(account=account).first()
+    state = GuardState.objects.filter(account=account).first()
+    return account, config, state
 
 
-def _load_instruments(symbols: set[str]) -> dict[str, Instrument]:
-    return {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)} if symbols else {}
+def _load_instruments(server: str, symbols: set[str]) -> dict[str, Instrument]:
+    """Return the instrument per symbol for accounts of trade ``server``: its own row, else the shipped
+    default (``server`` blank)."""
+    if not symbols:
+        return {}
+    rows = Instrument.objects.filter(server__in=[server, ""], symbol__in=symbols)
+    # Defaults first, so the server's own row (if any) replaces it.
+    return {i.symbol: i for i in sorted(rows, key=lambda i: i.server != "")}
 
 
-def _lock_positions(user_id: int, tickets: list[int]) -> list[Position]:
-    """Lock and return the user's pending/open positions and any row the broker reports, in pk order."""
+def _lock_positions(user_id: int, account_id: int, tickets: list[int]) -> list[Position]:
+    """Lock and return the account's pending/open positions and any row the broker reports, in pk order."""
     condition = Q(status__in=[Position.Status.PENDING, Position.Status.OPEN])
     if tickets:
         condition |= Q(ticket__in=tickets)
-    return list(Position.objects.select_for_update(of=("self",)).filter(condition, user_id=user_id).order_by("pk"))
+    return list(
+        Position.objects.select_for_update(of=("self",))
+        .filter(condition, user_id=user_id, account_id=account_id)
+        .order_by("pk")
+    )
 
 
 def _save_positions(positions: list[Position]) -> None:
@@ -112,7 +126,7 @@ class _Previous:
     alerts_may_be_open: bool  # False when the latest summary shows no open alert (skips two queries)
 
 
-def _previous(user_id: int, sync_ids: list[uuid.UUID]) -> _Previous:
+def _previous(user_id: int, account_id: int, sync_ids: list[uuid.UUID]) -> _Previous:
     """Read the stored sync rows of ``sync_ids`` (replays) and the latest sync row, in one query.
 
     Accepted syncs never go back in broker time, so the newest sync row (the (user, event_type,
@@ -120,7 +134,9 @@ def _previous(user_id: int, sync_ids: list[uuid.UUID]) -> _Previous:
     alerts only open inside syncs, so a drawdown level "ok" and no market alert there mean no open
     alert now (a peak reset can only resolve one).
     """
-    syncs = ReconciliationLog.objects.filter(user_id=user_id, event_type=ReconciliationLog.EventType.SYNC)
+    syncs = ReconciliationLog.objects.filter(
+        user_id=user_id, account_id=account_id, event_type=ReconciliationLog.EventType.SYNC
+    )
     latest = syncs.order_by("-created_at", "-id").values("pk")[:1]
     rows = list(
         syncs.filter(Q(sync_id__in=sync_ids) | Q(pk=Subquery(latest))).values_list(
@@ -160,22 +176,55 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
     """Ingest several validated syncs of one user, in order, in one transaction (a worker's backlog).
 
     Each sync is processed exactly as :func:`sync_ingest` would (same rules, same summary, one
-    ``sync`` row each, replays answered from the stored summary), but the user's state is read once
-    and written once: the ledger, quotes, peak and alert episodes in their final state, plus every
-    snapshot and log row in bulk. All or nothing: an out-of-order sync (409) or an unknown symbol
-    (400) anywhere rejects the whole batch. Returns one :class:`SyncResult` per input, in order.
+    ``sync`` row each, replays answered from the stored summary), but each account's state is read
+    once and written once: the ledger, quotes, peak and alert episodes in their final state, plus
+    every snapshot and log row in bulk. Syncs of several accounts are grouped per account (locked
+    in (server, login) order, one lock order everywhere). All or nothing: an out-of-order sync (409)
+    or a bad time (400) anywhere rejects the whole batch. Returns one :class:`SyncResult` per input,
+    in order.
     """
     started = time.perf_counter()
+    groups: dict[tuple[str, int], list[int]] = {}
+    for index, data in enumerate(batch):
+        groups.setdefault((data["account"]["server"], data["account"]["login"]), []).append(index)
+    results: list[SyncResult | None] = [None] * len(batch)
     try:
         with transaction.atomic():
-            results = _Batch(user_id=user_id, started=started).run(batch)
+            for key in sorted(groups):
+                indexes = groups[key]
+                group = _Batch(user_id=user_id, started=started).run([batch[index] for index in indexes])
+                for index, result in zip(indexes, group, strict=True):
+                    results[index] = result
     except (Conflict, ValidationError):
         SYNCS.labels(outcome="rejected").inc()
         raise
-    replayed = sum(not result.created for result in results)
+    done = [result for result in results if result is not None]
+    replayed = sum(not result.created for result in done)
     if replayed:
         SYNCS.labels(outcome="replayed").inc(replayed)
-    return results
+    return done
+
+
+# Money fields of a sync's parts, quantized to the account's currency_digits where they enter.
+MONEY_FIELDS = {
+    "account": ("balance", "equity", "margin", "margin_free", "credit"),
+    "positions": ("swap", "commission", "profit"),
+    "deals": ("profit", "swap", "commission", "fee"),
+}
+
+
+def quantize_sync_money(data: dict[str, Any], digits: int) -> dict[str, Any]:
+    """Return a copy of a validated sync with every money field rounded half-up to ``digits`` decimals
+    (the account's ``currency_digits``: 2 for USD, 0 for JPY on some servers, 8 for BTC)."""
+
+    def rounded(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        return {**row, **{name: quantize_money(row[name], digits) for name in names if row.get(name) is not None}}
+
+    result = {**data, "account": rounded(data["account"], MONEY_FIELDS["account"])}
+    for part in ("positions", "deals"):
+        if data.get(part) is not None:
+            result[part] = [rounded(row, MONEY_FIELDS[part]) for row in data[part]]
+    return result
 
 
 ZERO_COUNTS = (
@@ -192,7 +241,7 @@ ZERO_COUNTS = (
 
 
 class _Batch:
-    """One ingestion: the user's locked state in memory, the syncs applied in order, then one flush."""
+    """One ingestion for one account: its locked state in memory, the syncs applied in order, then one flush."""
 
     def __init__(self, *, user_id: int, started: float):
         self.user_id = user_id
@@ -206,9 +255,9 @@ class _Batch:
 
     def run(self, batch: list[dict[str, Any]]) -> list[SyncResult]:
         user_id = self.user_id
-        config, state = _lock_user(user_id)
+        self.account, config, state = _lock_account(user_id, batch[0]["account"])
         sync_ids = [uuid.UUID(str(data["sync_id"])) if data.get("sync_id") else uuid.uuid4() for data in batch]
-        previous = _previous(user_id, sync_ids)
+        previous = _previous(user_id, self.account.pk, sync_ids)
         # Which inputs are new: a stored sync_id, or one repeated inside the batch, is a replay.
         plan: list[tuple[str, Any]] = []
         seen: dict[uuid.UUID, int] = {}
@@ -232,12 +281,16 @@ class _Batch:
         summaries: dict[int, dict[str, Any]] = {}
         if new:
             if config is None:
-                config = GuardConfig.objects.create(user_id=user_id)
+                config = GuardConfig.objects.create(user_id=user_id, account=self.account)
                 config.refresh_from_db()  # Decimal thresholds as stored (15.000), as every later sync reads them
             self.config = config
             self._load(new)
             self.guards = GuardSession(
-                user_id=user_id, config=config, state=state, alerts_may_be_open=previous.alerts_may_be_open
+                user_id=user_id,
+                account_id=self.account.pk,
+                config=config,
+                state=state,
+                alerts_may_be_open=previous.alerts_may_be_open,
             )
             for kind, index in plan:
                 if kind == "new":
@@ -263,22 +316,24 @@ class _Batch:
     def _load(self, new: list[dict[str, Any]]) -> None:
         """Lock the ledger rows and read instruments and quotes for every sync of the batch."""
         tickets = [row["ticket"] for data in new for row in (data.get("positions") or [])]
-        self.ledger = _lock_positions(self.user_id, tickets)
+        self.ledger = _lock_positions(self.user_id, self.account.pk, tickets)
         symbols = {p.symbol for p in self.ledger}
         for data in new:
             symbols |= {q["symbol"] for q in data.get("quotes") or []}
             symbols |= {row["symbol"] for row in data.get("positions") or []}
             symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
-        self.instruments = _load_instruments(symbols)
+        self.instruments = _load_instruments(self.account.server, symbols)
         quoted = {q["symbol"] for data in new for q in data.get("quotes") or []}
         self.quotes = (
-            {q.symbol: q for q in Quote.objects.filter(user_id=self.user_id, symbol__in=quoted)} if quoted else {}
+            {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
         )
 
     # --- one sync ---------------------------------------------------------------------------
     def _sync(self, sync_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
-        user_id = self.user_id
+        user_id, account = self.user_id, self.account
         broker_time: datetime = data["broker_time"]
+        account_apply_sync(account, info=data["account"], broker_time=broker_time, now=timezone.now())
+        data = quantize_sync_money(data, account.currency_digits)
         self._apply_symbol_specs(data.get("symbols") or [])
         broker_positions = data.get("positions")
         quotes = data.get("quotes") or []
@@ -300,6 +355,8 @@ class _Batch:
                 instruments=self.instruments,
                 sync_stale_seconds=self.config.sync_stale_seconds,
             )
+            for position in outcome.created:
+                position.account = account
             self.ledger.extend(outcome.created)
             self.new_positions.extend(outcome.created)
             for position in outcome.updated:
@@ -316,7 +373,14 @@ class _Batch:
             current = self.quotes.get(quote["symbol"])
             if current is not None and current.time > quote["time"]:
                 continue  # the stored quote is newer: keep it
-            row = Quote(user_id=user_id, symbol=quote["symbol"], bid=quote["bid"], ask=quote["ask"], time=quote["time"])
+            row = Quote(
+                user_id=user_id,
+                account=account,
+                symbol=quote["symbol"],
+                bid=quote["bid"],
+                ask=quote["ask"],
+                time=quote["time"],
+            )
             self.quotes[quote["symbol"]] = row
             self.final_quotes[quote["symbol"]] = row
             stored += 1
@@ -373,12 +437,14 @@ class _Batch:
         )
         created_at = timezone.now()
         for row in (*(outcome.logs if outcome else ()), *guards.logs, sync_row):
+            row.account_id = account.pk
             row.created_at = created_at
             self.logs.append(row)
         return summary
 
     def _apply_symbol_specs(self, specs: list[dict[str, Any]]) -> None:
-        """Create or update ``Instrument`` rows from MT5 ``symbol_info()`` specs (SPEC §1); written at flush."""
+        """Create or update the account's trade-server ``Instrument`` rows from MT5 ``symbol_info()`` specs;
+        written at flush. The shipped defaults (server blank) and other servers' rows are never changed."""
         for spec in specs:
             values = {
                 "contract_size": spec["trade_contract_size"],
@@ -392,11 +458,20 @@ class _Batch:
                 if spec.get(optional) is not None:
                     values[optional] = spec[optional]
             instrument = self.instruments.get(spec["symbol"])
-            if instrument is None:
-                instrument = Instrument(symbol=spec["symbol"], description=spec["symbol"], **values)
-                self.instruments[spec["symbol"]] = instrument
-            elif all(getattr(instrument, name) == value for name, value in values.items()):
+            if instrument is not None and all(getattr(instrument, name) == value for name, value in values.items()):
                 continue
+            if instrument is None or instrument.server != self.account.server:
+                # Specs are per trade server: never change the shipped default or another server's row.
+                inherited = (
+                    {"volume_step": instrument.volume_step, "volume_min": instrument.volume_min} if instrument else {}
+                )
+                instrument = Instrument(
+                    server=self.account.server,
+                    symbol=spec["symbol"],
+                    description=spec["symbol"],
+                    **{**inherited, **values},
+                )
+                self.instruments[spec["symbol"]] = instrument
             for name, value in values.items():
                 setattr(instrument, name, value)
             self.changed_instruments[spec["symbol"]] = instrument
@@ -420,11 +495,12 @@ class _Batch:
             Position.objects.bulk_create(self.new_positions)
         if self.changed_positions:
             _save_positions(list(self.changed_positions.values()))
+        account_save(self.account)
         if self.final_quotes:
             Quote.objects.bulk_create(
                 list(self.final_quotes.values()),
                 update_conflicts=True,
-                unique_fields=["user", "symbol"],
+                unique_fields=["account", "symbol"],
                 update_fields=["bid", "ask", "time", "updated_at"],
             )
         self.guards.flush()

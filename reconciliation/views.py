@@ -9,13 +9,14 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from reconciliation.filters import ReconciliationLogFilter
 from reconciliation.models import ReconciliationLog
 from reconciliation.selectors import log_list, reconciliation_status
@@ -107,7 +108,7 @@ class SyncCreateView(UserScopedAPIView):
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-class ReconciliationStatusView(UserScopedAPIView):
+class ReconciliationStatusView(AccountScopedMixin, UserScopedAPIView):
     """``GET reconciliation/status/``: the user's reconciliation health (SPEC §6).
 
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
@@ -116,13 +117,15 @@ class ReconciliationStatusView(UserScopedAPIView):
 
     authentication_classes = HOT_READ_AUTHENTICATION
 
-    @extend_schema(responses=ReconciliationStatusOutputSerializer)
+    @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=ReconciliationStatusOutputSerializer)
     @page_cached("reconciliation:status")
     def get(self, request: Request) -> Response:
-        return Response(ReconciliationStatusOutputSerializer(reconciliation_status(user_id=self.user_id)).data)
+        data = reconciliation_status(user_id=self.user_id, account_id=self.request_account_id())
+        return Response(ReconciliationStatusOutputSerializer(data).data)
 
 
-class ReconciliationLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
+@extend_schema_view(list=extend_schema(parameters=[ACCOUNT_PARAMETER]))
+class ReconciliationLogViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
     """``GET reconciliation/logs/`` (newest first, cursor-paginated, filters in ``ReconciliationLogFilter``)
     and ``GET reconciliation/logs/{id}/``; another user's row is a 404.
     """
@@ -132,4 +135,4 @@ class ReconciliationLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     pagination_class = CreatedAtCursorPagination
 
     def get_scoped_queryset(self) -> QuerySet[ReconciliationLog]:
-        return log_list(user_id=self.user_id)
+        return log_list(user_id=self.user_id, account_id=self.request_account_id(required=self.action == "list"))

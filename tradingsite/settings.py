@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served locally, no CDN
     # local
     "tradingsite",
+    "accounts",
     "positions",
     "reconciliation",
     "guards",

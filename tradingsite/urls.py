@@ -41,6 +41,7 @@ def api_root(request: Request) -> Response:
                 "token_verify": link("auth:token-verify"),
                 "logout": link("auth:logout"),
             },
+            "accounts": link("accounts:list"),
             "reconciliation": {
                 "status": link("reconciliation:status"),
                 "logs": link("reconciliation:log-list"),
@@ -61,6 +62,7 @@ def api_root(request: Request) -> Response:
 api_v1 = [
     path("", api_root, name="api-root"),
     path("auth/", include("tradingsite.auth")),
+    path("accounts/", include("accounts.urls")),
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
     path("guards/", include("guards.urls")),

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import factory
 
+from accounts.tests.factories import account_of
 from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
 
 
@@ -16,6 +17,8 @@ class EquitySnapshotFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = EquitySnapshot
+
+    account = factory.LazyAttribute(account_of)
 
     sync_id = factory.LazyFunction(uuid.uuid4)
     broker_time = factory.LazyFunction(lambda: datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
@@ -32,7 +35,9 @@ class GuardConfigFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = GuardConfig
-        django_get_or_create = ("user",)
+        django_get_or_create = ("user", "account")
+
+    account = factory.LazyAttribute(account_of)
 
 
 class DrawdownAlertFactory(factory.django.DjangoModelFactory):
@@ -40,6 +45,8 @@ class DrawdownAlertFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = DrawdownAlert
+
+    account = factory.LazyAttribute(account_of)
 
     level = Level.WARNING
     max_level = Level.WARNING
@@ -57,6 +64,8 @@ class MarketAlertFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = MarketAlert
+
+    account = factory.LazyAttribute(account_of)
 
     symbol = "XAUUSD"
     condition = MarketAlert.Condition.PRICE_GAP

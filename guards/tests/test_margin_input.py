@@ -19,7 +19,7 @@ def test_margin_fields_are_accepted_as_decimals():
                               margin_so_so="50")  # fmt: skip
     assert ok, serializer.errors
     account = serializer.validated_data["account"]
-    assert (account["margin_level"], account["margin_so_mode"]) == (D("101.0500"), 0)
+    assert (account["margin_level"], account["margin_so_mode"]) == (D("101.05"), 0)
     assert (account["margin_so_call"], account["margin_so_so"]) == (D("100.00"), D("50.00"))
 
 

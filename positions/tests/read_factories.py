@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import factory
 
+from accounts.tests.factories import account_of
 from positions.models import Position, Quote
 
 
@@ -15,6 +16,8 @@ class PositionFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Position
+
+    account = factory.LazyAttribute(account_of)
 
     ticket = factory.Sequence(lambda n: 700_000 + n)
     symbol = "EURUSD"
@@ -37,7 +40,9 @@ class QuoteFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Quote
-        django_get_or_create = ("user", "symbol")
+        django_get_or_create = ("user", "account", "symbol")
+
+    account = factory.LazyAttribute(account_of)
 
     symbol = "EURUSD"
     bid = Decimal("1.09590")

@@ -30,10 +30,26 @@ class Clock:
         return self.now
 
 
-def account(*, balance="10000.00", equity="10000.00", currency="USD", margin="0", margin_free=None) -> dict[str, Any]:
-    """MT5 ``account_info()``-shaped dict (money as strings)."""
+SERVER = "MetaQuotes-Demo"
+LOGIN = 5021337
+
+
+def account(
+    *,
+    balance="10000.00",
+    equity="10000.00",
+    currency="USD",
+    margin="0",
+    margin_free=None,
+    login: int = LOGIN,
+    server: str = SERVER,
+    **extra,
+) -> dict[str, Any]:
+    """MT5 ``account_info()``-shaped dict (money as strings); ``extra`` adds fields (currency_digits …)."""
     return {
-        "login": 5021337,
+        **extra,
+        "login": login,
+        "server": server,
         "currency": currency,
         "balance": str(balance),
         "equity": str(equity),
@@ -142,7 +158,7 @@ def register_payload(
 ) -> dict[str, Any]:
     """Body of ``POST /api/v1/positions/``."""
     body = {"ticket": ticket, "symbol": symbol, "side": side, "volume": str(volume),
-            "requested_price": str(requested_price)}  # fmt: skip
+            "requested_price": str(requested_price), "server": SERVER, "login": LOGIN}  # fmt: skip
     if sl is not None:
         body["sl"] = str(sl)
     if tp is not None:
@@ -152,11 +168,12 @@ def register_payload(
 
 def table_counts() -> dict[str, int]:
     """Row counts of every table the write side touches (for "nothing written" assertions)."""
+    from accounts.models import Account
     from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
     from positions.models import Instrument, Position, Quote
     from reconciliation.models import ReconciliationLog
 
-    models = [Position, Quote, Instrument, ReconciliationLog, EquitySnapshot, GuardState, GuardConfig,
+    models = [Account, Position, Quote, Instrument, ReconciliationLog, EquitySnapshot, GuardState, GuardConfig,
               DrawdownAlert, MarketAlert]  # fmt: skip
     return {m.__name__: m.objects.count() for m in models}
 
@@ -174,13 +191,16 @@ def ingest(user, payload: dict[str, Any]):
     return sync_ingest(user_id=user.pk, data=serializer.validated_data)
 
 
-def register(user, ticket: int, **fields):
-    """Register a pending position through the service (defaults: EURUSD buy 1.00 @ 1.09500)."""
+def register(user, ticket: int, *, server: str = SERVER, login: int = LOGIN, **fields):
+    """Register a pending position through the service on the account (server, login), created when
+    unseen (defaults: EURUSD buy 1.00 @ 1.09500)."""
+    from accounts.services import account_for_write
     from positions.services import position_register
 
+    account = account_for_write(user_id=user.pk, server=server, login=login)
     values = {"symbol": "EURUSD", "side": "buy", "volume": "1.00", "requested_price": "1.09500", "sl": None, "tp": None}
     values.update(fields)
     for name in ("volume", "requested_price", "sl", "tp"):
         if values[name] is not None:
             values[name] = Decimal(str(values[name]))
-    return position_register(user_id=user.pk, ticket=ticket, **values)
+    return position_register(user_id=user.pk, account=account, ticket=ticket, **values)

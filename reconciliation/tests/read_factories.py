@@ -6,6 +6,7 @@ import uuid
 
 import factory
 
+from accounts.tests.factories import account_of
 from reconciliation.models import ReconciliationLog
 
 
@@ -14,6 +15,8 @@ class ReconciliationLogFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = ReconciliationLog
+
+    account = factory.LazyAttribute(account_of)
 
     sync_id = factory.LazyFunction(uuid.uuid4)
     event_type = ReconciliationLog.EventType.SYNC
