@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
+from guards.rule_serializers import validate_by_model_clean
 from tradingsite.api import price_decimal, rounded_decimal
 
 
@@ -22,18 +22,7 @@ class GuardConfigSerializer(serializers.ModelSerializer):
         read_only_fields = ("updated_at",)
 
     def validate(self, attrs):
-        candidate = (
-            GuardConfig(**{name: getattr(self.instance, name) for name in CONFIG_FIELDS})
-            if self.instance
-            else GuardConfig()
-        )
-        for name, value in attrs.items():
-            setattr(candidate, name, value)
-        try:
-            candidate.clean()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
-        return attrs
+        return validate_by_model_clean(GuardConfig, instance=self.instance, names=CONFIG_FIELDS, attrs=attrs)
 
 
 ALERT_FIELDS = (
