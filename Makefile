@@ -19,8 +19,8 @@ test-services: ## Whole test suite against local PostgreSQL and Redis (service-m
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_LOCAL) REQUIRE_SERVICES=1 python3 scripts/dev.py test
 
 ## --- Checks ------------------------------------------------------------------------------
-lint: venv ## ruff lint and format check
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+lint: venv ## ruff lint and format check, and the app layer contract (import-linter, pyproject.toml)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && .venv/bin/lint-imports
 
 fmt: ## ruff format and autofix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

@@ -166,11 +166,18 @@ class GuardConfig(models.Model):
             raise ValidationError(errors)
 
 
-class GuardState(models.Model):
-    """One user's persistent peak equity (SPEC §5): max of every equity seen since the last reset.
+INDEX = {"max_digits": 24, "decimal_places": 12}
 
-    Starts at max(balance, equity) on the first snapshot; the admin's "reset peak equity" action sets
-    it to the current equity through ``guards.services``.
+
+class GuardState(models.Model):
+    """One account's persistent drawdown reference: the cash-flow-adjusted equity index and its peak.
+
+    The index chains time-weighted returns between syncs (``guards.cashflow``): deposits and
+    withdrawals never move it, so they never move the drawdown. The first snapshot starts it at
+    equity / max(balance, equity) with peak 1. ``peak_equity`` is the peak expressed in today's money
+    (equity × index_peak / index): the equity at which the drawdown would be 0. The admin's "reset peak
+    equity" action sets the index peak to the current index through ``guards.services``.
+    ``balance`` is the previous sync's, for the balance continuity check.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guard_states")
@@ -178,6 +185,10 @@ class GuardState(models.Model):
     peak_equity = MoneyField()
     peak_equity_at = models.DateTimeField()
     peak_reset_at = models.DateTimeField(null=True, blank=True)
+    equity_index = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Cash-flow-adjusted equity index.")
+    equity_index_peak = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Highest index since reset.")
+    index_equity = MoneyField(null=True, blank=True, help_text="Equity at the index's last step.")
+    balance = MoneyField(null=True, blank=True, help_text="Balance of the previous sync.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -207,7 +218,11 @@ class EquitySnapshot(models.Model):
     margin = MoneyField(default=Decimal("0"))
     margin_free = MoneyField(default=Decimal("0"))
     peak_equity = MoneyField()
-    drawdown_pct = models.DecimalField(**PCT, help_text="(peak − equity) / peak × 100.")
+    drawdown_pct = models.DecimalField(
+        **PCT, help_text="(index peak − index) / index peak × 100 on the cash-flow-adjusted equity index."
+    )
+    cash_flow = MoneyField(default=Decimal("0"), help_text="Balance operations since the last sync.")
+    equity_index = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Cash-flow-adjusted equity index.")
     drawdown_level = models.CharField(max_length=8, choices=Level.choices, default=Level.OK)
     open_positions = models.PositiveIntegerField(default=0)
     margin_level_pct = models.DecimalField(

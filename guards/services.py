@@ -8,7 +8,7 @@ rises, resolved when the measure falls back below the warning threshold — neve
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
+from guards.cashflow import IndexState, advance, balance_check, cash_flow
+from guards.cashflow import drawdown_pct as index_drawdown_pct
 from guards.models import (
     CONFIG_FIELDS,
     LEVEL_RANK,
@@ -31,17 +33,21 @@ from guards.models import (
     MarketAlert,
 )
 from positions.models import Instrument, Quote
-from reconciliation.models import ReconciliationLog
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import GUARD_TRANSITIONS
 
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
 PIPS_QUANTUM = Decimal("0.01")
+MONEY_QUANTUM = Decimal("0.01")  # guards.models MONEY: 2 decimal places
 HUNDRED = Decimal("100")
 
 
 def _pct(value: Decimal) -> Decimal:
     return value.quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def _s(value: Any) -> str | None:
@@ -139,12 +145,32 @@ def spread_level(*, pct: Decimal, config: GuardConfig) -> str:
 # --------------------------------------------------------------------------------------------
 # Evaluation inside a sync
 # --------------------------------------------------------------------------------------------
+SUCCESS = "success"
+WARNING = "warning"
+UNEXPLAINED_BALANCE_CHANGE = "unexplained_balance_change"
+
+
+@dataclass(frozen=True)
+class GuardEvent:
+    """Something the guards saw that belongs in the account's audit trail; the caller (reconciliation)
+    turns it into a log row. ``kind``: "guard" (a level transition or a peak reset) or "divergence"
+    (``divergence_reason`` says which, e.g. ``unexplained_balance_change``); ``status``: "success" or
+    "warning"; ``details``: JSON-ready values (money and percentages as strings)."""
+
+    kind: str
+    status: str
+    message: str
+    details: dict[str, Any]
+    symbol: str = ""
+    divergence_reason: str = ""
+
+
 @dataclass
 class GuardOutcome:
-    """The guard levels after a sync (the sync summary's ``guards``) and the log rows of the transitions."""
+    """The guard levels after a sync (the sync summary's ``guards``) and the events of the transitions."""
 
     summary: dict[str, Any]
-    logs: list[ReconciliationLog] = field(default_factory=list)
+    events: list[GuardEvent] = field(default_factory=list)
     transitions: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, transition, level)
 
 
@@ -160,16 +186,9 @@ class _Measure:
     age_seconds: int | None = None
 
 
-def _guard_log(*, user_id, sync_id, status, message, details, symbol="") -> ReconciliationLog:
-    return ReconciliationLog(
-        user_id=user_id,
-        sync_id=sync_id,
-        event_type=ReconciliationLog.EventType.GUARD,
-        status=status,
-        symbol=symbol,
-        message=message,
-        details=details,
-    )
+def _guard_event(*, transition: str, message: str, details: dict[str, Any], symbol: str = "") -> GuardEvent:
+    status = SUCCESS if transition == "resolved" else WARNING
+    return GuardEvent(kind="guard", status=status, message=message, details=details, symbol=symbol)
 
 
 def _apply_episode(alert, *, level: str, value: Decimal, threshold: Decimal, now: datetime) -> str | None:
@@ -284,16 +303,27 @@ class GuardSession:
         instruments: dict[str, Instrument],
         held_symbols: set[str],
         open_positions: int,
+        new_deals: list[dict[str, Any]] = (),
+        currency_digits: int = 2,
     ) -> GuardOutcome:
-        """Evaluate every guard for one sync (SPEC §5); returns the summary's ``guards`` and the transition rows.
+        """Evaluate every guard for one sync; returns the summary's ``guards`` and the transition events.
 
-        ``quotes``: validated quotes with ``time`` set; ``previous_quotes``: the user's accepted quote
-        per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions.
+        ``quotes``: validated quotes with ``time`` set; ``previous_quotes``: the account's accepted quote
+        per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions;
+        ``new_deals``: the deals not seen before this sync (their balance operations are the period's
+        cash flow, and all of them explain the change in balance); ``currency_digits``: the account's.
         """
         outcome = GuardOutcome(summary={})
+        new_deals = list(new_deals)
         drawdown = self._drawdown(
-            sync_id=sync_id, broker_time=broker_time, account=account, open_positions=open_positions, outcome=outcome
+            sync_id=sync_id,
+            broker_time=broker_time,
+            account=account,
+            open_positions=open_positions,
+            flow=cash_flow(new_deals),
+            outcome=outcome,
         )
+        self._balance_continuity(account=account, new_deals=new_deals, digits=currency_digits, outcome=outcome)
         market = self._market(
             sync_id=sync_id,
             broker_time=broker_time,
@@ -312,8 +342,16 @@ class GuardSession:
         self.transitions.extend(outcome.transitions)
         return outcome
 
-    def _drawdown(self, *, sync_id, broker_time, account, open_positions, outcome: GuardOutcome) -> dict[str, Any]:
-        """Peak (SPEC §5): max(previous peak, equity); the first snapshot starts it at max(balance, equity)."""
+    def _drawdown(
+        self, *, sync_id, broker_time, account, open_positions, flow, outcome: GuardOutcome
+    ) -> dict[str, Any]:
+        """Drawdown on the cash-flow-adjusted equity index (``guards.cashflow``): the period's ``flow``
+        (deposits +, withdrawals −) is taken out of the return, so it never moves the drawdown.
+
+        The first snapshot starts the index at equity / max(balance, equity) with peak 1 (a floating loss
+        at the first sync is a drawdown from the balance). ``peak_equity`` = equity × index peak / index,
+        the equity at which the drawdown would be 0, rounded half-up to 0.01.
+        """
         config, user_id = self.config, self.user_id
         balance, equity = account["balance"], account["equity"]
         if self.state is None:
@@ -323,12 +361,23 @@ class GuardSession:
                 peak_equity=max(balance, equity),
                 peak_equity_at=broker_time,
             )
-            self.state_dirty = True
-        elif equity > self.state.peak_equity:
-            self.state.peak_equity, self.state.peak_equity_at = equity, broker_time
-            self.state_dirty = True
-        peak = self.state.peak_equity
-        pct = _pct(drawdown_pct(peak=peak, equity=equity))
+            start = IndexState(equity=max(balance, equity))
+        else:
+            start = IndexState(
+                index=self.state.equity_index, peak=self.state.equity_index_peak, equity=self.state.index_equity
+            )
+        index = advance(start, equity=equity, flow=flow)
+        state = self.state
+        if index.index > 0 and equity > 0:
+            peak = _money(equity * index.peak / index.index)
+        else:
+            peak = state.peak_equity
+        if index.peak > start.peak or state.pk is None:
+            state.peak_equity_at = broker_time
+        state.peak_equity = peak
+        state.equity_index, state.equity_index_peak, state.index_equity = index.index, index.peak, equity
+        self.state_dirty = True
+        pct = index_drawdown_pct(index)
         level = drawdown_level(pct=pct, equity=equity, config=config)
         below_min = equity < config.min_equity
         self.snapshots.append(
@@ -347,6 +396,8 @@ class GuardSession:
                 drawdown_pct=pct,
                 drawdown_level=level,
                 open_positions=open_positions,
+                cash_flow=flow,
+                equity_index=index.index,
             )
         )
         threshold = config.drawdown_critical_pct if level == Level.CRITICAL else config.drawdown_warning_pct
@@ -382,13 +433,9 @@ class GuardSession:
         if transition:
             reported = level if transition != "resolved" else alert.max_level
             outcome.transitions.append(("drawdown", transition, reported))
-            outcome.logs.append(
-                _guard_log(
-                    user_id=user_id,
-                    sync_id=sync_id,
-                    status=ReconciliationLog.Status.SUCCESS
-                    if transition == "resolved"
-                    else ReconciliationLog.Status.WARNING,
+            outcome.events.append(
+                _guard_event(
+                    transition=transition,
                     message=f"drawdown {transition}: {level} at {pct} % (peak {peak}, equity {equity})",
                     details={
                         "kind": "drawdown",
@@ -414,7 +461,33 @@ class GuardSession:
             "min_equity": _s(config.min_equity),
             "below_min_equity": below_min,
             "should_close_all": level == Level.CRITICAL,
+            "cash_flow": _s(flow),
+            "equity_index": _s(index.index),
         }
+
+    def _balance_continuity(self, *, account, new_deals, digits: int, outcome: GuardOutcome) -> None:
+        """Δbalance against the money of the new deals (``guards.cashflow.balance_check``): a residue above
+        one unit of the account's smallest currency unit is an ``unexplained_balance_change`` event."""
+        state = self.state
+        previous, balance = state.balance, account["balance"]
+        state.balance = balance
+        if previous is None:
+            return
+        check = balance_check(previous_balance=previous, balance=balance, new_deals=new_deals, currency_digits=digits)
+        if check.ok:
+            return
+        outcome.events.append(
+            GuardEvent(
+                kind="divergence",
+                status=WARNING,
+                divergence_reason=UNEXPLAINED_BALANCE_CHANGE,
+                message=(
+                    f"unexplained balance change: {check.actual} instead of {check.expected} "
+                    f"(residue {check.residue} {account['currency']})"
+                ),
+                details={"reason": UNEXPLAINED_BALANCE_CHANGE, "currency": account["currency"], **check.details()},
+            )
+        )
 
     def _market(
         self, *, sync_id, broker_time, quotes, previous_quotes, instruments, held_symbols, outcome: GuardOutcome
@@ -474,16 +547,10 @@ class GuardSession:
                 if transition:
                     level = m.level if transition != "resolved" else alert.max_level
                     outcome.transitions.append(("market", transition, level))
-                    outcome.logs.append(
-                        _guard_log(
-                            user_id=self.user_id,
-                            sync_id=sync_id,
+                    outcome.events.append(
+                        _guard_event(
+                            transition=transition,
                             symbol=symbol,
-                            status=(
-                                ReconciliationLog.Status.SUCCESS
-                                if transition == "resolved"
-                                else ReconciliationLog.Status.WARNING
-                            ),
                             message=f"{condition} {transition} on {symbol}: {m.level} at {m.value_pct} %",
                             details={
                                 "kind": "market",
@@ -521,7 +588,7 @@ class GuardSession:
             if self.state.pk is None:
                 self.state.save(force_insert=True)
             else:
-                self.state.save(update_fields=["peak_equity", "peak_equity_at", "updated_at"])
+                self.state.save(update_fields=STATE_FIELDS)
         if self.snapshots:
             EquitySnapshot.objects.bulk_create(self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
@@ -538,6 +605,15 @@ class GuardSession:
         self.state_dirty = False
 
 
+STATE_FIELDS = [
+    "peak_equity",
+    "peak_equity_at",
+    "equity_index",
+    "equity_index_peak",
+    "index_equity",
+    "balance",
+    "updated_at",
+]
 _ALERT_FIELDS = [
     "level",
     "max_level",
@@ -562,13 +638,15 @@ def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> Non
 # Peak reset (admin action)
 # --------------------------------------------------------------------------------------------
 @transaction.atomic
-def peak_equity_reset(*, account_id: int, actor: str) -> GuardState:
-    """Set the account's peak equity to the latest equity (the admin's "reset peak equity", SPEC §5, §8).
+def peak_equity_reset(*, account_id: int, actor: str, record: Callable[[GuardEvent], None]) -> GuardState:
+    """Set the peak to the latest equity (the admin's "reset peak equity"): the index peak becomes the
+    current index and ``peak_equity`` the latest equity.
 
     The drawdown becomes 0 %: an open drawdown alert is resolved, unless the equity is below
-    ``min_equity`` (still critical), in which case it stays open at that level. Writes a
-    ReconciliationLog ``guard`` row naming ``actor`` with the old and new peak; bumps the user's
-    cache generation after commit. Raises ``ValidationError`` before the user's first sync.
+    ``min_equity`` (still critical), in which case it stays open at that level. Passes a ``guard``
+    event naming ``actor`` with the old and new peak to ``record`` (the audit trail's writer, inside
+    this transaction); bumps the user's cache generation after commit. Raises ``ValidationError``
+    before the first sync.
     """
     account = account_lock(Account(pk=account_id))
     user_id = account.user_id
@@ -580,7 +658,8 @@ def peak_equity_reset(*, account_id: int, actor: str) -> GuardState:
     now = timezone.now()
     old_peak, new_peak = state.peak_equity, max(snapshot.equity, Decimal("0"))
     state.peak_equity, state.peak_equity_at, state.peak_reset_at = new_peak, now, now
-    state.save(update_fields=["peak_equity", "peak_equity_at", "peak_reset_at", "updated_at"])
+    state.equity_index_peak = state.equity_index
+    state.save(update_fields=["peak_equity", "peak_equity_at", "peak_reset_at", "equity_index_peak", "updated_at"])
     pct = _pct(drawdown_pct(peak=new_peak, equity=snapshot.equity))
     level = drawdown_level(pct=pct, equity=snapshot.equity, config=config)
     alert = DrawdownAlert.objects.filter(account_id=account_id, resolved_at__isnull=True).first()
@@ -593,21 +672,21 @@ def peak_equity_reset(*, account_id: int, actor: str) -> GuardState:
         alert.level, alert.value_pct, alert.peak_equity = level, pct, new_peak
         alert.threshold_pct = config.drawdown_critical_pct
         alert.save()
-    ReconciliationLog.objects.create(
-        user_id=user_id,
-        account_id=account_id,
-        event_type=ReconciliationLog.EventType.GUARD,
-        status=ReconciliationLog.Status.SUCCESS,
-        message=f"peak equity reset by {actor}: {old_peak} → {new_peak}",
-        details={
-            "kind": "peak_reset",
-            "actor": actor,
-            "old_peak": _s(old_peak),
-            "new_peak": _s(new_peak),
-            "drawdown_pct": _s(pct),
-            "level": level,
-            "alert_transition": transition,
-        },
+    record(
+        GuardEvent(
+            kind="guard",
+            status=SUCCESS,
+            message=f"peak equity reset by {actor}: {old_peak} → {new_peak}",
+            details={
+                "kind": "peak_reset",
+                "actor": actor,
+                "old_peak": _s(old_peak),
+                "new_peak": _s(new_peak),
+                "drawdown_pct": _s(pct),
+                "level": level,
+                "alert_transition": transition,
+            },
+        )
     )
 
     def after_commit() -> None:

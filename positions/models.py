@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 
 from accounts.fields import MoneyField
+from tradingsite.appendonly import AppendOnlyModel
 
 PRICE = {"max_digits": 20, "decimal_places": 8}
 VOLUME = {"max_digits": 12, "decimal_places": 2}
@@ -124,7 +125,10 @@ class Position(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions", db_index=False
     )
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="positions", db_index=False)
-    ticket = models.BigIntegerField(help_text="MT5 position ticket.")
+    ticket = models.BigIntegerField(help_text="MT5 position ticket: the displayed alias, which the broker may change.")
+    identifier = models.BigIntegerField(
+        help_text="MT5 POSITION_IDENTIFIER: the position's stable identity; its deals name it position_id."
+    )
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
     volume = models.DecimalField(**VOLUME, help_text="Lots.")
@@ -142,7 +146,20 @@ class Position(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     close_price = models.DecimalField(**PRICE, null=True, blank=True)
     close_reason = models.CharField(max_length=20, choices=CloseReason.choices, blank=True)
-    realized_pnl = MoneyField(null=True, blank=True, help_text="Account currency.")
+    realized_pnl = MoneyField(
+        null=True,
+        blank=True,
+        help_text="Account currency: the sum of profit + swap + commission + fee over the position's deals.",
+    )
+    realized_pnl_inferred = models.BooleanField(
+        default=False,
+        help_text="The close was inferred without a deal: realized P&L adds the last seen profit + swap + commission.",
+    )
+    declared_stops = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Stops the bot declared that the broker does not show yet: {name: {value, previous, at}}.",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     matched = models.BooleanField(default=False)
     divergence_reasons = models.JSONField(default=list, blank=True, help_text="Active divergence reasons.")
@@ -153,7 +170,18 @@ class Position(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "ticket"], name="%(app_label)s_%(class)s_unique_account_ticket"),
+            # One live row per ticket and per identifier: a netting reversal closes one lifecycle and
+            # opens the next under the same identifier (and ticket).
+            models.UniqueConstraint(
+                fields=["account", "ticket"],
+                condition=~Q(status="closed"),
+                name="%(app_label)s_%(class)s_unique_account_live_ticket",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "identifier"],
+                condition=~Q(status="closed"),
+                name="%(app_label)s_%(class)s_unique_account_live_identifier",
+            ),
             models.CheckConstraint(condition=Q(volume__gt=0), name="%(app_label)s_%(class)s_volume_gt_0"),
             models.CheckConstraint(
                 condition=Q(requested_price__isnull=True) | Q(requested_price__gt=0),
@@ -183,6 +211,11 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket} {self.symbol} {self.side} {self.volume}"
+
+    def save(self, *args, **kwargs):
+        if self.identifier is None:
+            self.identifier = self.ticket  # MT5: the identifier is the ticket of the order that opened it
+        super().save(*args, **kwargs)
 
     @property
     def direction(self) -> int:
@@ -220,3 +253,89 @@ class Quote(models.Model):
     def mid(self) -> Decimal:
         """(bid + ask) / 2, in the quote currency."""
         return (self.bid + self.ask) / 2
+
+
+class Deal(AppendOnlyModel):
+    """One MT5 deal (``history_deals_get()``), stored once per (account, ticket) and never changed.
+
+    Trade deals (type 0 buy, 1 sell) belong to a position: ``position_identifier`` is MT5's
+    ``DEAL_POSITION_ID`` and ``position`` the ledger lifecycle it was booked on. Balance operations
+    (types 2–12 and 15–17: deposits, withdrawals, credit, charges, corrections, bonuses, commissions,
+    interest, dividends, tax) carry ``position_identifier`` 0 and no position. Money (profit, swap,
+    commission, fee) in the account currency; volume in lots; price in the quote currency; ``time`` in UTC.
+    """
+
+    class Entry(models.IntegerChoices):
+        """MT5 ``ENUM_DEAL_ENTRY``."""
+
+        IN = 0, "in"
+        OUT = 1, "out"
+        INOUT = 2, "inout"
+        OUT_BY = 3, "out_by"
+
+    class Type(models.IntegerChoices):
+        """MT5 ``ENUM_DEAL_TYPE``."""
+
+        BUY = 0, "buy"
+        SELL = 1, "sell"
+        BALANCE = 2, "balance"
+        CREDIT = 3, "credit"
+        CHARGE = 4, "charge"
+        CORRECTION = 5, "correction"
+        BONUS = 6, "bonus"
+        COMMISSION = 7, "commission"
+        COMMISSION_DAILY = 8, "commission_daily"
+        COMMISSION_MONTHLY = 9, "commission_monthly"
+        COMMISSION_AGENT_DAILY = 10, "commission_agent_daily"
+        COMMISSION_AGENT_MONTHLY = 11, "commission_agent_monthly"
+        INTEREST = 12, "interest"
+        BUY_CANCELED = 13, "buy_canceled"
+        SELL_CANCELED = 14, "sell_canceled"
+        DIVIDEND = 15, "dividend"
+        DIVIDEND_FRANKED = 16, "dividend_franked"
+        TAX = 17, "tax"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deals", db_index=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="deals", db_index=False)
+    position = models.ForeignKey(
+        Position, on_delete=models.CASCADE, null=True, blank=True, related_name="deals", help_text="Ledger lifecycle."
+    )
+    ticket = models.BigIntegerField(help_text="MT5 deal ticket.")
+    order = models.BigIntegerField(default=0, help_text="MT5 order ticket that produced the deal.")
+    position_identifier = models.BigIntegerField(default=0, help_text="MT5 DEAL_POSITION_ID; 0 for balance operations.")
+    symbol = models.CharField(max_length=32, blank=True)
+    type = models.PositiveSmallIntegerField(choices=Type.choices)
+    entry = models.PositiveSmallIntegerField(choices=Entry.choices, default=Entry.IN)
+    reason = models.PositiveSmallIntegerField(default=0, help_text="MT5 ENUM_DEAL_REASON.")
+    volume = models.DecimalField(**VOLUME, default=Decimal("0"), help_text="Lots.")
+    price = models.DecimalField(**PRICE, default=Decimal("0"), help_text="Quote currency.")
+    profit = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    swap = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    commission = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    fee = MoneyField(default=Decimal("0"), help_text="Account currency.")
+    magic = models.BigIntegerField(default=0, help_text="Expert Advisor id (0 = manual).")
+    comment = models.CharField(max_length=64, blank=True)
+    time = models.DateTimeField(help_text="UTC.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "ticket"], name="%(app_label)s_%(class)s_unique_account_ticket"),
+            models.CheckConstraint(condition=Q(volume__gte=0), name="%(app_label)s_%(class)s_volume_gte_0"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="%(app_label)s_%(class)s_price_gte_0"),
+        ]
+        indexes = [
+            # deals/ cursor pagination, newest first.
+            models.Index(fields=["user", "account", "time", "id"], name="deal_account_time"),
+            # a position's deals.
+            models.Index(fields=["account", "position_identifier"], name="deal_account_identifier"),
+        ]
+
+    def __str__(self) -> str:
+        return f"deal {self.ticket} {self.get_type_display()} {self.get_entry_display()} {self.volume}"
+
+    @property
+    def money(self) -> Decimal:
+        """profit + swap + commission + fee, in the account currency."""
+        return self.profit + self.swap + self.commission + self.fee

@@ -13,14 +13,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import Account
 from accounts.selectors import account_ids
 from guards.models import EquitySnapshot
 from positions import valuation
-from positions.models import Instrument, Position, Quote
+from positions.models import Deal, Instrument, Position, Quote
 from tradingsite.caching import cached_data
 
 OPEN_POSITIONS_NAMESPACE = "positions.open"
@@ -183,3 +183,29 @@ def compute_open_positions(*, user_id: int, account_id: int | None, symbol: str 
         "as_of": timezone.now(),
         "positions": positions,
     }
+
+
+def deal_list(*, user_id: int, account_id: int | None) -> QuerySet[Deal]:
+    """Return the account's deals (trades and balance operations), newest first on (``time``, ``id``).
+
+    ``GET deals/`` narrows it with ``positions.filters.DealFilter`` (symbol, type, entry, position_id).
+    """
+    return _scoped(Deal.objects, user_id=user_id, account_id=account_id).order_by("-time", "-id")
+
+
+def position_deals(*, user_id: int, position_id: int) -> QuerySet[Deal]:
+    """Return the deals booked on one of the user's ledger positions, oldest first (a 404 is the caller's
+    when the position is not the user's)."""
+    return Deal.objects.filter(user_id=user_id, position_id=position_id).order_by("time", "id")
+
+
+def realized_pnl(*, user_id: int, account_id: int) -> Decimal:
+    """The account's realized P&L: Σ profit + swap + commission + fee over its buy/sell deals (account
+    currency; balance operations are cash flows, not P&L)."""
+    money = F("profit") + F("swap") + F("commission") + F("fee")
+    total = (
+        Deal.objects.filter(user_id=user_id, account_id=account_id, type__in=[Deal.Type.BUY, Deal.Type.SELL])
+        .aggregate(total=Sum(money))
+        .get("total")
+    )
+    return total if total is not None else Decimal("0")

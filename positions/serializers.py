@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from positions.models import Position
+from accounts.fields import MoneyOutputField
+from positions.models import Deal, Position
 from tradingsite.api import price_decimal, rounded_decimal
 
 
-class PositionRegisterInputSerializer(serializers.Serializer):
+class StopsMixin:
+    """``sl``/``tp`` validation: 0 or null = no stop (MT5's convention), otherwise greater than 0."""
+
+    def _stop(self, value):
+        if value is None or value == 0:  # MT5 convention: 0 = no stop
+            return None
+        if value < 0:
+            raise serializers.ValidationError("Must be greater than 0, or 0/null for none.")
+        return value
+
+    def validate_sl(self, value):
+        return self._stop(value)
+
+    def validate_tp(self, value):
+        return self._stop(value)
+
+
+class PositionRegisterInputSerializer(StopsMixin, serializers.Serializer):
     """Body of ``POST /api/v1/positions/``: a position the bot expects (prices in the quote currency, volume in lots).
 
     ``sl``/``tp`` may be null, absent or 0 (= none). The service checks the symbol, the volume step and
@@ -46,19 +64,6 @@ class PositionRegisterInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("Must be greater than 0.")
         return value
 
-    def _stop(self, value):
-        if value is None or value == 0:  # MT5 convention: 0 = no stop
-            return None
-        if value < 0:
-            raise serializers.ValidationError("Must be greater than 0, or 0/null for none.")
-        return value
-
-    def validate_sl(self, value):
-        return self._stop(value)
-
-    def validate_tp(self, value):
-        return self._stop(value)
-
 
 class PositionOutputSerializer(serializers.ModelSerializer):
     """One ledger row as the API shows it (history, detail). Decimals render as strings, times as ISO 8601 UTC."""
@@ -68,6 +73,7 @@ class PositionOutputSerializer(serializers.ModelSerializer):
         fields = (
             "id",
             "ticket",
+            "identifier",
             "symbol",
             "side",
             "volume",
@@ -89,6 +95,8 @@ class PositionOutputSerializer(serializers.ModelSerializer):
             "close_price",
             "close_reason",
             "realized_pnl",
+            "realized_pnl_inferred",
+            "declared_stops",
             "last_synced_at",
             "created_at",
             "updated_at",
@@ -140,3 +148,60 @@ class OpenPositionsOutputSerializer(serializers.Serializer):
     unvalued_positions = serializers.IntegerField(read_only=True)
     as_of = serializers.DateTimeField(read_only=True)
     positions = OpenPositionSerializer(many=True, read_only=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Deals
+# --------------------------------------------------------------------------------------------
+class DealOutputSerializer(serializers.ModelSerializer):
+    """One MT5 deal as stored (append-only). ``position_id`` is MT5's position identifier (0 for a balance
+    operation); ``position`` the ledger position it was booked on. ``type`` and ``entry`` are MT5's codes
+    with their names in ``type_name``/``entry_name``. Money in the account currency, times ISO 8601 UTC."""
+
+    position_id = serializers.IntegerField(source="position_identifier", read_only=True)
+    position = serializers.PrimaryKeyRelatedField(read_only=True)
+    type_name = serializers.CharField(source="get_type_display", read_only=True)
+    entry_name = serializers.CharField(source="get_entry_display", read_only=True)
+    profit = MoneyOutputField()
+    swap = MoneyOutputField()
+    commission = MoneyOutputField()
+    fee = MoneyOutputField()
+
+    class Meta:
+        model = Deal
+        fields = (
+            "id",
+            "ticket",
+            "order",
+            "position_id",
+            "position",
+            "symbol",
+            "type",
+            "type_name",
+            "entry",
+            "entry_name",
+            "reason",
+            "volume",
+            "price",
+            "profit",
+            "swap",
+            "commission",
+            "fee",
+            "magic",
+            "comment",
+            "time",
+        )
+        read_only_fields = fields
+
+
+class PositionStopsInputSerializer(StopsMixin, serializers.Serializer):
+    """Body of ``PATCH positions/{id}/``: the bot declares a stop move (``sl``/``tp`` in the quote
+    currency; 0 or null = remove the stop). At least one of them."""
+
+    sl = serializers.DecimalField(max_digits=20, decimal_places=8, required=False, allow_null=True)
+    tp = serializers.DecimalField(max_digits=20, decimal_places=8, required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError({"sl": "Send sl, tp or both."})
+        return attrs

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import Account
 from positions.models import Instrument, Position
@@ -96,6 +98,7 @@ def position_register(
         user_id=user_id,
         account=account,
         ticket=ticket,
+        identifier=ticket,  # MT5: a position's identifier is the ticket of the order that opened it
         symbol=symbol,
         side=side,
         volume=volume,
@@ -113,3 +116,45 @@ def position_register(
         raise ValidationError({"ticket": f"Ticket {ticket} is already registered."}) from exc
     transaction.on_commit(lambda: bump_and_warm_user(user_id))
     return position
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def position_declare_stops(*, user_id: int, position_id: int, sl: Any = _UNSET, tp: Any = _UNSET) -> Position:
+    """The bot declares a stop move (``PATCH positions/{id}/``): the ledger's ``sl``/``tp`` become the
+    declared values (quote currency; None = no stop) and each is remembered in ``declared_stops``
+    ({name: {value, previous, at}}) until a sync shows it at the broker, which logs ``sl_updated`` /
+    ``tp_updated``; a stop the broker shows without a declaration stays a divergence.
+
+    Raises ``Position.DoesNotExist`` for another user's or an unknown position (→ 404) and
+    ``ValidationError`` (→ 400, nothing written) for a closed position or a stop on the wrong side of
+    the last seen price (the requested price while pending). Bumps the user's cache generation after commit.
+    """
+    position = Position.objects.select_for_update().get(pk=position_id, user_id=user_id)
+    if position.status == Position.Status.CLOSED:
+        raise ValidationError({"status": "The position is closed: its stops cannot move."})
+    stops = {name: value for name, value in (("sl", sl), ("tp", tp)) if value is not _UNSET}
+    # Against the current price: a stop moved to break-even or trailed into profit is legitimate.
+    price = position.price_current or position.requested_price
+    if price is not None:
+        proposed = {"sl": position.sl, "tp": position.tp, **stops}
+        errors = stops_errors(side=position.side, price=price, sl=proposed["sl"], tp=proposed["tp"])
+        errors = {name: message for name, message in errors.items() if name in stops}
+        if errors:
+            raise ValidationError(errors)
+    declared = dict(position.declared_stops or {})
+    now = timezone.now().isoformat()
+    for name, value in stops.items():
+        previous = getattr(position, name)
+        declared[name] = {"value": _str(value), "previous": _str(previous), "at": now}
+        setattr(position, name, value)
+    position.declared_stops = declared
+    position.save(update_fields=[*stops, "declared_stops", "updated_at"])
+    transaction.on_commit(lambda: bump_and_warm_user(user_id))
+    return position
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

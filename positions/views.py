@@ -5,32 +5,47 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from accounts.services import account_for_write
-from positions.filters import PositionFilter
-from positions.models import Position
-from positions.selectors import open_positions, position_history
+from positions.filters import DealFilter, PositionFilter
+from positions.models import Deal, Position
+from positions.selectors import deal_list, open_positions, position_deals, position_history
 from positions.serializers import (
+    DealOutputSerializer,
     OpenPositionsOutputSerializer,
     OpenPositionsQuerySerializer,
     PositionOutputSerializer,
     PositionRegisterInputSerializer,
+    PositionStopsInputSerializer,
 )
-from positions.services import position_register
+from positions.services import position_declare_stops, position_register
 from tradingsite.api import CreatedAtCursorPagination, UserScopedAPIView, UserScopedViewSet
 from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
 
 
+class TimeCursorPagination(CursorPagination):
+    """Newest first on (time, id): deals are listed by when they happened at the broker."""
+
+    ordering = ("-time", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
 @extend_schema_view(list=extend_schema(parameters=[ACCOUNT_PARAMETER]))
 class PositionViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
-    """``GET positions/`` (history, ``?status=&symbol=``, cursor-paginated newest first), ``GET positions/{id}/``
-    and ``POST positions/`` (register a pending position → 201).
+    """``GET positions/`` (history, ``?status=&symbol=``, cursor-paginated newest first), ``GET positions/{id}/``,
+    ``POST positions/`` (register a pending position → 201), ``PATCH positions/{id}/`` (declare a stop
+    move: ``sl``/``tp``) and ``GET positions/{id}/deals/`` (the deals booked on the position).
     """
 
+    http_method_names = ["get", "post", "patch", "head", "options"]
     serializer_class = PositionOutputSerializer
     filterset_class = PositionFilter
     pagination_class = CreatedAtCursorPagination
@@ -54,6 +69,39 @@ class PositionViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         )
         position = position_register(user_id=self.user_id, account=account, **fields)
         return Response(PositionOutputSerializer(position).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PositionStopsInputSerializer, responses={200: PositionOutputSerializer})
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Declare a stop move of an open or pending position: when a sync shows the declared sl/tp at the
+        broker, the log says sl_updated/tp_updated and no divergence stays; an undeclared change is a
+        divergence. 400 with field errors (nothing written) on bad input or a closed position."""
+        position = self.get_object()
+        serializer = PositionStopsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        position = position_declare_stops(user_id=self.user_id, position_id=position.pk, **serializer.validated_data)
+        return Response(PositionOutputSerializer(position).data)
+
+    @extend_schema(responses=DealOutputSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def deals(self, request: Request, pk: str | None = None) -> Response:
+        """The deals booked on this position (its lifecycle), oldest first."""
+        position = self.get_object()
+        return Response(
+            DealOutputSerializer(position_deals(user_id=self.user_id, position_id=position.pk), many=True).data
+        )
+
+
+@extend_schema_view(list=extend_schema(parameters=[ACCOUNT_PARAMETER]))
+class DealViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, UserScopedViewSet):
+    """``GET deals/?account=`` (cursor-paginated newest first; ``?symbol=&type=&entry=&position_id=&since=
+    &until=``) and ``GET deals/{id}/``: the account's MT5 deals, trades and balance operations."""
+
+    serializer_class = DealOutputSerializer
+    filterset_class = DealFilter
+    pagination_class = TimeCursorPagination
+
+    def get_scoped_queryset(self) -> QuerySet[Deal]:
+        return deal_list(user_id=self.user_id, account_id=self.request_account_id(required=self.action == "list"))
 
 
 class OpenPositionsView(AccountScopedMixin, UserScopedAPIView):

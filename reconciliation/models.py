@@ -32,8 +32,10 @@ class ReconciliationLog(models.Model):
 
     Exactly one ``sync`` row per accepted sync, unique per (user, sync_id); its ``details`` hold the
     sync's response summary, which an idempotent replay returns. Other rows are written on
-    transitions only (SPEC §3): ``match`` when a position is first confirmed, ``divergence`` when a
-    reason appears, ``divergence_resolved`` when it clears, ``close`` when a position closes.
+    transitions only: ``match`` when a position is first confirmed, ``divergence`` when a reason
+    appears, ``divergence_resolved`` when it clears, ``close`` when a position closes, and the lifecycle
+    events (``partial_close``, ``position_increased``, ``reversed``, ``ticket_changed``,
+    ``reappeared_at_broker``, ``sl_updated``, ``tp_updated``) when the broker shows them.
     """
 
     class EventType(models.TextChoices):
@@ -44,6 +46,14 @@ class ReconciliationLog(models.Model):
         CLOSE = "close"
         GUARD = "guard"
         ERROR = "error"
+        # Lifecycle events (what the broker did on the position's life; not divergences).
+        PARTIAL_CLOSE = "partial_close"
+        POSITION_INCREASED = "position_increased"
+        REVERSED = "reversed"
+        TICKET_CHANGED = "ticket_changed"
+        REAPPEARED = "reappeared_at_broker"
+        SL_UPDATED = "sl_updated"
+        TP_UPDATED = "tp_updated"
 
     class Status(models.TextChoices):
         SUCCESS = "success"
@@ -59,6 +69,7 @@ class ReconciliationLog(models.Model):
         TP_MISMATCH = "tp_mismatch"
         UNEXPECTED_AT_BROKER = "unexpected_at_broker"
         MISSING_AT_BROKER = "missing_at_broker"
+        UNEXPLAINED_BALANCE_CHANGE = "unexplained_balance_change"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reconciliation_logs", db_index=False
@@ -80,7 +91,7 @@ class ReconciliationLog(models.Model):
     price_open = models.DecimalField(**PRICE, null=True, blank=True)
     price_current = models.DecimalField(**PRICE, null=True, blank=True)
     matched = models.BooleanField(null=True, blank=True)
-    divergence_reason = models.CharField(max_length=24, choices=DivergenceReason.choices, blank=True)
+    divergence_reason = models.CharField(max_length=32, choices=DivergenceReason.choices, blank=True)
     slippage_pips = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     close_reason = models.CharField(max_length=20, blank=True)
     close_price = models.DecimalField(**PRICE, null=True, blank=True)

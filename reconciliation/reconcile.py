@@ -1,13 +1,25 @@
-"""Reconciliation rules of SPEC §3 as pure functions: no database, no HTTP.
+"""Reconciliation of one snapshot around the position lifecycle: pure functions, no database, no HTTP.
 
-:func:`reconcile` takes the user's ledger rows (``Position`` instances, pending or open), the broker's
-positions and closing deals of one sync (validated dicts, see ``reconciliation.serializers``) and the
-instruments, mutates the ledger rows in memory and returns what to write: rows to update, rows to
-create (``origin=broker``) and the log rows of the *transitions* (a divergence that persists is
-logged once when it appears and once when it resolves).
+:func:`reconcile` takes an account's ledger rows (``Position`` instances), the broker's positions and
+the new trade deals of one sync (validated dicts, see ``reconciliation.serializers``) and the
+instruments; it mutates the ledger rows in memory and returns what to write: rows to update, rows to
+create and the log rows of the *transitions* (a divergence that persists is logged once when it
+appears and once when it resolves).
 
-Tolerances come from the instrument (SPEC §3): entry price 2 pips, SL/TP 1 pip, volume to the
-instrument's volume step. Pips = price difference / ``pip_size``; lots are ``Decimal`` with 2 dp.
+Positions are keyed by ``POSITION_IDENTIFIER`` (``identifier``; deals name it ``position_id``); the
+ticket is a displayed alias that may change. What the broker did on the position's life is a lifecycle
+event, logged as such and never a divergence (``positions.lifecycle``): ``partial_close``,
+``position_increased`` (netting), a reversal (a ``close`` with its realized P&L plus a new position on
+the other side), ``ticket_changed``, ``reappeared_at_broker`` (a position closed by inference because
+an empty or partial snapshot left it out, seen again: restored). Divergences stay for what the bot did
+not ask for: ``side_mismatch``, ``partial_fill`` of the entry or ``volume_mismatch``, and
+``entry_slippage`` (measured when the entry is first seen and kept while the position is open);
+``sl_mismatch``/``tp_mismatch`` (each sync, against the stops the bot registered or declared);
+``unexpected_at_broker`` and ``missing_at_broker``.
+
+Tolerances come from the instrument: entry price 2 pips, SL/TP 1 pip, volume to the instrument's
+volume step. Pips = price difference / ``pip_size``; lots are ``Decimal`` with 2 dp. A symbol without
+an instrument compares stops and volume exactly and skips the entry slippage.
 """
 
 from __future__ import annotations
@@ -19,22 +31,22 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from positions.lifecycle import ENTRY_IN, Kind, Lifecycle, deal_money, deal_order_key, opposite, replay
 from positions.models import Instrument, Position
 from reconciliation.models import ReconciliationLog
 
 ENTRY_TOLERANCE_PIPS = Decimal("2")
 STOP_TOLERANCE_PIPS = Decimal("1")
 PIPS_QUANTUM = Decimal("0.01")
+DEFAULT_VOLUME_STEP = Decimal("0.01")
+ZERO = Decimal("0")
 
 Reason = ReconciliationLog.DivergenceReason
 Event = ReconciliationLog.EventType
 LogStatus = ReconciliationLog.Status
 CloseReason = Position.CloseReason
 
-# MT5 DEAL_ENTRY_OUT = 1, DEAL_ENTRY_OUT_BY = 3: the deals that close (part of) a position.
-CLOSING_ENTRIES = frozenset({1, 3})
-
-# SPEC §2: MT5 deal reason → close reason. 0 client, 1 mobile, 2 web, 3 expert, 4 SL, 5 TP, 6 stop out.
+# MT5 ENUM_DEAL_REASON → close reason. 0 client, 1 mobile, 2 web, 3 expert, 4 SL, 5 TP, 6 stop out.
 DEAL_REASON_TO_CLOSE_REASON = {
     0: CloseReason.CLOSED_MANUALLY,
     1: CloseReason.CLOSED_MANUALLY,
@@ -56,6 +68,9 @@ REASON_ORDER = [
     Reason.SL_MISMATCH,
     Reason.TP_MISMATCH,
 ]
+# Measured on the entry (first sighting) and kept while the position is open.
+ENTRY_REASONS = (Reason.SIDE_MISMATCH, Reason.PARTIAL_FILL, Reason.VOLUME_MISMATCH, Reason.ENTRY_SLIPPAGE)
+TRADE_DEAL_TYPES = frozenset({0, 1, "buy", "sell", None})
 
 
 def s(value: Any) -> str | None:
@@ -64,29 +79,31 @@ def s(value: Any) -> str | None:
 
 
 def pips(*, price_delta: Decimal, pip_size: Decimal) -> Decimal:
-    """Return ``price_delta / pip_size`` rounded half-up to 0.01 pip (SPEC §1 pip rule gives ``pip_size``)."""
+    """Return ``price_delta / pip_size`` rounded half-up to 0.01 pip (``pip_size`` from the instrument)."""
     return (price_delta / pip_size).quantize(PIPS_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def close_reason_for_deal(reason: int) -> str:
-    """Map an MT5 deal ``reason`` to a close reason (SPEC §2); unknown reasons → ``closed_externally``."""
+def close_reason_for_deal(reason: int | None) -> str:
+    """Map an MT5 deal ``reason`` to a close reason; unknown reasons → ``closed_externally``."""
     return DEAL_REASON_TO_CLOSE_REASON.get(reason, CloseReason.CLOSED_EXTERNALLY)
 
 
 # --------------------------------------------------------------------------------------------
-# Comparison of one known position (SPEC §3 "Known ticket")
+# Comparison of one known position
 # --------------------------------------------------------------------------------------------
-def _stop_divergence(*, expected: Decimal | None, actual: Decimal | None, pip_size: Decimal) -> dict[str, Any] | None:
+def _stop_divergence(
+    *, expected: Decimal | None, actual: Decimal | None, pip_size: Decimal | None
+) -> dict[str, Any] | None:
     """Return the details of an SL/TP divergence, or None when they agree within 1 pip (None = no stop)."""
     if expected is None and actual is None:
         return None
+    delta_pips = None
     if expected is not None and actual is not None:
         delta = actual - expected
-        if abs(delta) <= STOP_TOLERANCE_PIPS * pip_size:
+        tolerance = STOP_TOLERANCE_PIPS * pip_size if pip_size else ZERO
+        if abs(delta) <= tolerance:
             return None
-        delta_pips = pips(price_delta=delta, pip_size=pip_size)
-    else:
-        delta_pips = None
+        delta_pips = pips(price_delta=delta, pip_size=pip_size) if pip_size else None
     return {
         "expected": s(expected),
         "actual": s(actual),
@@ -95,22 +112,36 @@ def _stop_divergence(*, expected: Decimal | None, actual: Decimal | None, pip_si
     }
 
 
-def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument) -> dict[str, dict[str, Any]]:
+def compare_stops(
+    *, ledger: Position, broker: dict[str, Any], instrument: Instrument | None
+) -> dict[str, dict[str, Any]]:
+    """``sl_mismatch``/``tp_mismatch`` when the broker's stops differ from the ledger's by more than 1 pip
+    (or one side has none)."""
+    pip_size = instrument.pip_size if instrument is not None else None
+    reasons = {}
+    sl = _stop_divergence(expected=ledger.sl, actual=broker["sl"], pip_size=pip_size)
+    if sl is not None:
+        reasons[Reason.SL_MISMATCH] = sl
+    tp = _stop_divergence(expected=ledger.tp, actual=broker["tp"], pip_size=pip_size)
+    if tp is not None:
+        reasons[Reason.TP_MISMATCH] = tp
+    return reasons
+
+
+def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument | None) -> dict[str, dict[str, Any]]:
     """Return ``{reason: details}`` for every divergence of a bot position from its broker position.
 
-    Reasons (SPEC §3): ``side_mismatch``; ``partial_fill`` (broker volume below the bot's, in whole
-    volume steps) or ``volume_mismatch`` (above), with ``delta_lots`` = actual − expected;
-    ``entry_slippage`` when |price_open − requested_price| > 2 pips, with signed ``delta_pips`` =
-    (price_open − requested_price) / pip_size and ``adverse`` (filled worse than requested for the
-    side); ``sl_mismatch``/``tp_mismatch`` when the stops differ by more than 1 pip or one is missing.
-    An empty dict means matched.
+    Reasons: ``side_mismatch``; ``partial_fill`` (broker volume below the bot's, in whole volume steps)
+    or ``volume_mismatch`` (above), with ``delta_lots`` = actual − expected; ``entry_slippage`` when
+    |price_open − requested_price| > 2 pips, with signed ``delta_pips`` = (price_open − requested_price)
+    / pip_size and ``adverse`` (filled worse than requested for the side); ``sl_mismatch``/``tp_mismatch``
+    when the stops differ by more than 1 pip or one is missing. An empty dict means matched.
     """
     reasons: dict[str, dict[str, Any]] = {}
-    pip_size = instrument.pip_size
     if broker["type"] != ledger.side:
         reasons[Reason.SIDE_MISMATCH] = {"expected": ledger.side, "actual": broker["type"]}
 
-    step = instrument.volume_step
+    step = instrument.volume_step if instrument is not None else DEFAULT_VOLUME_STEP
     expected_steps = (ledger.volume / step).to_integral_value(rounding=ROUND_HALF_UP)
     actual_steps = (broker["volume"] / step).to_integral_value(rounding=ROUND_HALF_UP)
     if actual_steps != expected_steps:
@@ -122,7 +153,8 @@ def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument)
             "volume_step": s(step),
         }
 
-    if ledger.requested_price is not None:
+    if ledger.requested_price is not None and instrument is not None:
+        pip_size = instrument.pip_size
         delta = broker["price_open"] - ledger.requested_price
         if abs(delta) > ENTRY_TOLERANCE_PIPS * pip_size:
             direction = 1 if broker["type"] == Position.Side.BUY else -1
@@ -134,18 +166,12 @@ def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument)
                 # A buy filled higher, or a sell filled lower, than requested is worse for the trader.
                 "adverse": direction * delta > 0,
             }
-
-    sl = _stop_divergence(expected=ledger.sl, actual=broker["sl"], pip_size=pip_size)
-    if sl is not None:
-        reasons[Reason.SL_MISMATCH] = sl
-    tp = _stop_divergence(expected=ledger.tp, actual=broker["tp"], pip_size=pip_size)
-    if tp is not None:
-        reasons[Reason.TP_MISMATCH] = tp
+    reasons.update(compare_stops(ledger=ledger, broker=broker, instrument=instrument))
     return reasons
 
 
-def infer_close_reason(*, position: Position, instrument: Instrument) -> tuple[str, dict[str, Any]]:
-    """Infer why an open position vanished without a closing deal (SPEC §3).
+def infer_close_reason(*, position: Position, instrument: Instrument | None) -> tuple[str, dict[str, Any]]:
+    """Infer why an open position vanished without a closing deal.
 
     ``tp_hit`` when the last seen price had reached the take profit within 1 pip (buy: price ≥ tp − 1 pip;
     sell: price ≤ tp + 1 pip), ``sl_hit`` likewise for the stop loss (buy: price ≤ sl + 1 pip; sell:
@@ -153,7 +179,7 @@ def infer_close_reason(*, position: Position, instrument: Instrument) -> tuple[s
     ledger's unless an ``sl_mismatch``/``tp_mismatch`` recorded different actual values).
     """
     price = position.price_current
-    tolerance = STOP_TOLERANCE_PIPS * instrument.pip_size
+    tolerance = STOP_TOLERANCE_PIPS * instrument.pip_size if instrument is not None else ZERO
     details = position.divergence_details or {}
     sl = position.sl
     tp = position.tp
@@ -174,89 +200,136 @@ def infer_close_reason(*, position: Position, instrument: Instrument) -> tuple[s
     return CloseReason.CLOSED_EXTERNALLY, info
 
 
-# --------------------------------------------------------------------------------------------
-# The whole snapshot
-# --------------------------------------------------------------------------------------------
-@dataclass
-class ReconcileOutcome:
-    """What one snapshot changes: rows to write, log rows, and the summary parts."""
-
-    updated: list[Position] = field(default_factory=list)
-    created: list[Position] = field(default_factory=list)
-    logs: list[ReconciliationLog] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    divergences: list[dict[str, Any]] = field(default_factory=list)
-    closed: list[dict[str, Any]] = field(default_factory=list)
-    opened_reasons: list[str] = field(default_factory=list)
-    open_symbols: set[str] = field(default_factory=set)
-    open_count: int = 0
-
-
-def _log(
-    *, user_id: int, sync_id: uuid.UUID, event_type: str, status: str, position: Position, **fields: Any
-) -> ReconciliationLog:
-    return ReconciliationLog(
-        user_id=user_id,
-        sync_id=sync_id,
-        event_type=event_type,
-        status=status,
-        position=position,
-        ticket=position.ticket,
-        symbol=position.symbol,
-        side=position.side,
-        volume=position.volume,
-        price_open=position.price_open,
-        price_current=position.price_current,
-        **fields,
-    )
+def _last_seen_money(position: Position) -> Decimal:
+    """profit + swap + commission of the last snapshot: what an inferred close books."""
+    return (position.profit or ZERO) + (position.swap or ZERO) + (position.commission or ZERO)
 
 
 def _ordered(reasons) -> list[str]:
     return [r for r in REASON_ORDER if r in reasons]
 
 
+# --------------------------------------------------------------------------------------------
+# The whole snapshot
+# --------------------------------------------------------------------------------------------
+COUNT_KEYS = (
+    "positions_seen",
+    "matched",
+    "confirmed",
+    "created_from_broker",
+    "divergences_opened",
+    "divergences_resolved",
+    "missing_at_broker",
+    "closed",
+    "ignored_closed",
+    "partial_closes",
+    "increased",
+    "reversed",
+    "reappeared",
+    "ticket_changes",
+)
+
+
+@dataclass
+class ReconcileOutcome:
+    """What one snapshot changes: rows to write, log rows, the deal → position links, the summary parts."""
+
+    updated: list[Position] = field(default_factory=list)
+    created: list[Position] = field(default_factory=list)
+    logs: list[ReconciliationLog] = field(default_factory=list)
+    deal_positions: dict[int, Position] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    divergences: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    opened_reasons: list[str] = field(default_factory=list)
+    open_symbols: set[str] = field(default_factory=set)
+    open_count: int = 0
+
+
 def reconcile(
     *,
     user_id: int,
+    account_id: int | None = None,
     sync_id: uuid.UUID,
     broker_time: datetime,
     ledger: list[Position],
-    broker_positions: list[dict[str, Any]],
+    broker_positions: list[dict[str, Any]] | None,
     deals: list[dict[str, Any]],
     instruments: dict[str, Instrument],
     sync_stale_seconds: int,
 ) -> ReconcileOutcome:
-    """Reconcile one successful snapshot (``positions`` known, possibly ``[]``) against the ledger (SPEC §3).
+    """Reconcile one snapshot against the account's ledger.
 
-    ``ledger``: the user's pending/open rows plus any row whose ticket the broker reports; mutated
-    in place. ``broker_positions``/``deals``: validated dicts. ``instruments``: by symbol, covering
-    every ledger and broker symbol. Returns the rows to update/create, the transition log rows and
-    the summary parts (counts, active divergences with deltas, closes).
+    ``ledger``: the account's pending/open rows plus any row whose identifier the broker or a deal
+    reports; mutated in place. ``broker_positions``: validated dicts (``identifier`` set), or None when
+    the worker could not read them (then only the deals are applied: closes and partial closes by
+    deal, no absence rule). ``deals``: this sync's trade deals not stored before (validated dicts).
+    ``instruments``: by symbol (a missing symbol is compared without tolerances). Returns the rows to
+    update/create, the transition log rows, the deal → position links and the summary parts.
     """
-    out = ReconcileOutcome()
-    counts = defaultdict(int)
-    new_reasons: dict[int, set[str]] = defaultdict(set)
-    by_ticket = {p.ticket: p for p in ledger}
-    seen: set[int] = set()
-    closing_deals: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for deal in deals:
-        if deal["entry"] in CLOSING_ENTRIES:
-            closing_deals[deal["position_id"]].append(deal)
+    return _Reconciler(
+        user_id=user_id,
+        account_id=account_id,
+        sync_id=sync_id,
+        broker_time=broker_time,
+        ledger=ledger,
+        instruments=instruments,
+        sync_stale_seconds=sync_stale_seconds,
+    ).run(broker_positions, deals)
 
-    def log(event_type, status, position, **fields):
-        out.logs.append(
-            _log(user_id=user_id, sync_id=sync_id, event_type=event_type, status=status, position=position, **fields)
+
+class _Reconciler:
+    """One snapshot's reconciliation state: the ledger by identifier, the log being written, the counts."""
+
+    def __init__(self, *, user_id, account_id, sync_id, broker_time, ledger, instruments, sync_stale_seconds):
+        self.user_id, self.account_id, self.sync_id = user_id, account_id, sync_id
+        self.broker_time = broker_time
+        self.ledger = ledger
+        self.instruments = instruments
+        self.sync_stale_seconds = sync_stale_seconds
+        self.out = ReconcileOutcome()
+        self.counts: dict[str, int] = defaultdict(int)
+        self.new_reasons: dict[int, set[str]] = defaultdict(set)
+        self.live = {p.identifier: p for p in ledger if p.status != Position.Status.CLOSED}
+        self.closed: dict[int, Position] = {}
+        for p in sorted((p for p in ledger if p.status == Position.Status.CLOSED), key=lambda p: p.pk or 0):
+            self.closed[p.identifier] = p  # the latest closed lifecycle of an identifier
+
+    # --- log rows -------------------------------------------------------------------------------
+    def log(self, event_type: str, status: str, position: Position, **fields: Any) -> None:
+        self.out.logs.append(
+            ReconciliationLog(
+                user_id=self.user_id,
+                account_id=self.account_id,
+                sync_id=self.sync_id,
+                event_type=event_type,
+                status=status,
+                position=position,
+                ticket=position.ticket,
+                symbol=position.symbol,
+                side=position.side,
+                volume=position.volume,
+                price_open=position.price_open,
+                price_current=position.price_current,
+                **fields,
+            )
         )
 
-    def transition(position: Position, current: dict[str, dict[str, Any]]) -> None:
+    def event(self, event_type: str, position: Position, message: str, details: dict[str, Any], **fields) -> None:
+        """Log a lifecycle event (``success`` unless the caller says otherwise) and list it in the summary."""
+        status = fields.pop("status", LogStatus.SUCCESS)
+        self.log(event_type, status, position, matched=position.matched, message=message, details=details, **fields)
+        self.out.events.append({"event": event_type, "identifier": position.identifier, "ticket": position.ticket})
+
+    def transition(self, position: Position, current: dict[str, dict[str, Any]]) -> None:
         """Log appeared/resolved reasons, then store the current state on the row."""
         previous = set(position.divergence_reasons or [])
         now = set(current)
-        remaining_matched = not now
         for reason in _ordered(now - previous):
             details = current[reason]
             slippage = details.get("delta_pips") if reason == Reason.ENTRY_SLIPPAGE else None
-            log(
+            self.log(
                 Event.DIVERGENCE,
                 LogStatus.WARNING,
                 position,
@@ -266,245 +339,506 @@ def reconcile(
                 message=f"{reason} on {position.symbol} #{position.ticket}",
                 details={"reason": reason, **details},
             )
-            counts["divergences_opened"] += 1
-            out.opened_reasons.append(reason)
-            new_reasons[position.ticket].add(reason)
+            self.counts["divergences_opened"] += 1
+            self.out.opened_reasons.append(reason)
+            self.new_reasons[position.identifier].add(reason)
         for reason in _ordered(previous - now):
-            log(
+            self.log(
                 Event.DIVERGENCE_RESOLVED,
                 LogStatus.SUCCESS,
                 position,
-                matched=remaining_matched,
+                matched=not now,
                 divergence_reason=reason,
                 message=f"{reason} resolved on {position.symbol} #{position.ticket}",
                 details={"reason": reason, "was": (position.divergence_details or {}).get(reason)},
             )
-            counts["divergences_resolved"] += 1
+            self.counts["divergences_resolved"] += 1
         position.divergence_reasons = _ordered(now)
         position.divergence_details = current
         position.matched = not now
 
-    for row in broker_positions:
-        ticket = row["ticket"]
-        seen.add(ticket)
-        instrument = instruments[row["symbol"]]
-        position = by_ticket.get(ticket)
-        if position is not None and position.status == Position.Status.CLOSED:
-            counts["ignored_closed"] += 1  # MT5 tickets are never reused; a closed row stays closed
-            continue
+    def touched(self, position: Position) -> None:
+        if position.pk is not None and all(p is not position for p in self.out.updated):
+            self.out.updated.append(position)
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self, broker_positions, deals) -> ReconcileOutcome:
+        by_identifier: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for deal in sorted(deals, key=deal_order_key):
+            if deal.get("position_id") and deal.get("type") in TRADE_DEAL_TYPES:
+                by_identifier[deal["position_id"]].append(deal)
+        seen: set[int] = set()
+        for row in broker_positions or []:
+            seen.add(row["identifier"])
+            self._seen(row, by_identifier.pop(row["identifier"], []))
+        for identifier, position in list(self.live.items()):
+            if identifier in seen:
+                continue
+            position_deals = by_identifier.pop(identifier, [])
+            if broker_positions is None:
+                if position_deals:
+                    self._apply_deals(position, position_deals, present=None)
+            else:
+                self._absent(position, position_deals)
+        for identifier, position_deals in by_identifier.items():
+            self._deals_only(identifier, position_deals)
+        return self._summary(broker_positions)
+
+    def _instrument(self, symbol: str) -> Instrument | None:
+        return self.instruments.get(symbol)
+
+    def _seen(self, row: dict[str, Any], deals: list[dict[str, Any]]) -> None:
+        identifier = row["identifier"]
+        position = self.live.get(identifier)
         if position is None:
-            position = Position(
-                user_id=user_id,
-                ticket=ticket,
-                symbol=row["symbol"],
-                side=row["type"],
-                volume=row["volume"],
-                requested_price=None,
-                price_open=row["price_open"],
-                price_current=row["price_current"],
-                sl=row["sl"],
-                tp=row["tp"],
-                swap=row["swap"],
-                commission=row["commission"],
-                profit=row["profit"],
-                origin=Position.Origin.BROKER,
-                status=Position.Status.OPEN,
-                opened_at=row["time"] or broker_time,
-                last_synced_at=broker_time,
-                matched=False,
-                divergence_reasons=[],
-                divergence_details={},
-            )
-            out.created.append(position)
-            counts["created_from_broker"] += 1
-            transition(
+            previous = self.closed.get(identifier)
+            if previous is not None and previous.realized_pnl_inferred:
+                position = self._reappeared(previous, row)
+            elif previous is not None:
+                self.counts["ignored_closed"] += 1  # closed by its deal: MT5 never re-opens an identifier
+                return
+        if position is None:
+            self._created(row, deals)
+            return
+        if position.ticket != row["ticket"]:
+            self.event(
+                Event.TICKET_CHANGED,
                 position,
+                f"{position.symbol} position {identifier}: ticket #{position.ticket} → #{row['ticket']}",
+                {"identifier": identifier, "old_ticket": position.ticket, "new_ticket": row["ticket"]},
+            )
+            position.ticket = row["ticket"]
+            self.counts["ticket_changes"] += 1
+        first_seen = position.status == Position.Status.PENDING
+        if deals:
+            reversed_from = position
+            position = self._apply_deals(position, deals, present=row)
+            if position is not reversed_from:
+                position.sl, position.tp = row["sl"], row["tp"]  # a reversal's new position: the stops it has
+        elif not first_seen and row["volume"] != position.volume:
+            self._volume_event(position, before=position.volume, after=row["volume"], deal=None)
+        self._refresh(position, row)
+        if first_seen:
+            position.status = Position.Status.OPEN
+            position.opened_at = row["time"] or self.broker_time
+            self.counts["confirmed"] += 1
+        instrument = self._instrument(position.symbol)
+        previous = position.divergence_details or {}
+        if position.origin == Position.Origin.BROKER:
+            current = {Reason.UNEXPECTED_AT_BROKER: previous.get(Reason.UNEXPECTED_AT_BROKER, {"expected": None})}
+            position.sl, position.tp = row["sl"], row["tp"]
+        elif first_seen:
+            current = compare(ledger=position, broker=row, instrument=instrument)
+        else:
+            current = {r: previous[r] for r in ENTRY_REASONS if r in (position.divergence_reasons or [])}
+            current.update(compare_stops(ledger=position, broker=row, instrument=instrument))
+        self._declared_stops(position, row, current)
+        position.volume = row["volume"]  # the broker's volume; the entry's shortfall stays in partial_fill
+        self.transition(position, current)
+        if first_seen and not current:
+            self.log(
+                Event.MATCH,
+                LogStatus.SUCCESS,
+                position,
+                matched=True,
+                message=f"{position.symbol} #{position.ticket} confirmed at the broker",
+                details={"requested_price": s(position.requested_price), "price_open": s(position.price_open)},
+            )
+        self.touched(position)
+        self.counts["matched"] += int(position.matched)
+
+    def _refresh(self, position: Position, row: dict[str, Any]) -> None:
+        position.price_open = row["price_open"]
+        position.price_current = row["price_current"]
+        position.swap = row["swap"]
+        position.commission = row["commission"]
+        position.profit = row["profit"]
+        position.last_synced_at = self.broker_time
+
+    def _declared_stops(self, position: Position, row: dict[str, Any], current: dict[str, dict[str, Any]]) -> None:
+        """A stop the bot declared (``declared_stops``) and the broker now shows: log ``sl_updated``/
+        ``tp_updated`` and forget the declaration. The mismatch, if any, resolves by the comparison."""
+        declared = dict(position.declared_stops or {})
+        for name, event_type in (("sl", Event.SL_UPDATED), ("tp", Event.TP_UPDATED)):
+            if name not in declared:
+                continue
+            reason = Reason.SL_MISMATCH if name == "sl" else Reason.TP_MISMATCH
+            if reason in current:
+                continue  # not (yet) at the broker: the mismatch opens or stays until it is
+            entry = declared.pop(name)
+            self.event(
+                event_type,
+                position,
+                f"{name} of {position.symbol} #{position.ticket} moved to {s(row[name])} as declared",
                 {
-                    Reason.UNEXPECTED_AT_BROKER: {
-                        "expected": None,
-                        "actual": {
-                            "side": row["type"],
-                            "volume": s(row["volume"]),
-                            "price_open": s(row["price_open"]),
-                            "sl": s(row["sl"]),
-                            "tp": s(row["tp"]),
-                        },
-                    }
+                    "stop": name,
+                    "declared": entry.get("value"),
+                    "previous": entry.get("previous"),
+                    "actual": s(row[name]),
                 },
             )
-        else:
-            first_seen = position.status == Position.Status.PENDING
-            if position.origin == Position.Origin.BROKER:
-                # The ledger mirrors a position the bot never asked for; it stays unexpected until it closes.
-                position.volume = row["volume"]
-                position.sl = row["sl"]
-                position.tp = row["tp"]
-                current = {
-                    Reason.UNEXPECTED_AT_BROKER: (position.divergence_details or {}).get(
-                        Reason.UNEXPECTED_AT_BROKER, {"expected": None}
-                    )
-                }
-            else:
-                current = compare(ledger=position, broker=row, instrument=instrument)
-            position.price_open = row["price_open"]
-            position.price_current = row["price_current"]
-            position.swap = row["swap"]
-            position.commission = row["commission"]
-            position.profit = row["profit"]
-            position.last_synced_at = broker_time
-            if first_seen:
-                position.status = Position.Status.OPEN
-                position.opened_at = row["time"] or broker_time
-            transition(position, current)
-            if first_seen and not current:
-                log(
-                    Event.MATCH,
-                    LogStatus.SUCCESS,
-                    position,
-                    matched=True,
-                    message=f"{position.symbol} #{position.ticket} confirmed at the broker",
-                    details={"requested_price": s(position.requested_price), "price_open": s(position.price_open)},
-                )
-                counts["confirmed"] += 1
-            elif first_seen:
-                counts["confirmed"] += 1
-            out.updated.append(position)
-        counts["matched"] += int(position.matched)
+        position.declared_stops = declared
 
-    for position in ledger:
-        if position.ticket in seen or position.status == Position.Status.CLOSED:
-            continue
-        deals_of_position = closing_deals.get(position.ticket)
-        if deals_of_position:
-            _close_from_deals(position, deals_of_position, broker_time=broker_time, log=log, out=out)
-            counts["closed"] += 1
-        elif position.status == Position.Status.OPEN:
-            _close_inferred(position, instruments[position.symbol], broker_time=broker_time, log=log, out=out)
-            counts["closed"] += 1
-        elif position.status == Position.Status.PENDING:
-            age = (broker_time - position.created_at).total_seconds()
-            reasons = position.divergence_reasons or []
-            if Reason.MISSING_AT_BROKER not in reasons and age >= sync_stale_seconds:
-                current = dict(position.divergence_details or {})
-                current[Reason.MISSING_AT_BROKER] = {
-                    "expected": {
-                        "side": position.side,
-                        "volume": s(position.volume),
-                        "requested_price": s(position.requested_price),
-                    },
-                    "actual": None,
-                    "registered_at": position.created_at.isoformat(),
-                    "absent_seconds": int(age),
-                    "sync_stale_seconds": sync_stale_seconds,
-                }
-                transition(position, current)
-                out.updated.append(position)
-                counts["missing_at_broker"] += 1
-
-    for position in [*ledger, *out.created]:
-        if position.status == Position.Status.OPEN:
-            out.open_count += 1
-            out.open_symbols.add(position.symbol)
-        if position.status != Position.Status.CLOSED:
-            for reason in position.divergence_reasons or []:
-                out.divergences.append(
-                    {
-                        "ticket": position.ticket,
-                        "symbol": position.symbol,
-                        "reason": reason,
-                        "new": reason in new_reasons[position.ticket],
-                        **(position.divergence_details or {}).get(reason, {}),
-                    }
-                )
-    counts["positions_seen"] = len(broker_positions)
-    out.counts = {
-        key: counts[key]
-        for key in (
-            "positions_seen",
-            "matched",
-            "confirmed",
-            "created_from_broker",
-            "divergences_opened",
-            "divergences_resolved",
-            "missing_at_broker",
-            "closed",
-            "ignored_closed",
+    def _created(self, row: dict[str, Any], deals: list[dict[str, Any]]) -> None:
+        """A position the bot never registered: created ``origin=broker`` with ``unexpected_at_broker``."""
+        position = Position(
+            user_id=self.user_id,
+            account_id=self.account_id,
+            ticket=row["ticket"],
+            identifier=row["identifier"],
+            symbol=row["symbol"],
+            side=row["type"],
+            volume=row["volume"],
+            requested_price=None,
+            price_open=row["price_open"],
+            price_current=row["price_current"],
+            sl=row["sl"],
+            tp=row["tp"],
+            swap=row["swap"],
+            commission=row["commission"],
+            profit=row["profit"],
+            origin=Position.Origin.BROKER,
+            status=Position.Status.OPEN,
+            opened_at=row["time"] or self.broker_time,
+            last_synced_at=self.broker_time,
+            matched=False,
+            divergence_reasons=[],
+            divergence_details={},
         )
-    }
-    return out
+        self.out.created.append(position)
+        self.live[position.identifier] = position
+        self.counts["created_from_broker"] += 1
+        if deals:
+            position = self._apply_deals(position, deals, present=row, fresh=True)
+        actual = {k: s(row[k]) for k in ("volume", "price_open", "sl", "tp")}
+        self.transition(
+            position, {Reason.UNEXPECTED_AT_BROKER: {"expected": None, "actual": {"side": row["type"], **actual}}}
+        )
 
-
-def _close(position: Position, *, closed_at: datetime, price, reason: str, pnl) -> list[str]:
-    open_reasons = list(position.divergence_reasons or [])
-    position.status = Position.Status.CLOSED
-    position.closed_at = closed_at
-    position.close_price = price
-    position.close_reason = reason
-    position.realized_pnl = pnl
-    position.last_synced_at = max(filter(None, [position.last_synced_at, closed_at]))
-    # A closed position has no active divergence; the close row records the ones it had.
-    position.divergence_reasons = []
-    return open_reasons
-
-
-def _close_from_deals(position, deals, *, broker_time, log, out: ReconcileOutcome) -> None:
-    """Close ``position`` from its closing deals (SPEC §2): reason, price and time of the last one,
-    realized P&L = Σ (profit + swap + commission) of all of them, in the account currency."""
-    deals = sorted(deals, key=lambda d: (d["time"] or broker_time, d["ticket"]))
-    last = deals[-1]
-    pnl = sum((d["profit"] + d["swap"] + d["commission"] for d in deals), Decimal("0"))
-    reason = close_reason_for_deal(last["reason"])
-    had = _close(position, closed_at=last["time"] or broker_time, price=last["price"], reason=reason, pnl=pnl)
-    # The ledger's last view of the position is the close itself, not the previous snapshot's.
-    position.price_current = last["price"]
-    position.profit = sum((d["profit"] for d in deals), Decimal("0"))
-    position.swap = sum((d["swap"] for d in deals), Decimal("0"))
-    details = {
-        "source": "deal",
-        "deal_tickets": [d["ticket"] for d in deals],
-        "deal_reason": last["reason"],
-        "profit": s(sum((d["profit"] for d in deals), Decimal("0"))),
-        "swap": s(sum((d["swap"] for d in deals), Decimal("0"))),
-        "commission": s(sum((d["commission"] for d in deals), Decimal("0"))),
-        "divergences_at_close": had,
-    }
-    _close_log(position, reason=reason, details=details, log=log, out=out)
-
-
-def _close_inferred(position, instrument, *, broker_time, log, out: ReconcileOutcome) -> None:
-    """Close ``position`` without a deal (SPEC §3): at broker_time, the last seen price and profit."""
-    reason, details = infer_close_reason(position=position, instrument=instrument)
-    had = _close(position, closed_at=broker_time, price=position.price_current, reason=reason, pnl=position.profit)
-    _close_log(
-        position,
-        reason=reason,
-        details={"source": "inferred", **details, "divergences_at_close": had},
-        log=log,
-        out=out,
-    )
-
-
-def _close_log(position, *, reason, details, log, out: ReconcileOutcome) -> None:
-    status = LogStatus.WARNING if reason in (CloseReason.STOP_OUT, CloseReason.CLOSED_EXTERNALLY) else LogStatus.SUCCESS
-    log(
-        Event.CLOSE,
-        status,
-        position,
-        matched=position.matched,
-        close_reason=reason,
-        close_price=position.close_price,
-        realized_pnl=position.realized_pnl,
-        message=f"{position.symbol} #{position.ticket} closed: {reason}",
-        details=details,
-    )
-    out.updated.append(position)
-    out.closed.append(
-        {
-            "ticket": position.ticket,
-            "symbol": position.symbol,
-            "close_reason": reason,
-            "close_price": s(position.close_price),
-            "realized_pnl": s(position.realized_pnl),
-            "source": details["source"],
+    def _reappeared(self, position: Position, row: dict[str, Any]) -> Position:
+        """Restore a position closed by inference (it left an empty or partial snapshot) that the broker
+        shows again: open, its inferred realized P&L taken back, ``reappeared_at_broker`` logged."""
+        was = {
+            "closed_at": position.closed_at.isoformat() if position.closed_at else None,
+            "close_reason": position.close_reason,
+            "inferred_realized_pnl": s(position.realized_pnl),
         }
-    )
+        position.realized_pnl = (position.realized_pnl or ZERO) - _last_seen_money(position)
+        position.realized_pnl_inferred = False
+        position.status = Position.Status.OPEN
+        position.closed_at = position.close_price = None
+        position.close_reason = ""
+        position.divergence_reasons = list(position.divergence_details or {})
+        position.divergence_reasons = [r for r in REASON_ORDER if r in position.divergence_reasons]
+        self.live[position.identifier] = position
+        self.closed.pop(position.identifier, None)
+        self.counts["reappeared"] += 1
+        self.event(
+            Event.REAPPEARED,
+            position,
+            f"{position.symbol} #{position.ticket} is at the broker again: restored",
+            {"identifier": position.identifier, "was": was, "ticket": row["ticket"]},
+            status=LogStatus.WARNING,
+        )
+        return position
+
+    # --- deals -------------------------------------------------------------------------------------
+    def _typed(self, position: Position, deal: dict[str, Any]) -> dict[str, Any]:
+        """A deal with its ``type``: a worker may omit it; an IN deal is on the position's side, an exit
+        on the other one."""
+        if deal.get("type") is not None:
+            return deal
+        side = position.side if deal["entry"] == ENTRY_IN else opposite(position.side)
+        return {**deal, "type": side}
+
+    def _apply_deals(self, position: Position, deals, *, present, fresh: bool = False) -> Position:
+        """Apply this sync's deals of ``position`` through its lifecycle; return the row that is open now
+        (a new one after a reversal). ``present``: the broker row (None = unknown, False = absent)."""
+        opened = position.status == Position.Status.OPEN and not fresh
+        typed = [self._typed(position, d) for d in deals]
+        realized = position.realized_pnl or ZERO
+        if opened:
+            # The opening deal arriving after the position was seen open books its money only.
+            late = [d for d in typed if self._is_late_opening(position, d, present)]
+            realized += sum((deal_money(d) for d in late), ZERO)
+            for deal in late:
+                self.out.deal_positions.setdefault(deal["ticket"], position)
+            typed = [d for d in typed if d not in late]
+        start = Lifecycle(
+            identifier=position.identifier,
+            side=position.side if opened else None,
+            volume=position.volume if opened else ZERO,
+            price_open=position.price_open if opened else None,
+            realized_pnl=realized,
+        )
+        position.realized_pnl = realized
+        current = position
+        for index, lifecycle in enumerate(replay(position.identifier, typed, start=start)):
+            if index:
+                current = self._successor(current, lifecycle)
+            for ticket in lifecycle.deal_tickets:
+                self.out.deal_positions.setdefault(ticket, current)
+            current.realized_pnl = lifecycle.realized_pnl
+            exits = [d for d in typed if d["ticket"] in lifecycle.deal_tickets and d["entry"] != ENTRY_IN]
+            for event in lifecycle.events:
+                deal = next(d for d in typed if d["ticket"] == event.deal_ticket)
+                if event.kind in (Kind.INCREASED, Kind.PARTIAL_CLOSE):
+                    self._volume_event(current, before=event.volume_before, after=event.volume_after, deal=deal)
+                elif event.kind == Kind.REVERSED:
+                    self._close(current, lifecycle, deal=deal, exits=exits)
+                    self.counts["reversed"] += 1
+                elif event.kind == Kind.CLOSED and present:
+                    # A late exit deal of a position still at the broker: a partial close already seen.
+                    self._volume_event(current, before=event.volume_before, after=ZERO, deal=deal, late=True)
+                elif event.kind == Kind.CLOSED:
+                    self._close(current, lifecycle, deal=deal, exits=exits)
+        self.touched(position)
+        return current
+
+    @staticmethod
+    def _is_late_opening(position: Position, deal: dict[str, Any], present) -> bool:
+        """An IN deal of an open position is its opening deal (not an increase) when its order is the
+        position's identifier (MT5: the identifier is the opening order's ticket), or, without an order,
+        when the snapshot does not show the volume grow."""
+        if deal["entry"] != ENTRY_IN:
+            return False
+        if deal.get("order"):
+            return deal["order"] == position.identifier
+        return not present or present["volume"] <= position.volume
+
+    def _successor(self, previous: Position, lifecycle: Lifecycle) -> Position:
+        """The new position a reversal opens: same identifier and ticket, the other side, the remainder."""
+        position = Position(
+            user_id=self.user_id,
+            account_id=self.account_id,
+            ticket=previous.ticket,
+            identifier=previous.identifier,
+            symbol=previous.symbol,
+            side=lifecycle.side,
+            volume=lifecycle.volume,
+            requested_price=None,
+            price_open=lifecycle.price_open,
+            price_current=previous.price_current,
+            origin=previous.origin,
+            status=Position.Status.OPEN,
+            opened_at=previous.closed_at or self.broker_time,
+            last_synced_at=self.broker_time,
+            matched=True,
+            realized_pnl=ZERO,
+            divergence_reasons=[],
+            divergence_details={},
+        )
+        self.out.created.append(position)
+        self.live[position.identifier] = position
+        self.event(
+            Event.REVERSED,
+            position,
+            f"{position.symbol} position {position.identifier} reversed to {position.side} {position.volume}",
+            {"identifier": position.identifier, "previous_side": previous.side, "volume": s(position.volume),
+             "price_open": s(position.price_open)},
+        )  # fmt: skip
+        return position
+
+    def _volume_event(self, position: Position, *, before, after, deal, late: bool = False) -> None:
+        """Log ``partial_close`` (volume fell) or ``position_increased`` (rose); ``deal`` None = seen in
+        the snapshot only (``inferred``)."""
+        kind = Event.PARTIAL_CLOSE if after < before else Event.POSITION_INCREASED
+        self.counts["partial_closes" if kind == Event.PARTIAL_CLOSE else "increased"] += 1
+        if deal is not None and not late:
+            position.volume = after
+        details = {
+            "identifier": position.identifier,
+            "volume_before": s(before),
+            "volume_after": s(after),
+            "deal_ticket": deal["ticket"] if deal else None,
+            "deal_price": s(deal["price"]) if deal else None,
+            "realized_pnl": s(position.realized_pnl),
+            "inferred": deal is None,
+            "late_deal": late,
+        }
+        verb = "partially closed" if kind == Event.PARTIAL_CLOSE else "increased"
+        self.event(
+            kind,
+            position,
+            f"{position.symbol} #{position.ticket} {verb}: {s(before)} → {s(after)} lots",
+            details,
+            realized_pnl=position.realized_pnl,
+        )
+
+    def _close(self, position: Position, lifecycle: Lifecycle, *, deal: dict[str, Any], exits) -> None:
+        """Close from the deal that ends the lifecycle; the row's last view is the close: the deal's price,
+        and the profit and swap of this sync's exit deals."""
+        reason = close_reason_for_deal(deal.get("reason"))
+        position.price_current = deal["price"]
+        position.profit = sum((d.get("profit") or ZERO for d in exits), ZERO)
+        position.swap = sum((d.get("swap") or ZERO for d in exits), ZERO)
+        self._closed(
+            position,
+            closed_at=deal.get("time") or self.broker_time,
+            price=deal["price"],
+            reason=reason,
+            pnl=lifecycle.realized_pnl,
+            details={"source": "deal", "deal_ticket": deal["ticket"], "deal_reason": deal.get("reason"),
+                     "deal_tickets": list(lifecycle.deal_tickets)},
+        )  # fmt: skip
+
+    def _closed(self, position: Position, *, closed_at, price, reason, pnl, details, inferred: bool = False) -> None:
+        had = list(position.divergence_reasons or [])
+        position.status = Position.Status.CLOSED
+        position.closed_at = closed_at
+        position.close_price = price
+        position.close_reason = reason
+        position.realized_pnl = pnl
+        position.realized_pnl_inferred = inferred
+        position.last_synced_at = max(filter(None, [position.last_synced_at, closed_at]))
+        position.divergence_reasons = []  # a closed position has no active divergence; the close row lists them
+        self.live.pop(position.identifier, None)
+        self.closed[position.identifier] = position
+        self.counts["closed"] += 1
+        status = (
+            LogStatus.WARNING if reason in (CloseReason.STOP_OUT, CloseReason.CLOSED_EXTERNALLY) else LogStatus.SUCCESS
+        )
+        self.log(
+            Event.CLOSE,
+            status,
+            position,
+            matched=position.matched,
+            close_reason=reason,
+            close_price=price,
+            realized_pnl=pnl,
+            message=f"{position.symbol} #{position.ticket} closed: {reason}",
+            details={**details, "realized_pnl_inferred": inferred, "divergences_at_close": had},
+        )
+        self.touched(position)
+        self.out.closed.append(
+            {
+                "ticket": position.ticket,
+                "identifier": position.identifier,
+                "symbol": position.symbol,
+                "close_reason": reason,
+                "close_price": s(price),
+                "realized_pnl": s(pnl),
+                "realized_pnl_inferred": inferred,
+                "source": details["source"],
+            }
+        )
+
+    def _absent(self, position: Position, deals: list[dict[str, Any]]) -> None:
+        """A live row the snapshot does not show: closed by its deals, closed by inference, or missing."""
+        if deals:
+            position = self._apply_deals(position, deals, present=False)
+            if position.status == Position.Status.CLOSED:
+                return
+        if position.status == Position.Status.OPEN:
+            reason, info = infer_close_reason(position=position, instrument=self._instrument(position.symbol))
+            self._closed(
+                position,
+                closed_at=self.broker_time,
+                price=position.price_current,
+                reason=reason,
+                pnl=(position.realized_pnl or ZERO) + _last_seen_money(position),
+                details={"source": "inferred", **info, "profit": s(position.profit), "swap": s(position.swap),
+                         "commission": s(position.commission), "realized_from_deals": s(position.realized_pnl)},
+                inferred=True,
+            )  # fmt: skip
+            return
+        age = (self.broker_time - position.created_at).total_seconds()
+        reasons = position.divergence_reasons or []
+        if Reason.MISSING_AT_BROKER in reasons or age < self.sync_stale_seconds:
+            return
+        current = dict(position.divergence_details or {})
+        current[Reason.MISSING_AT_BROKER] = {
+            "expected": {
+                "side": position.side,
+                "volume": s(position.volume),
+                "requested_price": s(position.requested_price),
+            },
+            "actual": None,
+            "registered_at": position.created_at.isoformat(),
+            "absent_seconds": int(age),
+            "sync_stale_seconds": self.sync_stale_seconds,
+        }
+        self.transition(position, current)
+        self.touched(position)
+        self.counts["missing_at_broker"] += 1
+
+    def _deals_only(self, identifier: int, deals: list[dict[str, Any]]) -> None:
+        """Deals of a position that is neither live nor at the broker: the exit of a position closed by
+        inference (its realized P&L is settled from the deals), or a whole position opened and closed
+        between two syncs (recorded as an unexpected, closed broker position)."""
+        previous = self.closed.get(identifier)
+        if previous is not None and previous.realized_pnl_inferred:
+            inferred = previous.realized_pnl
+            start = (previous.realized_pnl or ZERO) - _last_seen_money(previous)
+            money = sum((deal_money(d) for d in deals), ZERO)
+            last = deals[-1]
+            for deal in deals:
+                self.out.deal_positions.setdefault(deal["ticket"], previous)
+            previous.close_reason = close_reason_for_deal(last.get("reason"))
+            previous.close_price = last["price"]
+            previous.closed_at = last.get("time") or previous.closed_at
+            previous.realized_pnl = start + money
+            previous.realized_pnl_inferred = False
+            self.event(
+                Event.CLOSE,
+                previous,
+                f"{previous.symbol} #{previous.ticket} close settled by its deal: {previous.close_reason}",
+                {"source": "deal", "settles": "inferred", "inferred_realized_pnl": s(inferred),
+                 "deal_tickets": [d["ticket"] for d in deals]},
+                close_reason=previous.close_reason,
+                close_price=previous.close_price,
+                realized_pnl=previous.realized_pnl,
+            )  # fmt: skip
+            self.touched(previous)
+            return
+        if previous is not None:
+            for deal in deals:
+                self.out.deal_positions.setdefault(deal["ticket"], previous)
+            return
+        first = deals[0]
+        side = first.get("type")
+        side = {0: "buy", 1: "sell"}.get(side, side) if first["entry"] == ENTRY_IN else None
+        position = Position(
+            user_id=self.user_id,
+            account_id=self.account_id,
+            ticket=identifier,
+            identifier=identifier,
+            symbol=first.get("symbol") or "",
+            side=side or Position.Side.BUY,
+            volume=first.get("volume") or DEFAULT_VOLUME_STEP,
+            price_open=first["price"],
+            price_current=first["price"],
+            origin=Position.Origin.BROKER,
+            status=Position.Status.OPEN,
+            opened_at=first.get("time") or self.broker_time,
+            last_synced_at=self.broker_time,
+            matched=False,
+            divergence_reasons=[Reason.UNEXPECTED_AT_BROKER],
+            divergence_details={Reason.UNEXPECTED_AT_BROKER: {"expected": None, "actual": {"from_deals": True}}},
+        )
+        self.out.created.append(position)
+        self.counts["created_from_broker"] += 1
+        self._apply_deals(position, deals, present=False, fresh=True)
+
+    # --- summary --------------------------------------------------------------------------------
+    def _summary(self, broker_positions) -> ReconcileOutcome:
+        out = self.out
+        for position in [*self.ledger, *out.created]:
+            if position.status == Position.Status.OPEN:
+                out.open_count += 1
+                out.open_symbols.add(position.symbol)
+            if position.status != Position.Status.CLOSED:
+                for reason in position.divergence_reasons or []:
+                    out.divergences.append(
+                        {
+                            "ticket": position.ticket,
+                            "identifier": position.identifier,
+                            "symbol": position.symbol,
+                            "reason": reason,
+                            "new": reason in self.new_reasons[position.identifier],
+                            **(position.divergence_details or {}).get(reason, {}),
+                        }
+                    )
+        self.counts["positions_seen"] = len(broker_positions or [])
+        out.counts = {key: self.counts[key] for key in COUNT_KEYS}
+        return out

@@ -33,6 +33,7 @@ MAX_QUOTES = 500
 MAX_DEALS = 1000
 MAX_SYMBOLS = 500
 MAX_BROKER_CLOCK_AHEAD = timedelta(minutes=5)
+MAX_BIGINT = 2**63 - 1  # BIGINT columns (tickets, identifiers, magic numbers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +261,10 @@ class AccountInputSerializer(serializers.Serializer):
 class BrokerPositionInputSerializer(serializers.Serializer):
     """One MT5 ``positions_get()`` row: volume in lots, prices in the quote currency, money in the account currency."""
 
-    ticket = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    ticket = StrictIntegerField(min_value=1, max_value=MAX_BIGINT)
+    identifier = StrictIntegerField(
+        min_value=1, max_value=MAX_BIGINT, required=False, allow_null=True, default=None, help_text="Default: ticket."
+    )
     symbol = SymbolField()
     type = PositionTypeField()
     volume = _lots(positive=True)
@@ -274,6 +278,8 @@ class BrokerPositionInputSerializer(serializers.Serializer):
     time = BrokerTimeField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs):
+        if attrs.get("identifier") is None:
+            attrs["identifier"] = attrs["ticket"]  # MT5: the identifier is the opening order's ticket
         for name in ("sl", "tp"):
             if attrs.get(name) is not None and attrs[name] < 0:
                 raise serializers.ValidationError({name: "Must be greater than 0, or 0 for none."})
@@ -295,27 +301,49 @@ class QuoteInputSerializer(serializers.Serializer):
 
 
 class DealInputSerializer(serializers.Serializer):
-    """One MT5 ``history_deals_get()`` row; only closing deals (``entry`` 1 = out, 3 = out by) decide closes.
+    """One MT5 ``history_deals_get()`` row: a trade deal of a position, or a balance operation.
 
-    ``reason``: 0 client, 1 mobile, 2 web, 3 expert, 4 SL, 5 TP, 6 stop out, other values = external.
+    ``type`` (``ENUM_DEAL_TYPE``): 0 buy, 1 sell (a trade deal: ``position_id`` names its position;
+    when a worker omits ``type`` the side follows from the position), 2–12 and 15–17 balance operations
+    (``position_id`` 0, the amount in ``profit``), 13/14 cancelled deals (ignored). ``entry``: 0 in,
+    1 out, 2 inout (netting reversal), 3 out by. ``reason``: 0 client, 1 mobile, 2 web, 3 expert, 4 SL,
+    5 TP, 6 stop out, other values = external. Volume in lots, price in the quote currency, money in
+    the account currency.
     """
 
-    ticket = StrictIntegerField(min_value=0)
-    position_id = StrictIntegerField(min_value=1)
-    entry = StrictIntegerField(min_value=0, max_value=3)
-    reason = StrictIntegerField(min_value=0, required=False, default=0)
+    ticket = StrictIntegerField(min_value=1, max_value=MAX_BIGINT)
+    order = StrictIntegerField(min_value=0, max_value=MAX_BIGINT, required=False, default=0)
+    position_id = StrictIntegerField(min_value=0, max_value=MAX_BIGINT, required=False, default=0)
+    type = StrictIntegerField(min_value=0, max_value=17, required=False, allow_null=True, default=None)
+    entry = StrictIntegerField(min_value=0, max_value=3, required=False, default=0)
+    reason = StrictIntegerField(min_value=0, max_value=32767, required=False, default=0)
     symbol = SymbolField(required=False, allow_blank=True, default="")
-    price = _price(positive=True)
+    price = _price(required=False, default=Decimal("0"))
     volume = _lots(required=False, default=Decimal("0"))
     profit = _money(required=False, default=Decimal("0"))
     swap = _money(required=False, default=Decimal("0"))
     commission = _money(required=False, default=Decimal("0"))
+    fee = _money(required=False, default=Decimal("0"))
+    magic = StrictIntegerField(min_value=0, max_value=MAX_BIGINT, required=False, default=0)
+    comment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="", trim_whitespace=False)
     time = BrokerTimeField(required=False, allow_null=True, default=None)
 
     def validate_volume(self, value):
         if value < 0:
             raise serializers.ValidationError("Must be zero or more (lots).")
         return value
+
+    def validate(self, attrs):
+        trade = attrs["type"] in (None, 0, 1)
+        if attrs["type"] is None and not attrs["position_id"]:
+            raise serializers.ValidationError({"type": "Required for a balance operation (position_id 0)."})
+        if trade and not attrs["position_id"]:
+            raise serializers.ValidationError({"position_id": "A buy/sell deal names its position (position_id ≥ 1)."})
+        if trade and attrs["price"] <= 0:
+            raise serializers.ValidationError({"price": "A buy/sell deal has a price greater than 0."})
+        if not trade and attrs["price"] < 0:
+            raise serializers.ValidationError({"price": "Must be zero or more."})
+        return attrs
 
 
 class SymbolSpecInputSerializer(serializers.Serializer):
@@ -383,6 +411,9 @@ class SyncInputSerializer(serializers.Serializer):
         dups = _duplicates(row["ticket"] for row in value)
         if dups:
             raise serializers.ValidationError(f"Duplicate tickets: {', '.join(map(str, dups))}.")
+        dups = _duplicates(row["identifier"] for row in value)
+        if dups:
+            raise serializers.ValidationError(f"Duplicate identifiers: {', '.join(map(str, dups))}.")
         return value
 
     def validate_quotes(self, value):

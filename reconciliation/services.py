@@ -25,11 +25,10 @@ from accounts.models import Account
 from accounts.money import quantize_money
 from accounts.services import account_apply_sync, account_for_sync, account_save
 from guards.models import GuardConfig, GuardState
-from guards.services import GuardSession, record_guard_transitions
-from positions.models import Instrument, Position, Quote, pip_size_for
+from guards.services import GuardEvent, GuardSession, peak_equity_reset, record_guard_transitions
+from positions.models import Deal, Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
-from reconciliation.reconcile import reconcile
-from tradingsite.api import Conflict
+from reconciliation.reconcile import ReconcileOutcome, reconcile
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import DIVERGENCES, SYNCS
 
@@ -50,6 +49,9 @@ POSITION_SYNC_FIELDS = [
     "close_price",
     "close_reason",
     "realized_pnl",
+    "realized_pnl_inferred",
+    "declared_stops",
+    "ticket",
     "last_synced_at",
     "matched",
     "divergence_reasons",
@@ -57,6 +59,10 @@ POSITION_SYNC_FIELDS = [
     "updated_at",
 ]
 INSTRUMENT_SPEC_FIELDS = ["contract_size", "digits", "point", "pip_size", "currency_base", "currency_profit"]
+
+
+class SyncOutOfOrder(Exception):
+    """A sync whose ``broker_time`` is older than the account's latest accepted one (the view answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,12 @@ def _load_instruments(server: str, symbols: set[str]) -> dict[str, Instrument]:
     return {i.symbol: i for i in sorted(rows, key=lambda i: i.server != "")}
 
 
-def _lock_positions(user_id: int, account_id: int, tickets: list[int]) -> list[Position]:
-    """Lock and return the account's pending/open positions and any row the broker reports, in pk order."""
+def _lock_positions(user_id: int, account_id: int, identifiers: list[int]) -> list[Position]:
+    """Lock and return the account's pending/open positions and any row whose identifier the broker or a
+    deal reports (a closed one may reappear or get its closing deal), in pk order."""
     condition = Q(status__in=[Position.Status.PENDING, Position.Status.OPEN])
-    if tickets:
-        condition |= Q(ticket__in=tickets)
+    if identifiers:
+        condition |= Q(identifier__in=identifiers)
     return list(
         Position.objects.select_for_update(of=("self",))
         .filter(condition, user_id=user_id, account_id=account_id)
@@ -161,7 +168,7 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
     """Ingest one validated sync (``SyncInputSerializer.validated_data``) for the user (SPEC §2, §3, §5).
 
     In one transaction: lock the user, replay → ``SyncResult(stored summary, created=False)``; a
-    ``broker_time`` older than the latest accepted sync → :class:`tradingsite.api.Conflict` (409);
+    ``broker_time`` older than the latest accepted sync → :class:`SyncOutOfOrder` (the view's 409);
     apply symbol specs; when ``positions`` is not None, reconcile against the locked ledger
     (matches, divergences with deltas, broker-only positions, missing pending ones, closes); upsert
     quotes; evaluate guards (peak, drawdown, gaps, spreads, stale quotes); insert the transition log
@@ -195,7 +202,7 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
                 group = _Batch(user_id=user_id, started=started).run([batch[index] for index in indexes])
                 for index, result in zip(indexes, group, strict=True):
                     results[index] = result
-    except (Conflict, ValidationError):
+    except (SyncOutOfOrder, ValidationError):
         SYNCS.labels(outcome="rejected").inc()
         raise
     done = [result for result in results if result is not None]
@@ -227,19 +234,6 @@ def quantize_sync_money(data: dict[str, Any], digits: int) -> dict[str, Any]:
     return result
 
 
-ZERO_COUNTS = (
-    "positions_seen",
-    "matched",
-    "confirmed",
-    "created_from_broker",
-    "divergences_opened",
-    "divergences_resolved",
-    "missing_at_broker",
-    "closed",
-    "ignored_closed",
-)
-
-
 class _Batch:
     """One ingestion for one account: its locked state in memory, the syncs applied in order, then one flush."""
 
@@ -251,6 +245,8 @@ class _Batch:
         self.changed_instruments: dict[str, Instrument] = {}
         self.final_quotes: dict[str, Quote] = {}
         self.logs: list[ReconciliationLog] = []
+        self.new_deals: list[Deal] = []
+        self.deal_positions: dict[int, Position] = {}
         self.opened_reasons: list[str] = []
 
     def run(self, batch: list[dict[str, Any]]) -> list[SyncResult]:
@@ -270,7 +266,7 @@ class _Batch:
             else:
                 broker_time = data["broker_time"]
                 if latest is not None and broker_time < latest:
-                    raise Conflict(
+                    raise SyncOutOfOrder(
                         f"broker_time {broker_time.isoformat()} is older than the latest accepted sync "
                         f"({latest.isoformat()})."
                     )
@@ -315,8 +311,13 @@ class _Batch:
     # --- reads ------------------------------------------------------------------------------
     def _load(self, new: list[dict[str, Any]]) -> None:
         """Lock the ledger rows and read instruments and quotes for every sync of the batch."""
-        tickets = [row["ticket"] for data in new for row in (data.get("positions") or [])]
-        self.ledger = _lock_positions(self.user_id, self.account.pk, tickets)
+        identifiers = {row["identifier"] for data in new for row in (data.get("positions") or [])}
+        identifiers |= {deal["position_id"] for data in new for deal in data.get("deals") or [] if deal["position_id"]}
+        self.ledger = _lock_positions(self.user_id, self.account.pk, sorted(identifiers))
+        deal_tickets = [deal["ticket"] for data in new for deal in data.get("deals") or []]
+        # Deals are idempotent on (account, ticket): a deal sent again by a later sync is not booked twice.
+        known = Deal.objects.filter(account_id=self.account.pk, ticket__in=deal_tickets) if deal_tickets else None
+        self.known_deals = set(known.values_list("ticket", flat=True)) if known is not None else set()
         symbols = {p.symbol for p in self.ledger}
         for data in new:
             symbols |= {q["symbol"] for q in data.get("quotes") or []}
@@ -328,87 +329,126 @@ class _Batch:
             {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
         )
 
-    # --- one sync ---------------------------------------------------------------------------
+    # --- one sync: one step per app ------------------------------------------------------------
     def _sync(self, sync_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
-        user_id, account = self.user_id, self.account
-        broker_time: datetime = data["broker_time"]
+        account, broker_time = self.account, data["broker_time"]
         account_apply_sync(account, info=data["account"], broker_time=broker_time, now=timezone.now())
         data = quantize_sync_money(data, account.currency_digits)
         self._apply_symbol_specs(data.get("symbols") or [])
-        broker_positions = data.get("positions")
-        quotes = data.get("quotes") or []
-        positions_known = broker_positions is not None
+        deals = self._deals_step(data.get("deals") or [])
+        outcome = self._ledger_step(sync_id, broker_time, data.get("positions"), deals)
+        previous_quotes, stored = self._quotes_step(data.get("quotes") or [], broker_time)
+        open_rows = [p for p in self.ledger if p.status == Position.Status.OPEN]
+        guards = self.guards.evaluate(
+            sync_id=sync_id,
+            broker_time=broker_time,
+            account=data["account"],
+            quotes=[{**q, "time": q["time"] or broker_time} for q in data.get("quotes") or []],
+            previous_quotes=previous_quotes,
+            instruments=self.instruments,
+            held_symbols={p.symbol for p in open_rows},
+            open_positions=len(open_rows),
+            new_deals=deals,
+            currency_digits=account.currency_digits,
+        )
+        return self._log_step(sync_id, data, outcome, guards, open_rows=len(open_rows), stored=stored)
+
+    def _deals_step(self, deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep the deals not stored before and queue them for insertion (positions app's ``Deal``)."""
+        new = [deal for deal in deals if deal["ticket"] not in self.known_deals]
+        for deal in new:
+            self.known_deals.add(deal["ticket"])
+            # TODO(lead): deal times are taken as UTC; normalise them by account.server_utc_offset once the
+            # accounts app offers the helper (every broker time of the sync must go through the same one).
+            self.new_deals.append(
+                Deal(
+                    user_id=self.user_id,
+                    account=self.account,
+                    ticket=deal["ticket"],
+                    order=deal["order"],
+                    position_identifier=deal["position_id"],
+                    symbol=deal["symbol"],
+                    type=deal["type"],  # None: a trade deal sent without it, typed from its position at flush
+                    entry=deal["entry"],
+                    reason=deal["reason"],
+                    volume=deal["volume"],
+                    price=deal["price"],
+                    profit=deal["profit"],
+                    swap=deal["swap"],
+                    commission=deal["commission"],
+                    fee=deal["fee"],
+                    magic=deal["magic"],
+                    comment=deal["comment"],
+                    time=deal["time"] or self.account.broker_time,
+                )
+            )
+        return new
+
+    def _ledger_step(self, sync_id, broker_time, broker_positions, deals) -> ReconcileOutcome:
+        """Reconcile the snapshot and the new deals against the locked ledger (positions app's rows)."""
         unknown = sorted({row["symbol"] for row in broker_positions or []} - set(self.instruments))
         if unknown:
             raise ValidationError(
                 {"positions": f"Unknown symbols {', '.join(unknown)}: send their specs in 'symbols' first."}
             )
-        outcome = None
-        if positions_known:
-            outcome = reconcile(
-                user_id=user_id,
-                sync_id=sync_id,
-                broker_time=broker_time,
-                ledger=self.ledger,
-                broker_positions=broker_positions,
-                deals=data.get("deals") or [],
-                instruments=self.instruments,
-                sync_stale_seconds=self.config.sync_stale_seconds,
-            )
-            for position in outcome.created:
-                position.account = account
-            self.ledger.extend(outcome.created)
-            self.new_positions.extend(outcome.created)
-            for position in outcome.updated:
-                if position.pk is not None:
-                    self.changed_positions[position.pk] = position
-            self.opened_reasons.extend(outcome.opened_reasons)
-        open_rows = [p for p in self.ledger if p.status == Position.Status.OPEN]
-        held_symbols = {p.symbol for p in open_rows}
+        outcome = reconcile(
+            user_id=self.user_id,
+            account_id=self.account.pk,
+            sync_id=sync_id,
+            broker_time=broker_time,
+            ledger=self.ledger,
+            broker_positions=broker_positions,
+            deals=deals,
+            instruments=self.instruments,
+            sync_stale_seconds=self.config.sync_stale_seconds,
+        )
+        self.ledger.extend(outcome.created)
+        self.new_positions.extend(outcome.created)
+        for position in outcome.updated:
+            if position.pk is not None:
+                self.changed_positions[position.pk] = position
+        self.deal_positions.update(outcome.deal_positions)
+        self.opened_reasons.extend(outcome.opened_reasons)
+        return outcome
 
-        normalized_quotes = [{**q, "time": q["time"] or broker_time} for q in quotes]
-        previous_quotes = dict(self.quotes)
+    def _quotes_step(self, quotes: list[dict[str, Any]], broker_time: datetime) -> tuple[dict[str, Quote], int]:
+        """Keep each symbol's newest quote (positions app's ``Quote``); return the previous ones and the count."""
+        previous = dict(self.quotes)
         stored = 0
-        for quote in normalized_quotes:
+        for quote in quotes:
+            when = quote["time"] or broker_time
             current = self.quotes.get(quote["symbol"])
-            if current is not None and current.time > quote["time"]:
+            if current is not None and current.time > when:
                 continue  # the stored quote is newer: keep it
             row = Quote(
-                user_id=user_id,
-                account=account,
-                symbol=quote["symbol"],
-                bid=quote["bid"],
-                ask=quote["ask"],
-                time=quote["time"],
-            )
+                user_id=self.user_id, account=self.account, symbol=quote["symbol"], bid=quote["bid"], ask=quote["ask"],
+                time=when,
+            )  # fmt: skip
             self.quotes[quote["symbol"]] = row
             self.final_quotes[quote["symbol"]] = row
             stored += 1
-        guards = self.guards.evaluate(
-            sync_id=sync_id,
-            broker_time=broker_time,
-            account=data["account"],
-            quotes=normalized_quotes,
-            previous_quotes=previous_quotes,
-            instruments=self.instruments,
-            held_symbols=held_symbols,
-            open_positions=len(open_rows),
-        )
+        return previous, stored
 
+    def _log_step(self, sync_id, data, outcome: ReconcileOutcome, guards, *, open_rows: int, stored: int):
+        """The sync's summary and its audit rows: the ledger's transitions, the guards' events, one sync row."""
+        broker_time, positions_known = data["broker_time"], data.get("positions") is not None
         now_perf = time.perf_counter()
         duration_ms = int((now_perf - self.started) * 1000)
         self.started = now_perf  # the next sync of the batch is timed from here
-        counts = outcome.counts if outcome else dict.fromkeys(ZERO_COUNTS, 0)
-        counts = {**counts, "open_positions": len(open_rows), "quotes": len(quotes), "quotes_stored": stored}
-        divergences = outcome.divergences if outcome else []
+        counts = {**outcome.counts, "open_positions": open_rows, "quotes": len(data.get("quotes") or []),
+                  "quotes_stored": stored}  # fmt: skip
         if not positions_known:
-            message = "positions unknown (positions: null): account and quotes processed, ledger untouched"
+            message = "positions unknown (positions: null): account, deals and quotes processed, no absence rule"
         else:
             message = (
                 f"{counts['positions_seen']} positions, {counts['matched']} matched, "
                 f"{counts['divergences_opened']} divergences opened, {counts['divergences_resolved']} resolved, "
                 f"{counts['closed']} closed"
             )
+        account_divergences = [
+            {**event.details, "reason": event.divergence_reason} for event in guards.events if event.divergence_reason
+        ]
+        divergences = [*outcome.divergences, *account_divergences]
         summary = {
             "sync_id": str(sync_id),
             "broker_time": broker_time.isoformat(),
@@ -416,28 +456,27 @@ class _Batch:
             "message": message,
             "counts": counts,
             "divergences": divergences,
-            "closed": outcome.closed if outcome else [],
+            "closed": outcome.closed,
+            "events": outcome.events,
             "guards": guards.summary,
             "duration_ms": duration_ms,
         }
-        sync_status = (
-            ReconciliationLog.Status.WARNING
-            if (not positions_known or divergences or guards.summary["any_positions_should_close"])
-            else ReconciliationLog.Status.SUCCESS
-        )
+        warning = not positions_known or divergences or guards.summary["any_positions_should_close"]
         sync_row = ReconciliationLog(
-            user_id=user_id,
+            user_id=self.user_id,
             sync_id=sync_id,
             event_type=ReconciliationLog.EventType.SYNC,
-            status=sync_status,
+            status=ReconciliationLog.Status.WARNING if warning else ReconciliationLog.Status.SUCCESS,
             duration_ms=duration_ms,
             broker_time=broker_time,
             message=message,
             details=summary,
         )
         created_at = timezone.now()
-        for row in (*(outcome.logs if outcome else ()), *guards.logs, sync_row):
-            row.account_id = account.pk
+        guard_rows = [guard_event_log(e, user_id=self.user_id, sync_id=sync_id) for e in guards.events]
+        self.opened_reasons.extend(e.divergence_reason for e in guards.events if e.divergence_reason)
+        for row in (*outcome.logs, *guard_rows, sync_row):
+            row.account_id = self.account.pk
             row.created_at = created_at
             self.logs.append(row)
         return summary
@@ -478,8 +517,8 @@ class _Batch:
 
     # --- writes -----------------------------------------------------------------------------
     def _flush(self) -> None:
-        """Write the batch: instruments, new then changed positions, quotes, guards, then the log rows
-        (which point at positions created above)."""
+        """Write the batch: instruments, changed then new positions, deals, quotes, guards, then the log
+        rows (which point at positions created above)."""
         new_instruments = [i for i in self.changed_instruments.values() if i.pk is None]
         old_instruments = [i for i in self.changed_instruments.values() if i.pk is not None]
         if new_instruments:
@@ -491,10 +530,16 @@ class _Batch:
             Instrument.objects.bulk_update(
                 old_instruments, [*INSTRUMENT_SPEC_FIELDS, "volume_step", "volume_min", "updated_at"]
             )
+        if self.changed_positions:  # first: a reversal closes a row before its successor takes the identifier
+            _save_positions(list(self.changed_positions.values()))
         if self.new_positions:
             Position.objects.bulk_create(self.new_positions)
-        if self.changed_positions:
-            _save_positions(list(self.changed_positions.values()))
+        if self.new_deals:
+            for deal in self.new_deals:
+                deal.position = self.deal_positions.get(deal.ticket)
+                if deal.type is None:
+                    deal.type = deal_type_on(deal.position, entry=deal.entry)
+            Deal.objects.bulk_create(self.new_deals)
         account_save(self.account)
         if self.final_quotes:
             Quote.objects.bulk_create(
@@ -519,3 +564,40 @@ class _Batch:
             record_guard_transitions(transitions)
 
         transaction.on_commit(after_commit)
+
+
+def deal_type_on(position: Position | None, *, entry: int) -> int:
+    """MT5 deal type of a trade deal sent without one: an IN deal is on its position's side, an exit on
+    the other side (0 buy, 1 sell)."""
+    buy = position is None or position.side == Position.Side.BUY
+    return (0 if buy else 1) if entry == Deal.Entry.IN else (1 if buy else 0)
+
+
+def guard_event_log(event: GuardEvent, *, user_id: int, sync_id: uuid.UUID | None = None) -> ReconciliationLog:
+    """The audit row of a guard event: ``guard`` rows for level transitions and peak resets, ``divergence``
+    rows (with the reason) for account-level divergences such as ``unexplained_balance_change``."""
+    divergence = event.kind == "divergence"
+    return ReconciliationLog(
+        user_id=user_id,
+        sync_id=sync_id or uuid.uuid4(),
+        event_type=ReconciliationLog.EventType.DIVERGENCE if divergence else ReconciliationLog.EventType.GUARD,
+        status=event.status,
+        symbol=event.symbol,
+        matched=False if divergence else None,
+        divergence_reason=event.divergence_reason,
+        message=event.message,
+        details=event.details,
+    )
+
+
+def peak_equity_reset_logged(*, account_id: int, actor: str) -> GuardState:
+    """Reset the account's peak (:func:`guards.services.peak_equity_reset`) and write its ``guard`` row."""
+    with transaction.atomic():
+        account = Account.objects.only("pk", "user_id").get(pk=account_id)
+
+        def record(event: GuardEvent) -> None:
+            row = guard_event_log(event, user_id=account.user_id)
+            row.account_id = account_id
+            row.save()
+
+        return peak_equity_reset(account_id=account_id, actor=actor, record=record)

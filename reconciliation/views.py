@@ -25,8 +25,9 @@ from reconciliation.serializers import (
     ReconciliationStatusOutputSerializer,
     SyncInputSerializer,
 )
-from reconciliation.services import sync_ingest
+from reconciliation.services import SyncOutOfOrder, sync_ingest
 from tradingsite.api import (
+    Conflict,
     CreatedAtCursorPagination,
     PayloadTooLarge,
     UserScopedAPIView,
@@ -103,8 +104,11 @@ class SyncCreateView(UserScopedAPIView):
             raise PayloadTooLarge() from exc
         serializer = SyncInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
-        with sync_slot(self.user_id):
-            result = sync_ingest(user_id=self.user_id, data=serializer.validated_data)
+        try:
+            with sync_slot(self.user_id):
+                result = sync_ingest(user_id=self.user_id, data=serializer.validated_data)
+        except SyncOutOfOrder as exc:
+            raise Conflict(str(exc)) from exc
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 

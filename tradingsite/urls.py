@@ -65,6 +65,7 @@ api_v1 = [
     path("accounts/", include("accounts.urls")),
     path("reconciliation/", include("reconciliation.urls")),
     path("positions/", include("positions.urls")),
+    path("deals/", include("positions.deal_urls")),
     path("guards/", include("guards.urls")),
 ]
 

@@ -85,7 +85,8 @@ def test_sync_partial_fill_and_entry_slippage_are_logged_with_deltas(auth_client
     assert divergence_rows[0].details["delta_lots"] == "-0.40"
     row = position(user, 1)
     assert row.matched is False and row.divergence_reasons == ["partial_fill", "entry_slippage"]
-    assert row.volume == D("1.00")  # the ledger keeps the bot's volume; the broker's is in the details
+    # the ledger shows the position as it is at the broker (0.60); the bot's 1.00 stays in the divergence
+    assert row.volume == D("0.60") and row.divergence_details["partial_fill"]["expected"] == "1.00"
     assert row.divergence_details["partial_fill"]["actual"] == "0.60"
     assert not logs(user, event_type="match")
 
@@ -197,8 +198,8 @@ def test_close_is_decided_by_the_closing_deal(user, mt5_reason, close_reason):
         close_reason, D("-42.70"), "deal"
     )  # fmt: skip
     assert body["closed"] == [
-        {"ticket": 1, "symbol": "EURUSD", "close_reason": close_reason, "close_price": "1.09120000",
-         "realized_pnl": "-42.70", "source": "deal"}
+        {"ticket": 1, "identifier": 1, "symbol": "EURUSD", "close_reason": close_reason,
+         "close_price": "1.09120000", "realized_pnl": "-42.70", "realized_pnl_inferred": False, "source": "deal"}
     ]  # fmt: skip
 
 
@@ -505,9 +506,9 @@ def test_batch_replays_and_conflicts(user):
     before = table_counts()
     older = validated(sync_payload(broker_time=t1 - timedelta(seconds=1), positions=[]))
     later = validated(sync_payload(broker_time=clock.tick(), positions=[]))
-    from tradingsite.api import Conflict
+    from reconciliation.services import SyncOutOfOrder
 
-    with pytest.raises(Conflict):
+    with pytest.raises(SyncOutOfOrder):
         sync_ingest_batch(user_id=user.pk, batch=[later, older])
     assert table_counts() == before
 

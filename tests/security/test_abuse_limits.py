@@ -228,6 +228,7 @@ def _make_positions(user, n: int) -> None:
         Position(
             user=user,
             ticket=100_000 + i,
+            identifier=100_000 + i,
             symbol="EURUSD",
             side="buy",
             volume=Decimal("0.10"),
