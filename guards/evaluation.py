@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from accounts.fields import trim_money
 from guards import loss_rules, margin
 from guards.hysteresis import level_with_hysteresis
 from guards.models import LEVEL_RANK, Level
@@ -25,8 +26,25 @@ DEFAULT_SO_SO = Decimal("50")
 DEFAULT_MARGIN_HYSTERESIS_PCT = Decimal("5")  # margin-level points; see guards.hysteresis
 
 
+PCT_QUANTUM = Decimal("0.0001")
+
+
 def _s(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _pct(value: Decimal | None) -> str | None:
+    """A percentage as a string with 4 decimals (half-up)."""
+    return None if value is None else str(value.quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP))
+
+
+def _money(value: Decimal | None) -> str | None:
+    """Money as a string with its significant decimals, never fewer than 2 (``accounts.fields.trim_money``)."""
+    return None if value is None else str(trim_money(value))
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -94,16 +112,16 @@ def evaluate_margin(
         move = margin.adverse_move_pips(distance_money=status.distance_money, exposures=exposures)
     summary = {
         "level": level,
-        "margin_level_pct": _s(status.margin_level_pct),
-        "margin_call_level_pct": _s(status.call_level_pct),
-        "stop_out_level_pct": _s(status.stop_out_level_pct),
+        "margin_level_pct": _pct(status.margin_level_pct),
+        "margin_call_level_pct": _pct(status.call_level_pct),
+        "stop_out_level_pct": _pct(status.stop_out_level_pct),
         "levels_source": "broker" if sent else "default",
-        "stop_out_equity": _s(status.stop_out_equity),
-        "distance_to_stop_out": _s(status.distance_money),
-        "distance_to_stop_out_pct": _s(status.distance_pct),
+        "stop_out_equity": _money(status.stop_out_equity),
+        "distance_to_stop_out": _money(status.distance_money),
+        "distance_to_stop_out_pct": _pct(status.distance_pct),
         "adverse_move": None
         if move is None
-        else {"symbol": move.symbol, "pips": _s(move.pips), "price_move": _s(move.price_move)},
+        else {"symbol": move.symbol, "pips": _pct(move.pips), "price_move": _s(move.price_move.normalize())},
         "should_close_all": level == Level.CRITICAL,
     }
     transition = transition_between(previous_level, level)
@@ -126,13 +144,13 @@ def rule_summary(result: loss_rules.RuleResult) -> dict[str, Any]:
         "name": result.name,
         "kind": result.kind,
         "level": result.level,
-        "limit_equity": _s(result.limit_equity),
-        "loss_amount": _s(result.loss_amount),
-        "distance": _s(result.distance_money),
-        "distance_pct": _s(result.distance_pct),
-        "next_reset": result.next_reset,
-        "breached_at": result.breached_at,
-        "trading_day_start": result.trading_day_start,
+        "limit_equity": _money(result.limit_equity),
+        "loss_amount": _money(result.loss_amount),
+        "distance": _money(result.distance_money),
+        "distance_pct": _pct(result.distance_pct),
+        "next_reset": _time(result.next_reset),
+        "breached_at": _time(result.breached_at),
+        "trading_day_start": _time(result.trading_day_start),
         "should_close_all": result.level == Level.CRITICAL,
     }
 

@@ -187,6 +187,12 @@ class GuardState(models.Model):
     peak_reset_at = models.DateTimeField(null=True, blank=True)
     equity_index = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Cash-flow-adjusted equity index.")
     equity_index_peak = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Highest index since reset.")
+    margin_guard_level = models.CharField(
+        max_length=8, choices=Level.choices, default=Level.OK, help_text="Margin guard level after the latest sync."
+    )
+    margin_at_or_under_stop_out = models.BooleanField(
+        default=False, help_text="The latest margin level was at or under the broker's stop-out level."
+    )
     index_equity = MoneyField(null=True, blank=True, help_text="Equity at the index's last step.")
     balance = MoneyField(null=True, blank=True, help_text="Balance of the previous sync.")
     updated_at = models.DateTimeField(auto_now=True)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_lock
+from guards.account_guards import AccountGuardsMixin
 from guards.cashflow import IndexState, advance, balance_check, cash_flow
 from guards.cashflow import drawdown_pct as index_drawdown_pct
 from guards.models import (
@@ -258,7 +259,7 @@ def measure_quote(
     return measures
 
 
-class GuardSession:
+class GuardSession(AccountGuardsMixin):
     """The guards of one user across the syncs of one ingestion (one transaction, the user's row locked).
 
     Evaluates each sync in memory (:meth:`evaluate`) and writes once (:meth:`flush`): the peak
@@ -305,16 +306,18 @@ class GuardSession:
         open_positions: int,
         new_deals: list[dict[str, Any]] = (),
         currency_digits: int = 2,
+        positions: Iterable[Any] = (),
     ) -> GuardOutcome:
         """Evaluate every guard for one sync; returns the summary's ``guards`` and the transition events.
 
         ``quotes``: validated quotes with ``time`` set; ``previous_quotes``: the account's accepted quote
         per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions;
         ``new_deals``: the deals not seen before this sync (their balance operations are the period's
-        cash flow, and all of them explain the change in balance); ``currency_digits``: the account's.
+        cash flow, and all of them explain the change in balance); ``currency_digits``: the account's;
+        ``positions``: the open ledger rows (the margin guard's net exposures).
         """
         outcome = GuardOutcome(summary={})
-        new_deals = list(new_deals)
+        new_deals, quotes = list(new_deals), list(quotes)
         drawdown = self._drawdown(
             sync_id=sync_id,
             broker_time=broker_time,
@@ -333,10 +336,24 @@ class GuardSession:
             held_symbols=held_symbols,
             outcome=outcome,
         )
+        mids = {symbol: q.mid for symbol, q in previous_quotes.items()}
+        mids.update({q["symbol"]: (q["bid"] + q["ask"]) / 2 for q in quotes})
+        margin, rules = self._account_guards(
+            broker_time=broker_time,
+            account=account,
+            positions=positions,
+            instruments=instruments,
+            mids=mids,
+            outcome=outcome,
+        )
         outcome.summary = {
             "drawdown": drawdown,
             "market_alerts": market,
+            "margin": margin,
+            "rules": rules,
             "any_positions_should_close": drawdown["should_close_all"]
+            or margin["should_close_all"]
+            or any(rule["should_close_all"] for rule in rules)
             or any(a["should_close_positions"] for a in market),
         }
         self.transitions.extend(outcome.transitions)
@@ -378,7 +395,9 @@ class GuardSession:
         state.equity_index, state.equity_index_peak, state.index_equity = index.index, index.peak, equity
         self.state_dirty = True
         pct = index_drawdown_pct(index)
-        level = drawdown_level(pct=pct, equity=equity, config=config)
+        level = self._drawdown_level(
+            index=index, equity=equity, previous=self.drawdown_alert.level if self.drawdown_alert else None
+        )
         below_min = equity < config.min_equity
         self.snapshots.append(
             EquitySnapshot(
@@ -589,6 +608,7 @@ class GuardSession:
                 self.state.save(force_insert=True)
             else:
                 self.state.save(update_fields=STATE_FIELDS)
+        self._flush_rules()
         if self.snapshots:
             EquitySnapshot.objects.bulk_create(self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
@@ -612,6 +632,8 @@ STATE_FIELDS = [
     "equity_index_peak",
     "index_equity",
     "balance",
+    "margin_guard_level",
+    "margin_at_or_under_stop_out",
     "updated_at",
 ]
 _ALERT_FIELDS = [

@@ -23,18 +23,18 @@ def test_issue_margin_example_in_the_summary_with_the_brokers_levels():
         previous_level=None, exposures=[EURUSD_1_LOT],
     )  # fmt: skip
     assert level == summary["level"] == "warning"
-    assert summary["margin_level_pct"].startswith("101.052")
+    assert summary["margin_level_pct"] == "101.0526"
     assert summary["levels_source"] == "broker"
-    assert (summary["stop_out_equity"], summary["distance_to_stop_out"]) == ("475", "485")
-    assert summary["distance_to_stop_out_pct"].startswith("50.52")
-    assert summary["adverse_move"] == {"symbol": "EURUSD", "pips": "48.5", "price_move": "0.00485"}
+    assert (summary["stop_out_equity"], summary["distance_to_stop_out"]) == ("475.00", "485.00")
+    assert summary["distance_to_stop_out_pct"] == "50.5208"  # 485 / 960 × 100 = 50.52083…
+    assert summary["adverse_move"] == {"symbol": "EURUSD", "pips": "48.5000", "price_move": "0.00485"}
     assert summary["should_close_all"] is False
     assert (event.kind, event.transition, event.level) == ("margin", "opened", "warning")
 
 
 def test_without_the_brokers_levels_the_typical_ones_are_used_and_said_so():
     summary, *_ = evaluate_margin(account=account("960"), previous_level=None)
-    assert (summary["margin_call_level_pct"], summary["stop_out_level_pct"]) == ("100", "50")
+    assert (summary["margin_call_level_pct"], summary["stop_out_level_pct"]) == ("100.0000", "50.0000")
     assert summary["levels_source"] == "default"
 
 
@@ -72,9 +72,9 @@ def test_rules_breach_is_one_critical_event_per_trading_day():
         events_by_sync.append([(e.kind, e.transition, e.details["name"]) for e in events])
     daily = "FTMO maximum daily loss"
     assert events_by_sync == [[], [("loss_rule", "breached", daily)], [], [("loss_rule", "resolved", daily)]]
-    assert summaries[0]["limit_equity"] == "95000"
-    assert summaries[0]["next_reset"] == datetime(2026, 3, 4, 23, tzinfo=UTC)
-    assert summaries[1]["limit_equity"] == "90000" and summaries[1]["next_reset"] is None
+    assert summaries[0]["limit_equity"] == "95000.00"
+    assert summaries[0]["next_reset"] == "2026-03-04T23:00:00+00:00"
+    assert summaries[1]["limit_equity"] == "90000.00" and summaries[1]["next_reset"] is None
 
 
 def test_transitions():
