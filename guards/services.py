@@ -33,6 +33,7 @@ from guards.models import (
     Level,
     MarketAlert,
 )
+from guards.sessions import Calendar, default_calendar, quote_age_seconds
 from positions.models import Instrument, Quote
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import GUARD_TRANSITIONS
@@ -215,11 +216,16 @@ def measure_quote(
     instrument: Instrument | None,
     broker_time: datetime,
     config: GuardConfig,
+    calendar: Calendar | None = None,
 ) -> dict[str, _Measure]:
     """Measure one quote against the thresholds: ``price_gap`` (vs the previous accepted quote's mid),
     ``wide_spread`` (percent of bid, plus pips when the instrument is known) and ``stale_quote``
     (older than ``quote_stale_seconds`` at broker_time → warning). Returns every condition measured,
-    including those at level ``ok``."""
+    including those at level ``ok``.
+
+    Staleness follows the symbol's trading sessions (``calendar``, else ``guards.sessions.default_calendar``):
+    while the market is closed no quote is stale, and after the reopening the age counts from the later
+    of the tick and the opening. The price gap is measured whatever the session (a Monday gap alerts)."""
     bid, ask = quote["bid"], quote["ask"]
     mid = (bid + ask) / 2
     measures: dict[str, _Measure] = {}
@@ -247,14 +253,18 @@ def measure_quote(
         ask=ask,
         value_pips=spread_pips,
     )
-    age = int((broker_time - quote["time"]).total_seconds()) if quote["time"] is not None else 0
+    age = 0
+    if quote["time"] is not None:
+        age = quote_age_seconds(
+            tick_time=quote["time"], now=broker_time, calendar=calendar or default_calendar(quote["symbol"])
+        )
     measures[MarketAlert.Condition.STALE_QUOTE] = _Measure(
-        level=Level.WARNING if age > config.quote_stale_seconds else Level.OK,
+        level=Level.WARNING if age is not None and age > config.quote_stale_seconds else Level.OK,
         value_pct=Decimal("0"),
         threshold_pct=Decimal("0"),
         bid=bid,
         ask=ask,
-        age_seconds=max(age, 0),
+        age_seconds=max(age, 0) if age is not None else 0,
     )
     return measures
 
