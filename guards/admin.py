@@ -3,8 +3,7 @@
 - ``GuardConfig``: editable; the form validates exactly as the API does (the model's ``clean`` and
   check constraints via ``full_clean``), and the save goes through ``guards.services.guard_config_update``.
 - ``GuardState``: read-only, with the "Reset peak equity" action (also offered on ``GuardConfig``),
-  which calls ``reconciliation.services.peak_equity_reset_logged`` (the guards service resets the peak;
-  the audit trail writes its ``guard`` row).
+  which calls :func:`guards.services.peak_equity_reset` — the service writes the ``guard`` log row.
 - ``EquitySnapshot``, ``DrawdownAlert``, ``MarketAlert``: read-only, bounded pagination.
 """
 
@@ -20,7 +19,6 @@ from django.http import HttpRequest
 from guards import services
 from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
 from positions.admin import SymbolFilter
-from reconciliation.services import peak_equity_reset_logged
 from tradingsite.admin import LargeTablePaginator, ReadOnlyModelAdmin
 
 RESET_PERMISSION = "guards.change_guardstate"
@@ -37,7 +35,7 @@ def reset_peak_equity_for(request: HttpRequest, account_ids: Iterable[int]) -> t
     done, errors = 0, []
     for account_id in sorted(set(account_ids)):
         try:
-            peak_equity_reset_logged(account_id=account_id, actor=actor)
+            services.peak_equity_reset(account_id=account_id, actor=actor)
         except (ValidationError, ObjectDoesNotExist) as exc:
             detail = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             errors.append(f"account {account_id}: {detail or 'nothing to reset'}")

@@ -14,9 +14,11 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import Account
 from accounts.services import account_lock
@@ -401,9 +403,15 @@ class GuardSession(AccountGuardsMixin):
             peak = state.peak_equity
         if index.peak > start.peak or state.pk is None:
             state.peak_equity_at = broker_time
-        state.peak_equity = peak
-        state.equity_index, state.equity_index_peak, state.index_equity = index.index, index.peak, equity
-        self.state_dirty = True
+        values = (peak, index.index, index.peak, equity)
+        if state.pk is None or values != (
+            state.peak_equity,
+            state.equity_index,
+            state.equity_index_peak,
+            state.index_equity,
+        ):
+            state.peak_equity, state.equity_index, state.equity_index_peak, state.index_equity = values
+            self.state_dirty = True  # written once at flush; a flat account with no flow writes nothing
         pct = index_drawdown_pct(index)
         level = self._drawdown_level(
             index=index, equity=equity, previous=self.drawdown_alert.level if self.drawdown_alert else None
@@ -499,7 +507,9 @@ class GuardSession(AccountGuardsMixin):
         one unit of the account's smallest currency unit is an ``unexplained_balance_change`` event."""
         state = self.state
         previous, balance = state.balance, account["balance"]
-        state.balance = balance
+        if previous != balance:
+            state.balance = balance
+            self.state_dirty = True
         if previous is None:
             return
         check = balance_check(previous_balance=previous, balance=balance, new_deals=new_deals, currency_digits=digits)
@@ -670,15 +680,16 @@ def record_guard_transitions(transitions: Iterable[tuple[str, str, str]]) -> Non
 # Peak reset (admin action)
 # --------------------------------------------------------------------------------------------
 @transaction.atomic
-def peak_equity_reset(*, account_id: int, actor: str, record: Callable[[GuardEvent], None]) -> GuardState:
+def peak_equity_reset(*, account_id: int, actor: str, record: Callable[..., None] | None = None) -> GuardState:
     """Set the peak to the latest equity (the admin's "reset peak equity"): the index peak becomes the
     current index and ``peak_equity`` the latest equity.
 
     The drawdown becomes 0 %: an open drawdown alert is resolved, unless the equity is below
     ``min_equity`` (still critical), in which case it stays open at that level. Passes a ``guard``
-    event naming ``actor`` with the old and new peak to ``record`` (the audit trail's writer, inside
-    this transaction); bumps the user's cache generation after commit. Raises ``ValidationError``
-    before the first sync.
+    event naming ``actor`` with the old and new peak to ``record(account_id=, user_id=, event=)``
+    inside this transaction: by default the audit trail's writer named by the ``GUARD_EVENT_RECORDER``
+    setting (the app above guards that keeps the log; guards never imports it). Bumps the user's cache
+    generation after commit. Raises ``ValidationError`` before the first sync.
     """
     account = account_lock(Account(pk=account_id))
     user_id = account.user_id
@@ -704,8 +715,11 @@ def peak_equity_reset(*, account_id: int, actor: str, record: Callable[[GuardEve
         alert.level, alert.value_pct, alert.peak_equity = level, pct, new_peak
         alert.threshold_pct = config.drawdown_critical_pct
         alert.save()
+    record = record or import_string(settings.GUARD_EVENT_RECORDER)
     record(
-        GuardEvent(
+        account_id=account_id,
+        user_id=user_id,
+        event=GuardEvent(
             kind="guard",
             status=SUCCESS,
             message=f"peak equity reset by {actor}: {old_peak} → {new_peak}",
@@ -718,7 +732,7 @@ def peak_equity_reset(*, account_id: int, actor: str, record: Callable[[GuardEve
                 "level": level,
                 "alert_transition": transition,
             },
-        )
+        ),
     )
 
     def after_commit() -> None:

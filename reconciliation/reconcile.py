@@ -558,8 +558,8 @@ class _Reconciler:
         typed = [self._typed(position, d) for d in deals]
         realized = position.realized_pnl or ZERO
         if opened:
-            # The opening deal arriving after the position was seen open books its money only.
-            late = [d for d in typed if self._is_late_opening(position, d, present)]
+            # Deals whose effect an earlier snapshot already showed book their money only.
+            late = [d for d in typed if self._already_seen(position, d, present)]
             realized += sum((deal_money(d) for d in late), ZERO)
             for deal in late:
                 self.out.deal_positions.setdefault(deal["ticket"], position)
@@ -596,15 +596,17 @@ class _Reconciler:
         return current
 
     @staticmethod
-    def _is_late_opening(position: Position, deal: dict[str, Any], present) -> bool:
-        """An IN deal of an open position is its opening deal (not an increase) when its order is the
-        position's identifier (MT5: the identifier is the opening order's ticket), or, without an order,
-        when the snapshot does not show the volume grow."""
-        if deal["entry"] != ENTRY_IN:
-            return False
-        if deal.get("order"):
-            return deal["order"] == position.identifier
-        return not present or present["volume"] <= position.volume
+    def _already_seen(position: Position, deal: dict[str, Any], present) -> bool:
+        """A deal of an open position whose effect an earlier snapshot already showed: the opening IN deal
+        (its order is the position's identifier — MT5's identifier is the opening order's ticket — or,
+        without an order, the snapshot does not show the volume grow), or an exit deal arriving after the
+        snapshot showed the volume fall (the snapshot still shows the same volume now)."""
+        volume_unchanged = bool(present) and present["volume"] == position.volume
+        if deal["entry"] == ENTRY_IN:
+            if deal.get("order"):
+                return deal["order"] == position.identifier
+            return not present or present["volume"] <= position.volume
+        return deal["entry"] in (1, 3) and volume_unchanged
 
     def _successor(self, previous: Position, lifecycle: Lifecycle) -> Position:
         """The new position a reversal opens: same identifier and ticket, the other side, the remainder."""

@@ -25,7 +25,7 @@ from accounts.models import Account
 from accounts.money import quantize_money
 from accounts.services import account_apply_sync, account_for_sync, account_save
 from guards.models import GuardConfig, GuardState
-from guards.services import GuardEvent, GuardSession, peak_equity_reset, record_guard_transitions
+from guards.services import GuardEvent, GuardSession, record_guard_transitions
 from positions.models import Deal, Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
@@ -591,14 +591,9 @@ def guard_event_log(event: GuardEvent, *, user_id: int, sync_id: uuid.UUID | Non
     )
 
 
-def peak_equity_reset_logged(*, account_id: int, actor: str) -> GuardState:
-    """Reset the account's peak (:func:`guards.services.peak_equity_reset`) and write its ``guard`` row."""
-    with transaction.atomic():
-        account = Account.objects.only("pk", "user_id").get(pk=account_id)
-
-        def record(event: GuardEvent) -> None:
-            row = guard_event_log(event, user_id=account.user_id)
-            row.account_id = account_id
-            row.save()
-
-        return peak_equity_reset(account_id=account_id, actor=actor, record=record)
+def guard_event_record(*, account_id: int, user_id: int, event: GuardEvent) -> None:
+    """Write a guard event raised outside a sync (the admin's peak reset) as its audit row; the
+    ``GUARD_EVENT_RECORDER`` setting names this function for ``guards.services``."""
+    row = guard_event_log(event, user_id=user_id)
+    row.account_id = account_id
+    row.save()

@@ -151,6 +151,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The audit trail's writer for guard events raised outside a sync (the admin's peak reset): the app
+# above guards that keeps the log, named here so guards never imports it (the layer contract).
+GUARD_EVENT_RECORDER = "reconciliation.services.guard_event_record"
+
 # ---------------------------------------------------------------------------------------------
 # Caches: in-process unless REDIS_URL is set. CACHES is written out by hand (STYLE.md §9.3).
 #   default  — cache_page responses (pickle, 5 s) and selector data (plain dicts, 60 s from computation)

@@ -247,7 +247,7 @@ def test_peak_equity_reset_resolves_the_drawdown_and_logs_who_did_it(user, djang
     sync(user, clock, equity="8000.00")
     # when an operator resets the peak
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        state = peak_equity_reset(user_id=user.pk, actor="operator")
+        state = peak_equity_reset(account_id=account_of(user), actor="operator")
     # then: peak = latest equity 8,000, drawdown 0 % → the alert resolves; a guard row names the actor
     assert state.peak_equity == D("8000.00") and state.peak_reset_at is not None
     assert DrawdownAlert.objects.get(user=user).resolved_at is not None
@@ -263,11 +263,21 @@ def test_peak_equity_reset_keeps_a_min_equity_alert_open(user):
     clock = Clock()
     sync(user, clock, balance="1000.00", equity="1000.00")
     sync(user, clock, balance="1000.00", equity="50.00")  # 95 % and below min equity 100
-    peak_equity_reset(user_id=user.pk, actor="operator")
+    peak_equity_reset(account_id=account_of(user), actor="operator")
     alert = DrawdownAlert.objects.get(user=user)
     assert alert.resolved_at is None and alert.level == "critical" and alert.value_pct == D("0")
 
 
 def test_peak_equity_reset_before_any_sync_is_rejected(user):
+    from accounts.services import account_get_or_create
+
+    account = account_get_or_create(user_id=user.pk, server="MetaQuotes-Demo", login=5021337)
     with pytest.raises(ValidationError):
-        peak_equity_reset(user_id=user.pk, actor="operator")
+        peak_equity_reset(account_id=account.pk, actor="operator")
+
+
+def account_of(user) -> int:
+    """The id of the user's single account (created by its first sync)."""
+    from accounts.models import Account
+
+    return Account.objects.get(user=user).pk

@@ -378,3 +378,79 @@ def test_another_users_position_deals_are_a_404(auth_client, user, other_user):
     theirs = Position.objects.get(user=other_user)
     assert auth_client.get(f"/api/v1/positions/{theirs.pk}/deals/").status_code == 404
     assert auth_client.patch(f"/api/v1/positions/{theirs.pk}/", {"sl": "1.09"}, format="json").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Deals input: ranges, shapes, positions unknown
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("type", 18), ("entry", 4), ("ticket", 0), ("position_id", -1), ("volume", "-0.01"), ("fee", "1e30"),
+     ("comment", "x" * 65), ("magic", 2**63)],
+)  # fmt: skip
+def test_a_bad_deal_field_is_a_400_and_nothing_is_written(auth_client, user, field, value):
+    from reconciliation.tests.factories import SYNC_URL, table_counts
+
+    row = {**mt5_deal(101, 1, type=BUY, entry=0, volume="1.00", price="1.09500"), field: value}
+    before = table_counts()
+    response = auth_client.post(SYNC_URL, sync_payload(broker_time=Clock().tick(), positions=[], deals=[row]))
+    assert response.status_code == 400
+    assert field in response.json()["deals"]["0"]
+    assert table_counts() == before and not Deal.objects.exists()
+
+
+def test_trade_deal_needs_a_position_and_balance_operation_a_type(auth_client, user):
+    from reconciliation.tests.factories import SYNC_URL
+
+    no_position = {**mt5_deal(101, 0, type=BUY, entry=0, volume="1", price="1.1")}
+    no_type = {"ticket": 102, "position_id": 0, "profit": "100"}
+    response = auth_client.post(
+        SYNC_URL, sync_payload(broker_time=Clock().tick(), positions=[], deals=[no_position, no_type])
+    )
+    assert response.status_code == 400
+    errors = response.json()["deals"]
+    assert "position_id" in errors["0"] and "type" in errors["1"]
+
+
+def test_closing_deal_closes_the_position_when_positions_are_unknown(user):
+    register(user, 1)
+    account = Account(user)
+    account.sync([pos(BUY)])
+    # positions: null (the worker could not read them) but the deal history says the position closed.
+    close = mt5_deal(102, 1, type=SELL, entry=1, volume="1.00", price="1.09600", profit="100", reason=5)
+    body = account.sync(None, [close])
+    row = Position.objects.get(user=user)
+    assert (row.status, row.close_reason, row.realized_pnl) == ("closed", "tp_hit", D("100"))
+    assert body["positions_known"] is False
+
+
+def test_a_position_opened_and_closed_between_two_syncs_is_recorded(user):
+    account = Account(user)
+    account.sync([])
+    deals = [
+        mt5_deal(201, 50, order=50, type=SELL, entry=0, volume="0.30", price="1.09500", commission="-2.10"),
+        mt5_deal(202, 50, order=51, type=BUY, entry=1, volume="0.30", price="1.09400", profit="30", reason=0),
+    ]
+    account.sync([], deals)
+    row = Position.objects.get(user=user, identifier=50)
+    # A manual sell the bot never asked for: unexpected, closed by its deal; realized 30 − 2.10 = 27.90.
+    assert (row.origin, row.side, row.status, row.close_reason) == ("broker", "sell", "closed", "closed_manually")
+    assert row.realized_pnl == D("27.90")
+
+
+@pytest.mark.parametrize(("side", "open_type", "close_type"), SIDES)
+def test_partial_close_seen_before_its_deal_is_logged_once(user, side, open_type, close_type):
+    register(user, 1, side=side)
+    account = Account(user)
+    account.sync([pos(open_type, volume="1.00")])
+    # The snapshot shows 0.60 before the deal history does: an inferred partial close (balance +200).
+    account.sync([pos(open_type, volume="0.60")], balance_delta="200")
+    # Next sync: the OUT 0.40 deal arrives, the volume is unchanged: money booked, no second event.
+    late = mt5_deal(102, 1, type=close_type, entry=1, volume="0.40", price="1.10000", profit="200")
+    account.sync([pos(open_type, volume="0.60")], [late], balance_delta="0")
+    row = Position.objects.get(user=user)
+    assert (row.volume, row.realized_pnl, row.status) == (D("0.60"), D("200"), "open")
+    assert events(user, "match", "partial_close") == [("match", ""), ("partial_close", "")]
+    # The balance check sees the lag both ways: +200 without a deal, then a 200 deal without a move.
+    assert events(user, "divergence") == [("divergence", "unexplained_balance_change")] * 2
+    assert ReconciliationLog.objects.get(user=user, event_type="partial_close").details["inferred"] is True

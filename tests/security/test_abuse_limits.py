@@ -278,8 +278,20 @@ def _make_alerts(user, n: int) -> None:
 
 
 # One row factory per paginated list; a new paginated list without one fails test_every_paginated_list_...
+def _make_deals(user, n: int) -> None:
+    from accounts.services import account_get_or_create
+    from positions.models import Deal
+
+    account = account_get_or_create(user_id=user.pk, server="MetaQuotes-Demo", login=5021337)
+    now = timezone.now()
+    Deal.objects.bulk_create(
+        Deal(user=user, account=account, ticket=300_000 + i, type=2, profit=Decimal("1"), time=now) for i in range(n)
+    )
+
+
 ROW_FACTORIES = {
     "/api/v1/positions/": _make_positions,
+    "/api/v1/deals/": _make_deals,
     "/api/v1/reconciliation/logs/": _make_logs,
     "/api/v1/guards/alerts/": _make_alerts,
 }
