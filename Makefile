@@ -9,7 +9,7 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 ## --- Run and test -------------------------------------------------------------------------
-run: ## Set up (venv, deps, migrate, demo data) and serve on http://127.0.0.1:8000/
+run: ## Set up (venv, deps, migrate, demo data) and serve on http://127.0.0.1:8000/ (PORT=8001 make run: another port)
 	python3 scripts/dev.py run
 
 test: ## Whole test suite on the embedded default (SQLite + in-process cache)
@@ -47,6 +47,7 @@ venv: ## Create/refresh .venv with the runtime, test and load-tool pins
 	python3 scripts/dev.py setup --dev
 
 bench: venv ## Benchmark: Locust scenario cached/uncached + wrk saturation + profile (~4-8 min); table + bench-results/*.json
+	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run_benchmark.py
 
 chaos: venv ## Chaos run: Redis stopped, Redis paused, PostgreSQL restarted under Locust load (private instances, ~3 min)

@@ -15,7 +15,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 _prom_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-worker_class = "gthread"
+worker_class = "tradingsite.gunicorn_worker.FairThreadWorker"
 workers = int(os.environ.get("GUNICORN_WORKERS", str(2 * (os.cpu_count() or 1))))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Longer than Locust's and browsers' idle gaps, so connections are reused.
@@ -26,6 +26,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT_S", "30"))
 # Recycle workers now and then (leak insurance); rarely enough that re-importing Django (~1 s CPU) stays negligible.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "200000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "20000"))
+# Close a keep-alive connection after this many requests on it (nginx's keepalive_requests). A gthread
+# worker keeps every connection it accepted, and a burst of new connections (a load balancer's pool, a
+# load generator) is often accepted mostly by one worker: that worker's GIL then caps the throughput of
+# all of them while the others idle. Reconnecting now and then lets the accept race, which idle workers
+# win, spread them again. 0 = never.
+_max_requests_per_connection = int(os.environ.get("GUNICORN_MAX_REQUESTS_PER_CONNECTION", "100"))
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
 # The app writes its own JSON access line per request (tradingsite.observability).
@@ -37,7 +43,10 @@ limit_request_field_size = 8190
 
 
 def on_starting(server):
-    """Start every master run with an empty metrics directory."""
+    """Start every master run with an empty metrics directory — except the write pool's, which shares
+    the read pool's directory (``GUNICORN_POOL=write``, deploy/nginx.conf) and starts after it."""
+    if os.environ.get("GUNICORN_POOL") == "write":
+        return
     for name in os.listdir(_prom_dir):
         path = os.path.join(_prom_dir, name)
         if os.path.isfile(path):
@@ -51,3 +60,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def pre_request(worker, req):
+    """Ask gunicorn to close the connection after its ``_max_requests_per_connection``-th request
+    (``req.req_number`` counts the requests of one connection from 1)."""
+    if _max_requests_per_connection and req.req_number >= _max_requests_per_connection:
+        req.must_close = True

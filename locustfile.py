@@ -19,7 +19,8 @@ once through ``auth/token/`` with ``DEMO_PASSWORD``. Access tokens are refreshed
 to a login. The dashboard user and the sync worker of one account share the credentials (one
 refresh per account and process), and read through the same token, hence the same page-cache key.
 
-Runs (see docs/performance.md)::
+Runs (see docs/performance.md). Locust is a dev requirement: run ``python3 scripts/dev.py setup --dev``
+first (``scripts/dev.py run`` installs only the runtime pins)::
 
     # headless, CSV + HTML, 100 readers + 100 sync workers, warm-up discarded
     TS_TOKENS_FILE=bench-results/locust-tokens.json TS_DASHBOARD_USERS=100 TS_SYNC_WORKERS=100 TS_WARMUP_S=10 \\
@@ -38,6 +39,8 @@ Environment (all optional):
 ``TS_DASHBOARD_USERS``     fixed number of DashboardUsers (default: by weight, half of ``-u``)
 ``TS_SYNC_WORKERS``        fixed number of SyncWorkerUsers (default: by weight, half of ``-u``)
 ``TS_SYNC_INTERVAL_S``     seconds between a worker's snapshots (default 10)
+``TS_WRITE_HOST``          base URL for the writes (syncs, registrations) when a write pool serves them
+                          apart from the reads (deploy/nginx.conf routes by method); default ``--host``
 ``TS_VISIBILITY``          ``rotate`` (each sync checked on one read, in turn; default), ``all``, ``off``
 ``TS_VISIBILITY_DEADLINE_S``  freshness contract (default 5)
 ``TS_WARMUP_S``            reset the statistics this many seconds after the start (warm-up discarded)
@@ -104,6 +107,7 @@ DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-pass-2026")
 USER_PREFIX = os.environ.get("TS_USER_PREFIX", "demo")
 ACCOUNTS = _env_int("TS_ACCOUNTS", 100)
 SYNC_INTERVAL_S = _env_float("TS_SYNC_INTERVAL_S", 10.0)
+WRITE_HOST = os.environ.get("TS_WRITE_HOST", "").rstrip("/")
 VISIBILITY_MODE = os.environ.get("TS_VISIBILITY", "rotate").lower()
 VISIBILITY_DEADLINE_S = _env_float("TS_VISIBILITY_DEADLINE_S", 5.0)
 VISIBILITY_GIVE_UP_S = VISIBILITY_DEADLINE_S + 5.0  # keep polling a late sync to record its real lag
@@ -658,7 +662,7 @@ class SyncWorkerUser(FastHttpUser):
     def _register_positions(self) -> None:
         for row in self.book.registrations():
             with self.client.post(
-                REGISTER_PATH,
+                WRITE_HOST + REGISTER_PATH,
                 data=json.dumps(row),
                 headers=self.credentials.auth_headers(WRITE_HEADERS),
                 name="[setup] " + REGISTER_PATH,
@@ -681,7 +685,7 @@ class SyncWorkerUser(FastHttpUser):
         self.last_broker_time = next_broker_time(self.last_broker_time)
         payload, expected = self.book.snapshot(self.last_broker_time)
         with self.client.post(
-            SYNC_PATH,
+            WRITE_HOST + SYNC_PATH,
             data=json.dumps(payload),
             headers=self.credentials.auth_headers(WRITE_HEADERS),
             name=SYNC_PATH,

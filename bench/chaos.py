@@ -10,7 +10,11 @@ during which, after a baseline:
 
 (a) Redis is stopped (``redis-cli shutdown nosave``) for 20 s, then started again;
 (b) Redis is paused with ``CLIENT PAUSE 20000 ALL`` (it accepts connections and does not answer);
-(c) PostgreSQL is restarted (``pg_ctlcluster --skip-systemctl-redirect 15 <cluster> restart``).
+(c) PostgreSQL is restarted (``pg_ctlcluster --skip-systemctl-redirect 15 <cluster> restart``);
+(d) a Redis blip during a sync (issue 15): one user outside the Locust load posts a sync, then Redis is
+    paused (``CLIENT PAUSE 1500 ALL``) and the user posts a sync with another equity; from the moment
+    Redis answers again ``guards/status`` is polled every 100 ms until it shows the new equity: the
+    staleness printed is that delay (target ≤ 5 s, "every read shows a sync within 5 s").
 
 Per phase it reports requests, 5xx, transport errors, p50/p95/max, SQL per request (from
 ``/metrics``), and for (c) the time from PostgreSQL accepting connections again to the first
@@ -42,7 +46,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -56,6 +60,72 @@ SHARED_REDIS_START = [
     "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
 ]  # fmt: skip
 PROBE_PATH = "/api/v1/reconciliation/logs/"
+GUARDS_PATH = "/api/v1/guards/status/"
+OPEN_PATH = "/api/v1/positions/open/"
+BLIP_PAUSE_MS = 1500
+
+
+def post_json(url: str, body: dict, headers: dict[str, str], timeout_s: float = 10.0) -> int:
+    """POST ``body`` as JSON; the status (0 when the connection failed)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def blip_during_sync(services, base_url: str, token: str, deadline_s: float = 15.0) -> dict:
+    """Phase (d): a sync stored while Redis is paused, and how long after Redis answers again
+    ``guards/status`` keeps showing the previous sync (seconds; None if not shown within ``deadline_s``)."""
+    import uuid
+
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def body(equity: str, broker_time: datetime) -> dict:
+        return {
+            "sync_id": str(uuid.uuid4()),
+            "broker_time": broker_time.isoformat().replace("+00:00", "Z"),
+            "account": {"login": 5099999, "currency": currency, "balance": equity, "equity": equity,
+                        "margin": "0", "margin_free": equity},
+            "positions": [],
+            "quotes": [],
+        }  # fmt: skip
+
+    def shown_equity() -> str | None:
+        status, _headers, raw = h.http(base_url + GUARDS_PATH, headers)
+        if status != 200:
+            return None
+        drawdown = json.loads(raw).get("drawdown") or {}
+        return drawdown.get("equity")
+
+    status, _headers, raw = h.http(base_url + OPEN_PATH, headers)
+    currency = (json.loads(raw).get("currency") if status == 200 else None) or "USD"
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = post_json(base_url + h.SYNC_PATH, body("10000.00", now - timedelta(seconds=2)), headers)
+    for _ in range(100):  # the first sync visible (and its page cached) before the blip
+        if shown_equity() == "10000.00":
+            break
+        time.sleep(0.1)
+    services.pause_redis(BLIP_PAUSE_MS)
+    paused_at = time.monotonic()
+    second = post_json(base_url + h.SYNC_PATH, body("8000.00", now - timedelta(seconds=1)), headers)
+    sync_s = time.monotonic() - paused_at
+    time.sleep(max(0.0, BLIP_PAUSE_MS / 1000 + 0.05 - (time.monotonic() - paused_at)))
+    answered_at = time.monotonic()
+    staleness = None
+    while time.monotonic() - answered_at < deadline_s:
+        if shown_equity() == "8000.00":
+            staleness = time.monotonic() - answered_at
+            break
+        time.sleep(0.1)
+    return {"first_sync": first, "blip_sync": second, "blip_sync_s": sync_s, "staleness_s": staleness}
 
 
 @dataclass
@@ -277,9 +347,14 @@ def main(argv: list[str] | None = None) -> int:
         result["machine"] = h.machine_info(database_url, services.redis_url)
         h.say(f"database {args.db_name}: migrate, seed_demo --users {args.users}, mint_tokens")
         h.manage(env, "migrate", "--noinput", log=log)
-        h.manage(env, "seed_demo", "--users", str(args.users), "--syncs", "2", "--seed", "2026", log=log)
+        # one user more than Locust drives: the blip phase (d) owns it
+        h.manage(env, "seed_demo", "--users", str(args.users + 1), "--syncs", "2", "--seed", "2026", log=log)
         tokens_json = run_dir / "tokens.json"
-        h.manage(env, "mint_tokens", "--users", str(args.users), "--output", str(tokens_json), log=log)
+        h.manage(env, "mint_tokens", "--users", str(args.users + 1), "--output", str(tokens_json), log=log)
+        blip_token = json.loads(tokens_json.read_text())["users"][-1]["access"]
+        locust_tokens = json.loads(tokens_json.read_text())
+        locust_tokens["users"] = locust_tokens["users"][: args.users]
+        tokens_json.write_text(json.dumps(locust_tokens))
         views = h.resolve_view_names(env, [*h.HOT_PATHS, h.SYNC_PATH])
         gunicorn = h.Gunicorn(env, run_dir / "gunicorn.log")
         gunicorn.start()
@@ -289,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if h.http(probe_url, probe_headers)[0] != 200:
             probe_url = gunicorn.base_url + "/readyz"  # fall back to the readiness probe (SELECT 1)
             probe_headers = {}
-        total = args.warmup + args.baseline + 2 * (args.outage + args.recovery) + args.after_pg + 120
+        total = args.warmup + args.baseline + 2 * (args.outage + args.recovery) + args.after_pg + 140
         prefix = run_dir / "locust"
         locust = h.start_locust(
             host=gunicorn.base_url,
@@ -331,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.outage + 0.5)
         mark("b_recovery")
         time.sleep(args.recovery)
+
+        mark("d_blip")
+        h.say(f"(d) Redis CLIENT PAUSE {BLIP_PAUSE_MS} ALL during a sync")
+        result["blip"] = blip_during_sync(services, gunicorn.base_url, blip_token)
+        h.say(f"(d) {result['blip']}")
+        mark("d_after")
+        time.sleep(3)
 
         mark("c_pg_restart")
         h.say("(c) PostgreSQL restart")
@@ -374,13 +456,18 @@ def main(argv: list[str] | None = None) -> int:
     for path in locust.request_logs():
         with path.open() as handle:
             logged.extend(r.parse_request_log(handle))
-    boundaries = ["baseline", "a_redis_stopped", "a_recovery", "b_redis_paused", "b_recovery", "c_pg_restart", "end"]
+    boundaries = [
+        "baseline", "a_redis_stopped", "a_recovery", "b_redis_paused", "b_recovery", "d_blip", "d_after",
+        "c_pg_restart", "end",
+    ]  # fmt: skip
     labels = {
         "baseline": "baseline",
         "a_redis_stopped": "(a) Redis stopped",
         "a_recovery": "(a) after restart",
         "b_redis_paused": "(b) Redis paused",
         "b_recovery": "(b) after pause",
+        "d_blip": "(d) Redis blip during a sync",
+        "d_after": "(d) after the blip",
         "c_pg_restart": "(c) PostgreSQL restart",
     }
     api_views = [*(views[p] for p in h.HOT_PATHS), views[h.SYNC_PATH]]
@@ -444,7 +531,11 @@ def main(argv: list[str] | None = None) -> int:
             f"master alive={result['gunicorn_master_alive']}, "
             f"workers replaced={len(result['gunicorn_workers_replaced'])}",
         ),
-    ]
+        r.check("(d) blip: the sync answered 201", 1.0 if result["blip"]["blip_sync"] == 201 else 0.0, 1.0, op=">=",
+                fmt="{:.0f}"),
+        r.check("(d) blip: the sync shown <= 5 s after Redis answered", result["blip"]["staleness_s"], 5.0,
+                fmt="{:.2f} s"),
+    ]  # fmt: skip
     result["checks"] = checks
     headers = [
         "phase",
@@ -489,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{r.fmt_num(recovery['probe_first_ok_after_accepting_s'], 2)} s after accepting; first sync 201 "
         f"{r.fmt_num(recovery['first_sync_201_after_accepting_s'], 2)} s after accepting; longest probe "
         f"{r.fmt_num(recovery['probe_longest_s'], 2)} s",
+        f"(d) Redis paused {BLIP_PAUSE_MS} ms during a sync: the sync answered {result['blip']['blip_sync']} in "
+        f"{result['blip']['blip_sync_s']:.2f} s; guards/status showed it "
+        f"{r.fmt_num(result['blip']['staleness_s'], 2)} s after Redis answered again (staleness)",
         "",
         *[f"CPU during {p['phase']}: {h.describe_cpu(p['cpu'], int(machine['cores']))}" for p in phases],
         "",

@@ -134,6 +134,8 @@ def app_env(
     cache_ttl_s: int = 5,
     workers: int | None = None,
     threads: int | None = None,
+    data_ttl_s: int | None = None,
+    pool: str = "all",
 ) -> dict[str, str]:
     """Environment of the service under test: production settings (DEBUG off) on loopback.
 
@@ -157,8 +159,11 @@ def app_env(
             "GUNICORN_BIND": bind,
             "PROMETHEUS_MULTIPROC_DIR": str(prom_dir),
             "PYTHONUNBUFFERED": "1",
+            "GUNICORN_POOL": pool,
         }
     )
+    if data_ttl_s is not None:
+        env["API_DATA_TTL_S"] = str(data_ttl_s)
     if workers:
         env["GUNICORN_WORKERS"] = str(workers)
     if threads:
@@ -213,45 +218,45 @@ def http(url: str, headers: dict[str, str] | None = None, timeout_s: float = 5.0
         return 0, {}, b""
 
 
-class Gunicorn:
-    """gunicorn with the production config (``gunicorn.conf.py``), in its own process group."""
+class Served:
+    """A server process in its own process group, started and stopped by pid, ready when it answers
+    ``/healthz``. Subclasses give ``name``, ``base_url`` and :meth:`command`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    name = "server"
+
+    def __init__(self, env: dict[str, str], log_path: Path, base_url: str, nice: int = 0) -> None:
         self.env = env
         self.log_path = log_path
-        self.bind = env["GUNICORN_BIND"]
-        self.base_url = f"http://{self.bind}"
+        self.base_url = base_url
+        self.nice = nice
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
     def start(self, timeout_s: float = 60) -> None:
-        log = self.log_path.open("ab")
+        prefix = ["nice", "-n", str(self.nice)] if self.nice else []
         self.process = subprocess.Popen(
-            [tool("gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "tradingsite.wsgi:application"],
+            [*prefix, *self.command()],
             cwd=ROOT,
             env=self.env,
-            stdout=log,
+            stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+                raise SystemExit(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
             if http(self.base_url + HEALTHZ, timeout_s=1)[0] == 200:
                 return
             time.sleep(0.2)
         self.stop()
-        raise SystemExit(f"gunicorn did not answer /healthz within {timeout_s} s; see {self.log_path}")
+        raise SystemExit(f"{self.name} did not answer /healthz within {timeout_s} s; see {self.log_path}")
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
-
-    def worker_pids(self) -> set[int]:
-        """Current worker processes (children of the master)."""
-        if not self.pid:
-            return set()
-        return {pid for pid, info in proc_table().items() if info[0] == self.pid}
 
     def stop(self, timeout_s: float = 20) -> None:
         if not self.process or self.process.poll() is not None:
@@ -262,6 +267,85 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)  # our own process group only
             self.process.wait(timeout=5)
+
+
+class Gunicorn(Served):
+    """gunicorn with the production config (``gunicorn.conf.py``)."""
+
+    name = "gunicorn"
+
+    def __init__(self, env: dict[str, str], log_path: Path, nice: int = 0) -> None:
+        self.bind = env["GUNICORN_BIND"]
+        super().__init__(env, log_path, f"http://{self.bind}", nice)
+
+    def command(self) -> list[str]:
+        return [tool("gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "tradingsite.wsgi:application"]
+
+    def worker_pids(self) -> set[int]:
+        """Current worker processes (children of the master)."""
+        if not self.pid:
+            return set()
+        return {pid for pid, info in proc_table().items() if info[0] == self.pid}
+
+
+class Pools:
+    """The service as deployed (deploy/nginx.conf): a read pool for GET/HEAD and a write pool for every
+    other method, sharing one Prometheus directory so either pool's ``/metrics`` counts both. The
+    write pool runs at ``nice`` 10, as a lower CPU share would be given to it in production, so reads
+    are scheduled first when both want a core. ``write_workers`` = 0: one pool serves everything."""
+
+    def __init__(self, env: dict[str, str], run_dir: Path, label: str, write_workers: int, write_threads: int) -> None:
+        read_env = {**env, "GUNICORN_POOL": "read" if write_workers else "all"}
+        self.read = Gunicorn(read_env, run_dir / f"gunicorn-{label}.log")
+        self.write = None
+        if write_workers:
+            write_env = {
+                **env,
+                "GUNICORN_POOL": "write",
+                "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+                "GUNICORN_WORKERS": str(write_workers),
+                "GUNICORN_THREADS": str(write_threads),
+            }
+            self.write = Gunicorn(write_env, run_dir / f"gunicorn-{label}-write.log", nice=10)
+
+    @property
+    def base_url(self) -> str:
+        return self.read.base_url
+
+    @property
+    def write_url(self) -> str:
+        return (self.write or self.read).base_url
+
+    def start(self) -> None:
+        self.read.start()  # first: it empties the shared metrics directory
+        if self.write:
+            self.write.start()
+
+    def stop(self) -> None:
+        for pool in (self.write, self.read):
+            if pool:
+                pool.stop()
+
+    def worker_pids(self) -> set[int]:
+        return self.read.worker_pids() | (self.write.worker_pids() if self.write else set())
+
+
+class Peer(Served):
+    """The reference peer (``bench/peer.py``) under uvicorn."""
+
+    name = "the reference peer"
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int, redis_url: str, key_prefix: str) -> None:
+        self.port = free_port()
+        self.workers = workers
+        peer_env = {**env, "PEER_REDIS_URL": redis_url, "PEER_KEY_PREFIX": key_prefix}
+        super().__init__(peer_env, log_path, f"http://127.0.0.1:{self.port}")
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "bench.peer:app", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", str(self.workers), "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
 
 
 def scrape(base_url: str) -> str:
@@ -325,6 +409,8 @@ def start_locust(
     run_time_s: int,
     warmup_s: int,
     spawn_rate: int = 100,
+    write_host: str | None = None,
+    sync_interval_s: float | None = None,
     processes: int = 0,
     request_log: bool = False,
     extra_env: dict[str, str] | None = None,
@@ -341,6 +427,10 @@ def start_locust(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if write_host:
+        env["TS_WRITE_HOST"] = write_host
+    if sync_interval_s:
+        env["TS_SYNC_INTERVAL_S"] = str(sync_interval_s)
     if request_log:
         env["TS_REQUEST_LOG"] = f"{prefix}-requests-"
     env.update(extra_env or {})

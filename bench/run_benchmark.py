@@ -69,6 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=int(os.environ.get("BENCH_GUNICORN_THREADS", "0")), help="0: gunicorn.conf.py"
     )
     parser.add_argument("--locust-processes", type=int, default=0, help="0 = one Locust process (enough here)")
+    parser.add_argument(
+        "--write-workers", type=int, default=1, help="workers of the write pool (deploy/nginx.conf); 0 = one pool"
+    )
+    parser.add_argument("--write-threads", type=int, default=4)
+    parser.add_argument("--sync-interval", type=float, default=5.0, help="seconds between a worker's syncs")
+    parser.add_argument(
+        "--data-ttls", default="5,60", help="API_DATA_TTL_S values, one cached scenario each (the first is the default)"
+    )
+    parser.add_argument("--skip-peer", action="store_true", help="skip the reference peer (bench/peer.py)")
+    parser.add_argument("--peer-workers", type=int, default=0, help="uvicorn workers of the peer; 0 = cores")
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--skip-uncached", action="store_true")
     parser.add_argument("--skip-saturation", action="store_true")
@@ -94,7 +104,7 @@ def gunicorn_defaults() -> tuple[int, int]:
 
 
 def run_scenario(
-    label: str, gunicorn: h.Gunicorn, args, run_dir: Path, tokens_json: Path, cores: int, cpu: h.CpuMonitor
+    label: str, gunicorn: h.Pools, args, run_dir: Path, tokens_json: Path, cores: int, cpu: h.CpuMonitor
 ) -> dict:
     """One Locust scenario; returns Locust rows, /metrics deltas, CPU shares and the request log."""
     prefix = run_dir / f"scenario-{label}"
@@ -112,8 +122,11 @@ def run_scenario(
         warmup_s=args.warmup,
         processes=args.locust_processes,
         request_log=True,
+        write_host=gunicorn.write_url if gunicorn.write else None,
+        sync_interval_s=args.sync_interval,
     )
-    cpu.set_root("gunicorn", gunicorn.pid)
+    cpu.set_root("gunicorn", gunicorn.read.pid)
+    cpu.set_root("gunicorn-write", gunicorn.write.pid if gunicorn.write else None)
     cpu.set_root("locust", run.process.pid)
     if not run.wait_for(run.start_metrics, args.warmup + 60):
         run.stop()
@@ -149,16 +162,24 @@ def run_scenario(
     }
 
 
-def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores: int, cpu: h.CpuMonitor) -> dict:
-    """wrk against /healthz and each hot endpoint; returns wrk figures and /metrics deltas per target."""
+def run_saturation(
+    gunicorn: h.Pools, args, wrk: str, tokens_txt: Path, cores: int, cpu: h.CpuMonitor, peer: h.Peer | None = None
+) -> dict:
+    """wrk against /healthz and each hot endpoint — of the service, then of the reference peer right after
+    (``peer:<path>`` keys) — and the /metrics deltas per target."""
     out = {}
-    for path in (h.HEALTHZ, *h.HOT_PATHS):
-        url = gunicorn.base_url + path
+    targets = [(path, gunicorn.base_url) for path in (h.HEALTHZ, *h.HOT_PATHS)]
+    if peer is not None:
+        targets = [t for path in (h.HEALTHZ, *h.HOT_PATHS) for t in ((path, gunicorn.base_url), (path, peer.base_url))]
+    for path, base in targets:
+        key = path if base == gunicorn.base_url else f"peer:{path}"
+        url = base + path
         tokens = None if path == h.HEALTHZ else tokens_txt
         h.run_wrk(wrk, url, tokens_txt=tokens, seconds=3, connections=args.wrk_connections)  # warm-up
         before = r.view_counters(r.parse_prometheus(h.scrape(gunicorn.base_url)))
-        h.say(f"saturation: wrk -c{args.wrk_connections} -d{args.wrk_seconds}s {path}")
+        h.say(f"saturation: wrk -c{args.wrk_connections} -d{args.wrk_seconds}s {url}")
         cpu.set_root("locust", None)
+        cpu.set_root("peer", peer.pid if peer else None)
         cpu_start = cpu.sample()
         workers_before = gunicorn.worker_pids()
         result = h.run_wrk(wrk, url, tokens_txt=tokens, seconds=args.wrk_seconds, connections=args.wrk_connections)
@@ -169,7 +190,9 @@ def run_saturation(gunicorn: h.Gunicorn, args, wrk: str, tokens_txt: Path, cores
             figures = r.parse_wrk(result.stdout)
         except ValueError:
             figures = {"error": (result.stdout + result.stderr)[-500:]}
-        out[path] = {
+        if key != path:
+            after = before  # the peer has no /metrics
+        out[key] = {
             "wrk": figures,
             "metrics": r.counters_delta(after, before),
             "cpu": cpu_end.usage_since(cpu_start, cores),
@@ -204,6 +227,34 @@ def run_profile(env: dict[str, str], run_dir: Path, users: int) -> dict | None:
         h.say(f"profile failed ({done.returncode}); see {run_dir / 'profile.log'}")
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def start_peer(
+    env: dict[str, str], args, run_dir: Path, release: str, gunicorn: h.Pools, tokens_txt: Path, cores: int
+) -> h.Peer | None:
+    """Prime Redis with the service's own answers (each token × hot path, as served now) and start the
+    reference peer on them; None (with a note) when its bench-only dependencies are missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        h.say("reference peer skipped: pip install -r bench/requirements.txt")
+        return None
+    from bench.peer import peer_key
+
+    prefix = f"peer:{release}"
+    client = h.redis_client(args.redis_url, timeout_s=5)
+    for token in tokens_txt.read_text().split():
+        for path in h.HOT_PATHS:
+            status, _headers, body = h.http(
+                gunicorn.base_url + path, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            )
+            if status == 200:
+                client.set(peer_key(prefix, path, token), body, ex=3600)
+    peer = h.Peer(env, run_dir / "peer.log", args.peer_workers or cores, args.redis_url, prefix)
+    h.say(f"reference peer (bench/peer.py, uvicorn x {args.peer_workers or cores}) on {peer.base_url}")
+    peer.start()
+    return peer
 
 
 def redis_footprint(redis_url: str, release: str, users: int) -> dict:
@@ -283,7 +334,8 @@ def saturation_rows(saturation: dict, views: dict[str, str]) -> dict[str, dict]:
     rows = {}
     for path, data in saturation.items():
         wrk = data["wrk"]
-        view = "healthz" if path == h.HEALTHZ else views[path]
+        bare = path.removeprefix("peer:")
+        view = "healthz" if bare == h.HEALTHZ else views[bare]
         counters = data["metrics"].get(view, r.ViewCounters())
         rows[path] = {
             "rps": wrk.get("rps"),
@@ -379,6 +431,27 @@ def evaluate(result: dict) -> list[r.Check]:
                 r.check(f"saturation {path} >= 60 % of /healthz", ratio, TARGETS["floor_ratio"], op=">=", fmt="{:.0%}")
             )
             checks.append(r.check(f"saturation {path} 0 errors", row.get("failures"), 0, fmt="{:.0f}"))
+            peer = saturation.get(f"peer:{path}", {}).get("rps")
+            checks.append(
+                r.check(
+                    f"saturation {path} >= 1.0x the reference peer (goal)",
+                    row.get("rps") / peer if peer and row.get("rps") else None,
+                    1.0,
+                    op=">=",
+                    fmt="{:.2f}x",
+                )
+            )
+    for label, scenario in result["scenario"].items():
+        if label.startswith("cached data TTL"):
+            reads = scenario["endpoints"]["all reads"]
+            checks.append(
+                r.check(f"{label}: hit rate >= 98 %", reads["hit_rate"], TARGETS["hit_rate"], op=">=", fmt="{:.1%}")
+            )
+            checks.append(
+                r.check(
+                    f"{label}: SQL per read <= 0.02", reads["sql_per_request"], TARGETS["sql_per_read"], fmt="{:.3f}"
+                )
+            )
     return checks
 
 
@@ -418,10 +491,7 @@ def render(result: dict, checks: list[r.Check]) -> str:
             ]
         )
 
-    for label in ("cached", "uncached"):
-        scenario = result["scenario"].get(label)
-        if not scenario:
-            continue
+    for label, scenario in result["scenario"].items():
         for name, row in scenario["endpoints"].items():
             add(f"scenario {label}", name.replace("/api/v1/", ""), row)
         for name, row in scenario["visibility"].items():
@@ -445,8 +515,7 @@ def render(result: dict, checks: list[r.Check]) -> str:
         add("saturation wrk", path.replace("/api/v1/", ""), row)
     lines.append(r.render_table(headers, rows))
     lines.append("")
-    for label in ("cached", "uncached"):
-        scenario = result["scenario"].get(label)
+    for label, scenario in result["scenario"].items():
         if scenario:
             lines.append(
                 f"CPU during scenario {label}: {h.describe_cpu(scenario['cpu'], int(result['machine']['cores']))}"
@@ -474,10 +543,18 @@ def compute_ratios(result: dict) -> dict[str, str]:
     ratios = {}
     saturation = result.get("saturation", {})
     floor = saturation.get(h.HEALTHZ, {}).get("rps")
+    peer_floor = saturation.get(f"peer:{h.HEALTHZ}", {}).get("rps")
+    if floor and peer_floor:
+        ratios["throughput /healthz / peer /healthz"] = f"{floor:.0f} / {peer_floor:.0f} = {floor / peer_floor:.2f}x"
     for path in h.HOT_PATHS:
         rps = saturation.get(path, {}).get("rps")
+        peer = saturation.get(f"peer:{path}", {}).get("rps")
         if floor and rps:
-            ratios[f"throughput {path} / /healthz"] = f"{rps:.0f} / {floor:.0f} = {rps / floor:.0%}"
+            text = f"{rps:.0f} / {floor:.0f} = {rps / floor:.0%}"
+            if peer:
+                text += f"; / peer {peer:.0f} = {rps / peer:.2f}x (the service's /healthz: "
+                text += f"{floor / peer_floor:.2f}x the peer's)" if peer_floor else "n/a)"
+            ratios[f"throughput {path} / /healthz"] = text
     cached = result["scenario"].get("cached")
     uncached = result["scenario"].get("uncached")
     if cached and uncached:
@@ -540,6 +617,16 @@ def main(argv: list[str] | None = None) -> int:
         "scenario": {},
     }
     gunicorn = None
+    peer = None
+    data_ttls = [int(v) for v in args.data_ttls.split(",") if v.strip()]
+    env["API_DATA_TTL_S"] = str(data_ttls[0])
+    result["config"]["pools"] = (
+        f"read pool + write pool of {args.write_workers} x {args.write_threads} at nice 10"
+        if args.write_workers
+        else "one pool"
+    )
+    result["config"]["sync_interval_s"] = args.sync_interval
+    result["config"]["data_ttls"] = data_ttls
     cpu = h.CpuMonitor()
     try:
         h.say(f"database {args.db_name}: migrate, seed_demo --users {args.users}, mint_tokens")
@@ -566,8 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         views = h.resolve_view_names(env, [*h.HOT_PATHS, h.SYNC_PATH])
         result["views"] = views
 
-        gunicorn = h.Gunicorn(env, run_dir / "gunicorn-cached.log")
-        h.say(f"gunicorn (caching on) on {bind}")
+        gunicorn = h.Pools(env, run_dir, "cached", args.write_workers, args.write_threads)
+        h.say(f"gunicorn (caching on) on {bind}, writes on {gunicorn.write_url}")
         gunicorn.start()
         first_token = tokens_txt.read_text().split()[0]
         for path in h.HOT_PATHS:
@@ -580,16 +667,32 @@ def main(argv: list[str] | None = None) -> int:
         result["redis_footprint"] = redis_footprint(args.redis_url, release, args.users)
         result["pg_connections"] = pg_connections(database_url, args.db_name)
         result["scenario"]["cached"] = scenario
+        if wrk and not args.skip_peer:
+            peer = start_peer(env, args, run_dir, release, gunicorn, tokens_txt, cores)
         if wrk:
-            saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores, cpu)
+            saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores, cpu, peer)
             result["saturation_raw"] = {p: d["raw"] for p, d in saturation.items()}
             result["saturation"] = saturation_rows(saturation, views)
+        if peer is not None:
+            peer.stop()
+            peer = None
         gunicorn.stop()
         gunicorn = None
 
+        for ttl in data_ttls[1:]:
+            label = f"cached data TTL {ttl} s"
+            gunicorn = h.Pools(
+                {**env, "API_DATA_TTL_S": str(ttl)}, run_dir, f"ttl{ttl}", args.write_workers, args.write_threads
+            )
+            h.say(f"gunicorn restarted with API_DATA_TTL_S={ttl}")
+            gunicorn.start()
+            result["scenario"][label] = run_scenario(f"ttl{ttl}", gunicorn, args, run_dir, tokens_json, cores, cpu)
+            gunicorn.stop()
+            gunicorn = None
+
         if not args.skip_uncached:
             env_off = {**env, "API_CACHE_TTL_S": "0"}
-            gunicorn = h.Gunicorn(env_off, run_dir / "gunicorn-uncached.log")
+            gunicorn = h.Pools(env_off, run_dir, "uncached", args.write_workers, args.write_threads)
             h.say("gunicorn restarted with API_CACHE_TTL_S=0 (caching off)")
             gunicorn.start()
             result["scenario"]["uncached"] = run_scenario("uncached", gunicorn, args, run_dir, tokens_json, cores, cpu)
@@ -599,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             result["profile"] = run_profile(env, run_dir, args.users)
     finally:
         cpu.stop()
+        if peer is not None:
+            peer.stop()
         if gunicorn is not None:
             gunicorn.stop()
         if not args.keep_db:

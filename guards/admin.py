@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from guards import services
 from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
@@ -53,12 +55,30 @@ class ResetPeakEquityMixin:
     @admin.action(
         description="Reset peak equity to current equity (writes a guard log row)", permissions=["reset_peak"]
     )
-    def reset_peak_equity(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def reset_peak_equity(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """First an intermediate page naming the users and their current peaks; the reset runs only when
+        the operator confirms it there (``post=yes``), as Django's own "delete selected" does."""
+        if request.POST.get("post") != "yes":
+            selected = list(queryset.select_related("user").order_by("user_id", "account_id"))
+            peaks = dict(
+                GuardState.objects.filter(account_id__in=[obj.account_id for obj in selected]).values_list(
+                    "account_id", "peak_equity"
+                )
+            )
+            context = {
+                **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+                "title": "Reset peak equity?",
+                "opts": self.model._meta,  # type: ignore[attr-defined]
+                "rows": [(obj.pk, obj.user, peaks.get(obj.account_id)) for obj in selected],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/guards/reset_peak_equity_confirmation.html", context)
         done, errors = reset_peak_equity_for(request, queryset.values_list("account_id", flat=True))
         if done:
             self.message_user(request, f"Peak equity reset for {done} account(s).", messages.SUCCESS)
         for error in errors:
             self.message_user(request, f"Peak equity not reset for {error}", messages.ERROR)
+        return None
 
 
 @admin.register(GuardConfig)
@@ -144,7 +164,17 @@ class OpenAlertFilter(admin.SimpleListFilter):
 
 
 class AlertAdmin(ReadOnlyModelAdmin):
-    """Shared read-only admin of the stateful alerts (one row per episode)."""
+    """Shared read-only admin of the stateful alerts (one row per episode).
+
+    The list's "level now" column reads "resolved (was critical)" for a closed episode, so a
+    resolved alert never reads as a current critical one; ``max_level`` keeps the worst level seen.
+    """
+
+    @admin.display(description="level now", ordering="level")
+    def level_now(self, obj: DrawdownAlert | MarketAlert) -> str:
+        if obj.resolved_at is not None:
+            return f"resolved (was {obj.level})"
+        return obj.level
 
     list_select_related = ("user",)
     search_fields = ("=user__username",)
@@ -162,7 +192,7 @@ class DrawdownAlertAdmin(AlertAdmin):
     list_display = (
         "opened_at",
         "user",
-        "level",
+        "level_now",
         "max_level",
         "value_pct",
         "max_value_pct",
@@ -185,7 +215,7 @@ class MarketAlertAdmin(AlertAdmin):
         "user",
         "symbol",
         "condition",
-        "level",
+        "level_now",
         "max_level",
         "value_pct",
         "threshold_pct",

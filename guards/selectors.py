@@ -15,7 +15,17 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.selectors import account_ids
-from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, Level, LossRule, MarketAlert
+from guards.models import (
+    CONFIG_FIELDS,
+    DrawdownAlert,
+    EquitySnapshot,
+    GuardConfig,
+    GuardState,
+    Level,
+    LossRule,
+    MarketAlert,
+)  # fmt: skip
+from guards.services import _pct, drawdown_level, drawdown_pct
 from positions.models import Position
 from tradingsite.caching import cached_data
 
@@ -184,7 +194,8 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
 
 
 def compute_guard_facts(*, user_id: int, account_id: int | None) -> dict[str, Any]:
-    """The time-independent facts behind the guard status, from the database: 3 queries, +1 with a
+    """The time-independent facts behind the guard status, from the database: 3 queries (+1 after the first
+    snapshot: the guard state, for a peak reset since), +1 with a
     drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
 
     Shape: the status's ``any_positions_should_close``, ``drawdown``, ``market_alerts`` and
@@ -241,6 +252,9 @@ def compute_guard_facts(*, user_id: int, account_id: int | None) -> dict[str, An
 
     drawdown = None
     if snapshot is not None:
+        snapshot = _rebased_on_peak_reset(
+            user_id=user_id, account_id=account_id, snapshot=snapshot, thresholds=thresholds
+        )
         drawdown = {
             "level": snapshot["drawdown_level"],
             "equity": snapshot["equity"],
@@ -267,6 +281,30 @@ def compute_guard_facts(*, user_id: int, account_id: int | None) -> dict[str, An
         "evaluated_at": snapshot["created_at"] if snapshot else None,
         "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
+
+
+def _rebased_on_peak_reset(
+    *, user_id: int, account_id: int | None, snapshot: dict[str, Any], thresholds: dict[str, Any]
+) -> dict[str, Any]:
+    """The latest snapshot's drawdown figures, re-based on a peak an operator reset after it (1 query).
+
+    ``guards.services.peak_equity_reset`` sets ``GuardState.peak_equity`` between two syncs; until the
+    next sync stores a snapshot, the status shows the reset at once: the peak from the state, the
+    drawdown and level from the snapshot's equity with the service's own pure functions (the same
+    ones the reset used). Without a reset since the snapshot, the snapshot is returned unchanged.
+    """
+    state = (
+        _scoped(GuardState.objects, user_id=user_id, account_id=account_id)
+        .values("peak_equity", "peak_reset_at")
+        .first()
+    )
+    if state is None or state["peak_reset_at"] is None or state["peak_reset_at"] <= snapshot["created_at"]:
+        return snapshot
+    pct = _pct(drawdown_pct(peak=state["peak_equity"], equity=snapshot["equity"]))
+    config = GuardConfig(**{name: thresholds[name] for name in ("drawdown_warning_pct", "drawdown_critical_pct",
+                                                                "min_equity")})  # fmt: skip
+    level = drawdown_level(pct=pct, equity=snapshot["equity"], config=config)
+    return {**snapshot, "peak_equity": state["peak_equity"], "drawdown_pct": pct, "drawdown_level": level}
 
 
 def _drawdown_since(*, user_id: int, account_id: int | None, level: str) -> datetime | None:

@@ -50,7 +50,7 @@ class PositionAdmin(ReadOnlyModelAdmin):
         "status",
         "origin",
         "matched",
-        "divergence_reasons",
+        "divergences",
         "price_open",
         "price_current",
         "profit",
@@ -78,6 +78,11 @@ class PositionAdmin(ReadOnlyModelAdmin):
             return queryset.filter(ticket=int(term)), False
         users = get_user_model().objects.filter(username=term).values("pk")
         return queryset.filter(user_id__in=users), False
+
+    @admin.display(description="divergence reasons")
+    def divergences(self, obj: Position) -> str:
+        """The active divergence reasons as words ("entry slippage, sl mismatch"), not the stored JSON list."""
+        return ", ".join(str(reason).replace("_", " ") for reason in obj.divergence_reasons or []) or "-"
 
     @admin.display(description="Log")
     def log_link(self, obj: Position) -> str:

@@ -2,13 +2,15 @@
 """One-command set-up for tradingsite on a machine with only Python 3.11+.
 
     python3 scripts/dev.py run     # venv + pinned deps + migrate + demo data + serve on http://127.0.0.1:8000/
+    python3 scripts/dev.py run --port 8001   # another port (or PORT=8001 in the environment)
     python3 scripts/dev.py test    # venv + pinned deps (incl. test tools) + the whole test suite
 
 Both are idempotent: the virtual environment is reused (requirements are reinstalled only when
 they change), migrations and demo data are applied only once. ``run`` writes a ``.env`` with
 DJANGO_DEBUG=true and random keys on first use (the embedded default: SQLite + in-process cache);
 set DATABASE_URL / REDIS_URL in the environment or in .env to use your own PostgreSQL / Redis.
-Extra arguments after ``test`` go to pytest; after ``run``, ``--users N`` sets the demo users.
+Extra arguments after ``test`` go to pytest; after ``run``, ``--users N`` sets the demo users and
+``--port N`` the port (default: the ``PORT`` environment variable, else 8000).
 ``python3 scripts/dev.py setup [--dev]`` only prepares the virtual environment (used by make targets).
 """
 
@@ -73,19 +75,37 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def option(argv: list[str], name: str, default: str) -> str:
+    """The value after ``name`` in ``argv`` (``--port 8001`` or ``--port=8001``), else ``default``."""
+    for index, arg in enumerate(argv):
+        if arg == name:
+            if index + 1 >= len(argv):
+                sys.exit(f"{name} needs a value")
+            return argv[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def port_number(value: str) -> int:
+    """``value`` as a TCP port (1–65535), or exit with a clear message."""
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        sys.exit(f"port must be a number from 1 to 65535, not {value!r}")
+    return int(value)
+
+
 def run(argv: list[str]) -> None:
-    users = os.environ.get("DEMO_USERS", "100")
-    if "--users" in argv:
-        users = argv[argv.index("--users") + 1]
+    users = option(argv, "--users", os.environ.get("DEMO_USERS", "100"))
+    port = port_number(option(argv, "--port", os.environ.get("PORT", "8000")))
     ensure_venv("requirements.txt")
     ensure_dotenv()
     say("applying migrations")
     manage("migrate", "--noinput", "-v", "0")
     say(f"loading demo data ({users} users; skipped for users that already have it)")
     manage("seed_demo", "--users", users)
-    say("starting the service on http://127.0.0.1:8000/ (API root /api/v1/, admin /admin/, docs /api/docs/)")
+    say(f"starting the service on http://127.0.0.1:{port}/ (API root /api/v1/, admin /admin/, docs /api/docs/)")
     os.chdir(ROOT)
-    os.execv(PYTHON, [str(PYTHON), "manage.py", "runserver", "127.0.0.1:8000"])
+    os.execv(PYTHON, [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}"])
 
 
 def test(argv: list[str]) -> None:

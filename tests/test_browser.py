@@ -252,3 +252,44 @@ def test_operator_inspects_the_log_and_trader_opens_positions_in_the_browsable_a
     # buy 0.10 lot XAUUSD (100 oz/lot) in a USD account: (1955.75 − 1951.75) × 0.10 × 100 = 40.00 USD
     assert '"unrealized_pnl": "40.00"' in body
     _shot(browser, "06-api-positions-open")
+
+
+def _shot_at(driver, name: str, width: int, height: int) -> Path:
+    """Save a screenshot at exactly ``width`` × ``height`` (what a person sees on that screen)."""
+    driver.set_window_size(width, height)
+    path = SCREENSHOTS / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"screenshot {path} not written"
+    return path
+
+
+def test_admin_list_fits_a_1366_wide_screen_and_the_api_login_lands_on_the_api_root(
+    browser, live_server, admin_user, user, password, story
+):
+    # given a 1366 × 768 laptop screen (the most common desktop resolution) and an operator in the admin
+    browser.set_window_size(1366, 768)
+    _login(browser, f"{live_server.url}/admin/", admin_user.username, password)
+    _wait(browser, "#user-tools")
+    # when they open the reconciliation log list
+    browser.get(f"{live_server.url}/admin/reconciliation/reconciliationlog/")
+    _wait(browser, "#result_list")
+    # then the whole table is visible: it needs no side scroll in its box, and the box ends inside the window
+    table_width, box_width, box_right, viewport = browser.execute_script(
+        "const box = document.querySelector('#changelist-form .results');"
+        "return [box.scrollWidth, box.clientWidth, box.getBoundingClientRect().right,"
+        " document.documentElement.clientWidth];"
+    )
+    assert table_width <= box_width, f"table {table_width}px wide in a {box_width}px box: columns are cut off"
+    assert box_right <= viewport
+    _shot_at(browser, "07-log-list-1366x768", 1366, 768)
+    # and the admin's "View site" link leads to the API root, not a 404
+    view_site = browser.find_element("css selector", "#user-tools a[href='/api/v1/']")
+    assert view_site.text.strip().lower() == "view site"
+
+    # when the trader logs in to the browsable API without a next page
+    browser.delete_all_cookies()
+    _login(browser, f"{live_server.url}/api-auth/login/", user.username, password)
+    _wait(browser, ".response-info")
+    # then they land on the API root (it was /accounts/profile/, a 404)
+    assert browser.current_url == f"{live_server.url}/api/v1/"
+    assert "HTTP 200 OK" in browser.find_element("css selector", ".response-info").text
+    _shot_at(browser, "08-api-login-landing-1366x768", 1366, 768)

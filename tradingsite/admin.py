@@ -6,6 +6,11 @@
 - :class:`DateRangeFilter`: from/to dates plus quick links on a ``DateTimeField``, an index range scan.
 
 The apps' own admins (``reconciliation/admin.py``, ``positions/admin.py``, ``guards/admin.py``) build on these.
+
+The admin site itself: "View site" leads to the API root (the service has no other home page), and
+the app sidebar is off so a changelist with its filter panel fits a 1366-pixel-wide screen (the
+app list stays on the admin index and in the breadcrumbs). The layout CSS is
+``tradingsite/static/tradingsite/admin.css``, loaded by ``templates/admin/base_site.html``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,12 @@ from django.core.paginator import Paginator
 from django.db import OperationalError, connections, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.functional import cached_property
+
+admin.site.site_url = reverse_lazy("api-root")
+admin.site.enable_nav_sidebar = False
 
 
 def estimated_row_count(model: type[Model], *, using: str = "default") -> int | None:
@@ -84,8 +93,10 @@ class LargeTablePaginator(Paginator):
     - Unfiltered queryset on PostgreSQL: :func:`estimated_row_count` (``is_estimate`` = True) when
       the estimate is at least ``count_limit``; smaller tables are counted exactly.
     - Otherwise a bounded count, ``SELECT COUNT(*) FROM (SELECT id … LIMIT count_limit + 1)``: it
-      stops after ``count_limit`` matching rows; past it the count is reported as ``count_limit``
-      and ``is_capped`` is True (the template shows "10,000+").
+      stops after ``count_limit`` matching rows; past it the count is reported as ``count_limit``,
+      ``is_capped`` is True and ``estimate`` holds the planner's estimate of all matching rows
+      (PostgreSQL, when above the cap): the templates show "about N" or "more than 10,000",
+      never a bare "10000 results".
     - On PostgreSQL the bounded count also runs under ``SET LOCAL statement_timeout =
       count_timeout_ms``: a rare filter value (say 0.1 % of rows) cannot reach the limit early and
       would scan the whole table, so past the timeout the count becomes the planner's estimate
@@ -104,6 +115,7 @@ class LargeTablePaginator(Paginator):
             self.count_limit = count_limit
         self.is_estimate = False
         self.is_capped = False
+        self.estimate: int | None = None  # when capped: the planner's estimate of all matching rows, if above the cap
 
     @cached_property
     def count(self) -> int:
@@ -125,6 +137,9 @@ class LargeTablePaginator(Paginator):
             self.is_estimate = True
         if bounded > self.count_limit:
             self.is_capped = True
+            # For the "about N" the templates show; pagination stays within the first count_limit rows.
+            estimate = planner_row_estimate(queryset)
+            self.estimate = estimate if estimate is not None and estimate > self.count_limit else None
             return self.count_limit
         return bounded
 

@@ -61,7 +61,10 @@ logger = logging.getLogger("tradingsite.cache")
 _MISSING = object()
 GENERATION_TIMEOUT_S = 24 * 3600
 LEASE_TIMEOUT_S = 2
-LEASE_WAIT_S = 1.0
+# How long a miss waits for another process's computation of the same key before computing itself: a
+# hot read computes in a few ms, so a longer wait only makes tails (issue 13: waits of up to 1 s seen).
+LEASE_WAIT_S = 0.1
+LEASE_POLL_S = 0.005
 PAGE_VARY_HEADERS = ("Accept", "Authorization", "Cookie")
 
 
@@ -326,7 +329,7 @@ def cached_data(
             # Another process is computing: wait briefly for its result, then compute anyway.
             deadline = time.monotonic() + LEASE_WAIT_S
             while time.monotonic() < deadline:
-                time.sleep(0.02)
+                time.sleep(LEASE_POLL_S)
                 value = cache.get(key, _MISSING)
                 if usable(value):
                     return value

@@ -10,17 +10,16 @@ Redis commands).
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import re
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
+import pythonjsonlogger.json
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
@@ -220,24 +219,17 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
-_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
+    """One JSON object per line, through python-json-logger.
 
+    Fields: ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``message``, ``request_id`` and ``user_id``
+    (null outside a request; set by :class:`RequestContextFilter`), every ``extra=`` key, and ``exc``
+    (the formatted traceback) when the record carries an exception.
+    """
 
-class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object per line (UTC timestamps, extras included)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-            "user_id": getattr(record, "user_id", None),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and key not in payload:
-                payload[key] = value
-        if record.exc_info:
-            payload["exc"] = "".join(traceback.format_exception(*record.exc_info)).strip()
-        return json.dumps(payload, default=str)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(request_id)s %(user_id)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exc"},
+            timestamp="ts",
+        )

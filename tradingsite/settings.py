@@ -231,6 +231,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # DRF's /api-auth/login/ (and Django's LoginView) land on the API root, not /accounts/profile/.
 LOGIN_REDIRECT_URL = "api-root"
 LANGUAGE_CODE = "en-us"
+# One date format on every Django-rendered page (admin): tradingsite/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["tradingsite.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

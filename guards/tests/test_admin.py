@@ -111,11 +111,17 @@ def test_reset_peak_action_goes_through_the_service_and_writes_a_guard_log_row(o
     GuardState.objects.create(user=other_user, peak_equity=Decimal("500"), peak_equity_at=NOW)
     states = GuardState.objects.order_by("user_id").values_list("pk", flat=True)
 
-    # when the operator runs "reset peak equity" on both
+    # when the operator runs "reset peak equity" on both, then a confirmation page names them and changes nothing
+    selection = {"action": "reset_peak_equity", "_selected_action": list(states)}
+    confirm = operator_client.post(reverse("admin:guards_guardstate_changelist"), selection)
+    assert confirm.status_code == 200
+    assert confirm.templates[0].name == "admin/guards/reset_peak_equity_confirmation.html"
+    page = confirm.content.decode()
+    assert "Reset peak equity?" in page and "alice" in page and "bob" in page and "10000" in page
+    assert GuardState.objects.get(pk=state.pk).peak_reset_at is None
+    # when they confirm ("Yes, reset")
     response = operator_client.post(
-        reverse("admin:guards_guardstate_changelist"),
-        {"action": "reset_peak_equity", "_selected_action": list(states)},
-        follow=True,
+        reverse("admin:guards_guardstate_changelist"), {**selection, "post": "yes"}, follow=True
     )
 
     # then alice's peak is her current equity (8,500 → 0 % drawdown), a guard row names the operator,
@@ -140,7 +146,7 @@ def test_reset_peak_action_is_also_offered_on_guard_configs(operator_client, use
     # when the action runs from the guard config list
     operator_client.post(
         reverse("admin:guards_guardconfig_changelist"),
-        {"action": "reset_peak_equity", "_selected_action": [config.pk]},
+        {"action": "reset_peak_equity", "_selected_action": [config.pk], "post": "yes"},
     )
 
     # then the peak is reset and logged
@@ -194,3 +200,38 @@ def test_alert_admins_list_and_filter_open_episodes(operator_client, user):
     assert [row.pk for row in market.context["cl"].result_list] == [open_alert.pk]
     assert drawdown.status_code == 200
     assert len(drawdown.context["cl"].result_list) == 1
+
+
+def test_a_confirmed_peak_reset_shows_on_guards_status_at_once(
+    operator_client, user, auth_client, django_capture_on_commit_callbacks
+):
+    from reconciliation.tests.factories import SYNC_URL, Clock, sync_payload
+
+    # given alice synced at 10,000 then 7,500 equity: (10,000 − 7,500) / 10,000 = 25 % ≥ the 20 % default → critical
+    clock = Clock()
+    for equity in ("10000.00", "7500.00"):
+        with django_capture_on_commit_callbacks(execute=True):
+            body = sync_payload(broker_time=clock.tick(), balance=equity, equity=equity)
+            assert auth_client.post(SYNC_URL, body, format="json").status_code == 201
+    # (read with another Accept: a page cached here would be another page key, so the read below is not a
+    # page-cache hit; pages live API_CACHE_TTL_S = 5 s after any write, the freshness bound of every hot read)
+    before = auth_client.get("/api/v1/guards/status/", HTTP_ACCEPT="application/json; version=1").json()
+    assert before["drawdown"]["level"] == "critical" and before["any_positions_should_close"] is True
+    # when the operator resets her peak from the admin and confirms, with no sync afterwards
+    state = GuardState.objects.get(user=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(
+            reverse("admin:guards_guardstate_changelist"),
+            {"action": "reset_peak_equity", "_selected_action": [state.pk], "post": "yes"},
+        )
+    # then guards/status shows it at once (no sync needed): peak 7,500 = equity → 0 % drawdown, level ok,
+    # no close signal
+    after = auth_client.get("/api/v1/guards/status/").json()
+    assert after["drawdown"]["peak_equity"] == "7500.00"
+    assert after["drawdown"]["drawdown_pct"] == "0.00"
+    assert after["drawdown"]["level"] == "ok"
+    assert after["drawdown"]["should_close_all"] is False
+    assert after["any_positions_should_close"] is False
+    # and the drawdown episode the reset closed no longer reads as a current critical one in the admin
+    alert_list = operator_client.get(reverse("admin:guards_drawdownalert_changelist")).content.decode()
+    assert '<td class="field-level_now">resolved (was critical)</td>' in alert_list

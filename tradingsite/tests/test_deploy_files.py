@@ -39,6 +39,7 @@ def test_compose_web_tier_scales_behind_nginx():
     assert services["nginx"]["ports"] == ["8000:80"]
     nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "server web:8000 resolve;" in nginx_conf
+    assert "server web-write:8000 resolve;" in nginx_conf
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
     assert "client_max_body_size 1m;" in nginx_conf
 
@@ -63,14 +64,38 @@ def test_compose_locust_workers_point_at_the_master():
     assert "http://nginx" in services["locust-master"]["command"]
 
 
+def test_nginx_sends_reads_to_the_read_pool_and_every_other_method_to_the_write_pool():
+    nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    routing = nginx_conf[nginx_conf.index("map $request_method $tradingsite_pool {") :]
+    routing = routing[: routing.index("}")]
+    rules = dict(line.split() for line in (raw.strip().rstrip(";") for raw in routing.splitlines()[1:]) if line)
+    assert rules == {
+        "default": "tradingsite_write",
+        "GET": "tradingsite_web",
+        "HEAD": "tradingsite_web",
+        "OPTIONS": "tradingsite_web",
+    }
+    assert "proxy_pass http://$tradingsite_pool;" in nginx_conf
+    services = compose()["services"]
+    write = services["web-write"]
+    assert write["command"] == services["web"]["command"]
+    assert write["environment"]["GUNICORN_POOL"] == "write"
+    assert services["nginx"]["depends_on"]["web-write"]["condition"] == "service_healthy"
+
+
 def test_gunicorn_config_uses_gthread_and_shm_heartbeat():
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from tradingsite.gunicorn_worker import FairThreadWorker
+
     source = (ROOT / "gunicorn.conf.py").read_text()
     assigned = {
         node.targets[0].id: node.value
         for node in ast.parse(source).body
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
     }
-    assert ast.literal_eval(assigned["worker_class"]) == "gthread"
+    assert ast.literal_eval(assigned["worker_class"]) == "tradingsite.gunicorn_worker.FairThreadWorker"
+    assert issubclass(FairThreadWorker, ThreadWorker)  # gthread, accepting fairly
     assert ast.literal_eval(assigned["preload_app"]) is False
     assert "/dev/shm" in ast.unparse(assigned["worker_tmp_dir"])
     assert "GUNICORN_BIND" in ast.unparse(assigned["bind"])

@@ -79,3 +79,33 @@ def test_rate_limit_filter_lets_one_record_per_interval_through():
     record = logging.getLogger("t").makeRecord("t", logging.WARNING, __file__, 1, "Exception ignored", (), None)
     results = [limiter.filter(record) for _ in range(50)]
     assert results.count(True) == 1
+
+
+def test_json_formatter_is_python_json_logger_with_the_fields_the_log_pipeline_reads():
+    import uuid
+    from datetime import datetime
+    from decimal import Decimal
+
+    import pythonjsonlogger.json
+
+    assert issubclass(JsonFormatter, pythonjsonlogger.json.JsonFormatter)
+    record = logging.getLogger("t").makeRecord(
+        "tradingsite.x", logging.WARNING, __file__, 1, "m %s", ("y",), None, extra={"d": Decimal("1.10")}
+    )
+    # 1,796,000,000 s = 20,787 days (1,795,996,800 s, 2026-11-30) + 3,200 s (00:53:20), plus 0.25 s
+    record.created = 1_796_000_000.25
+    sync_id = uuid.UUID(int=7)
+    record.sync_id = sync_id
+    payload = json.loads(JsonFormatter().format(record))
+    # the fields, under the names the log pipeline reads; extras as strings; no request → nulls
+    assert payload == {
+        "ts": payload["ts"],
+        "level": "WARNING",
+        "logger": "tradingsite.x",
+        "message": "m y",
+        "request_id": None,
+        "user_id": None,
+        "d": "1.10",
+        "sync_id": str(sync_id),
+    }
+    assert datetime.fromisoformat(payload["ts"]) == datetime.fromisoformat("2026-11-30T00:53:20.250000+00:00")
