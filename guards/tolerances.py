@@ -216,3 +216,38 @@ class RollingMedian:
     @property
     def median(self) -> Decimal | None:
         return statistics.median(self.values) if self.values else None
+
+
+@dataclass(frozen=True)
+class InstrumentTolerances:
+    """An instrument's pip and its entry and stop tolerances at one price (quote currency).
+
+    For the reconciliation's comparisons: a fill is slippage when |price_open − requested| > ``entry``,
+    a stop differs when |actual − expected| > ``stop``; pips are price differences / ``pip``.
+    """
+
+    klass: str
+    pip: Decimal
+    entry: Decimal
+    stop: Decimal
+
+
+def instrument_tolerances(
+    *,
+    symbol: str,
+    digits: int,
+    point: Decimal,
+    price: Decimal,
+    calc_mode: int | None = None,
+    pip_override: Decimal | None = None,
+    median_spread: Decimal | None = None,
+) -> InstrumentTolerances:
+    """The pip (:func:`pip_size`) and the ENTRY and STOP tolerances (:func:`tolerance`) of one instrument."""
+    klass = asset_class(symbol, calc_mode=calc_mode)
+    pip = pip_size(symbol=symbol, digits=digits, point=point, override=pip_override)
+    return InstrumentTolerances(
+        klass=klass,
+        pip=pip,
+        entry=tolerance(spec=ENTRY, klass=klass, price=price, pip=pip, median_spread=median_spread),
+        stop=tolerance(spec=STOP, klass=klass, price=price, pip=pip, median_spread=median_spread),
+    )

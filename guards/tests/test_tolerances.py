@@ -15,6 +15,7 @@ from guards.tolerances import (
     RollingMedian,
     SpreadThreshold,
     asset_class,
+    instrument_tolerances,
     pip_size,
     spread_measure,
     tolerance,
@@ -106,3 +107,12 @@ def test_rolling_median_ignores_one_bad_tick_and_keeps_the_last_values():
     window.add(D("3"))  # drops the oldest (1): [2, 100, 3] → 3
     assert window.median == D("3")
     assert RollingMedian().median is None
+
+
+def test_instrument_tolerances_bundle_the_pip_and_both_tolerances():
+    # XAUUSD (2 digits, point 0.01) at 2000: pip 0.10; entry 0.02 % × 2000 = 0.40; stop 0.01 % × 2000 = 0.20
+    gold = instrument_tolerances(symbol="XAUUSD", digits=2, point=D("0.01"), price=D("2000"))
+    assert (gold.klass, gold.pip, gold.entry, gold.stop) == (METAL, D("0.10"), D("0.40"), D("0.20"))
+    # EURUSD: pip 0.0001, entry 2 pips, stop 1 pip
+    eur = instrument_tolerances(symbol="EURUSD", digits=5, point=D("0.00001"), price=D("1.1"))
+    assert (eur.pip, eur.entry, eur.stop) == (D("0.0001"), D("0.0002"), D("0.0001"))
