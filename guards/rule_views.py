@@ -33,7 +33,7 @@ class LossRuleViewSet(
 ):
     """``guards/rules/?account=``: the account's loss rules (prop-firm daily and maximum loss).
 
-    GET lists them with the latest sync's result; POST creates one, PATCH/PUT edit one (its state
+    GET lists them with the latest sync's result; POST creates one, PATCH edits one (its state
     restarts at the next sync), DELETE removes one. ``GET guards/rules/presets/`` lists the firm presets
     with their sources; ``POST guards/rules/presets/`` replaces the account's preset rules with one.
     Bad input is a 400 with field errors and nothing written; another user's rule is a 404.
@@ -41,6 +41,7 @@ class LossRuleViewSet(
 
     serializer_class = LossRuleSerializer
     pagination_class = None
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_scoped_queryset(self) -> QuerySet[LossRule]:
         queryset = LossRule.objects.filter(user_id=self.user_id)
