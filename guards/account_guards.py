@@ -24,6 +24,8 @@ from positions.valuation import convert_to_account
 HUNDRED = Decimal("100")
 MARGIN_LEVEL_QUANTUM = Decimal("0.01")
 MARGIN_LEVEL_LIMIT = Decimal(10) ** 17  # EquitySnapshot.margin_level_pct: 20 digits, 2 decimals (with room)
+MONEY_LIMIT = Decimal(10) ** 17  # MoneyField: 26 digits, 8 decimals
+PCT_LIMIT = Decimal(10) ** 15  # LossRule.distance_pct: 20 digits, 4 decimals
 
 
 def exposures_of(
@@ -61,6 +63,11 @@ def exposures_of(
             )
         )  # fmt: skip
     return exposures
+
+
+def _fitting(value: Decimal, limit: Decimal) -> Decimal | None:
+    """``value`` when its column can hold it (|value| < limit), else None (the sync summary keeps the figure)."""
+    return value if abs(value) < limit else None
 
 
 class AccountGuardsMixin:
@@ -165,9 +172,9 @@ class AccountGuardsMixin:
             for name in LossRule.STATE_FIELDS:
                 setattr(row, name, getattr(new_state, name))
             row.level = summary["level"]
-            row.limit_equity = Decimal(summary["limit_equity"])
-            row.distance = Decimal(summary["distance"])
-            row.distance_pct = Decimal(summary["distance_pct"]).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+            row.limit_equity = _fitting(Decimal(summary["limit_equity"]), MONEY_LIMIT)
+            row.distance = _fitting(Decimal(summary["distance"]), MONEY_LIMIT)
+            row.distance_pct = _fitting(Decimal(summary["distance_pct"]), PCT_LIMIT)
             row.next_reset = datetime.fromisoformat(summary["next_reset"]) if summary["next_reset"] else None
             row.evaluated_at = broker_time
         for event in events:

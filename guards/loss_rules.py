@@ -95,7 +95,7 @@ class LossRule:
             errors["warning_remaining_pct"] = "Must be between 0 and 100 (percent of the loss amount)."
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory or an overlong name
             errors["timezone"] = "Unknown IANA time zone (for example Europe/Prague)."
         return errors
 

@@ -120,3 +120,17 @@ def test_drawdown_hysteresis_keeps_the_level_until_the_band_is_cleared(user):
     assert levels == [("critical", True)] * 4 + [("warning", False)]
     config = GuardConfig.objects.get()
     assert config.drawdown_hysteresis_pct == D("1")
+
+
+def test_a_rule_figure_too_large_for_its_column_is_stored_empty_not_a_500(user):
+    # initial capital 10^16: FTMO's maximum-loss limit is 0.9 × 10^16; at equity 0.01 the distance is
+    # −8.99… × 10^15 = −8.99… × 10^19 % of equity: too large for LossRule.distance_pct (20 digits, 4 decimals)
+    # → stored empty; the rule is still critical and the sync succeeds.
+    clock = Clock(datetime(2026, 3, 3, 9, 0, tzinfo=UTC))
+    sync(user, clock, balance="100000", equity="100000")
+    account = Account.objects.get()
+    loss_rules_apply_preset(user_id=user.id, account_id=account.id, preset="ftmo_2step", initial_capital=D("1e16"))
+    guards = sync(user, clock, balance="100000", equity="0.01")
+    assert guards["rules"][1]["level"] == "critical"
+    rule = LossRule.objects.get(kind="max_loss")
+    assert (rule.level, rule.limit_equity, rule.distance_pct) == ("critical", D("9000000000000000"), None)

@@ -184,3 +184,10 @@ def test_rule_validation_errors():
         for rule in preset:
             assert rule.errors() == {}
             assert rule.source.startswith("https://")
+
+
+def test_time_zone_names_that_are_no_zone_are_field_errors():
+    # "Europe" is a directory of the tz database, an overlong name is an OSError, "" a ValueError
+    for name in ("Europe", "x" * 300, "", "../etc/passwd", "UTC "):
+        rule = LossRule(name="x", kind=MAX_LOSS, anchor="initial_capital", percent=D("10"), timezone=name)
+        assert set(rule.errors()) == {"timezone"}, name
