@@ -63,12 +63,22 @@ def password() -> str:
 
 @pytest.fixture
 def user(django_user_model, password):
-    return django_user_model.objects.create_user(username="alice", password=password)
+    """Alice, with her MT5 account (MetaQuotes-Demo, login 5021337: the one the test sync payloads name)."""
+    from accounts.tests.factories import default_account
+
+    alice = django_user_model.objects.create_user(username="alice", password=password)
+    default_account(alice)
+    return alice
 
 
 @pytest.fixture
 def other_user(django_user_model, password):
-    return django_user_model.objects.create_user(username="bob", password=password)
+    """Bob, with his own account under the same (server, login) key as Alice's: nothing is shared."""
+    from accounts.tests.factories import default_account
+
+    bob = django_user_model.objects.create_user(username="bob", password=password)
+    default_account(bob)
+    return bob
 
 
 @pytest.fixture

@@ -141,6 +141,33 @@ def jwt_expiry(token: str) -> float | None:
         return None
 
 
+DEMO_SERVER = "Demo-Server"  # seed_demo's trade server
+ACCOUNTS_PATH = API + "accounts/"
+
+
+def account_login(index: int) -> int:
+    """MT5 login of account ``index`` (0-based): seed_demo's first account of user ``index + 1``."""
+    return 5_020_001 + index
+
+
+def account_query(client, credentials, login: int) -> str:
+    """``?account=<id>`` for the user's account with ``login`` on the demo server (from ``GET accounts/``),
+    or "" when it does not exist yet (the first sync creates it; a single account is the default)."""
+    with client.get(
+        ACCOUNTS_PATH, headers=credentials.auth_headers(READ_HEADERS), name="[setup] " + ACCOUNTS_PATH,
+        catch_response=True,
+    ) as response:  # fmt: skip
+        if response.status_code != 200:
+            response.failure(f"HTTP {response.status_code}")
+            return ""
+        response.success()
+        rows = response.json()
+    for row in rows if isinstance(rows, list) else []:
+        if row.get("login") == login and row.get("server") == DEMO_SERVER:
+            return f"?account={row['id']}"
+    return ""
+
+
 def account_username(index: int, prefix: str = USER_PREFIX) -> str:
     """Username of account ``index`` (0-based): 0 → ``demo001``."""
     return f"{prefix}{index + 1:03d}"
@@ -260,7 +287,7 @@ class SyntheticAccount:
         self.account = account
         self.currency = currency if currency in ("USD", "GBP", "EUR", "JPY") else "USD"
         self.rng = random.Random(1_000_003 * (account + 1))
-        self.login = 5_000_000 + account
+        self.login = account_login(account)
         self.balance = Decimal("10000.00") + Decimal(account * 10)
         self.opened_at = opened_at if opened_at is not None else int(time.time()) - 3600
         self.mids = {symbol: spec[2] for symbol, spec in INSTRUMENTS.items()}
@@ -286,6 +313,8 @@ class SyntheticAccount:
                     "requested_price": str(self.opens[symbol]),
                     "sl": None,
                     "tp": str(_q(self.opens[symbol] + direction * point * tp_points, digits)),
+                    "server": DEMO_SERVER,
+                    "login": self.login,
                 }
             )
         return rows
@@ -361,6 +390,7 @@ class SyntheticAccount:
             "broker_time": broker_time_iso(broker_time),
             "account": {
                 "login": self.login,
+                "server": DEMO_SERVER,
                 "currency": self.currency,
                 "balance": str(self.balance),
                 "equity": str(equity),
@@ -561,12 +591,16 @@ class DashboardUser(FastHttpUser):
         self.account = allocate_account("dashboard", self.environment)
         self.credentials = credentials_for(self.account)
         self.credentials.ensure_fresh(self.client)
+        self.account_query = account_query(self.client, self.credentials, account_login(self.account))
 
     def _read(self, path: str, check) -> None:
         self.credentials.ensure_fresh(self.client)
         access = self.credentials.access
         with self.client.get(
-            path, headers=self.credentials.auth_headers(READ_HEADERS), name=path, catch_response=True
+            path + self.account_query,
+            headers=self.credentials.auth_headers(READ_HEADERS),
+            name=path,
+            catch_response=True,
         ) as response:
             if response.status_code != 200:
                 if response.status_code == 401:
@@ -621,6 +655,7 @@ class SyncWorkerUser(FastHttpUser):
         self.next_sync_at = 0.0
         gevent.sleep(random.uniform(0, SYNC_INTERVAL_S))  # workers of a fleet do not post in lockstep
         self.credentials.ensure_fresh(self.client)
+        self.account_query = account_query(self.client, self.credentials, account_login(self.account))
         self._read_initial_state()
         self.book = SyntheticAccount(self.account, currency=self._account_currency())
         self._register_positions()
@@ -628,7 +663,7 @@ class SyncWorkerUser(FastHttpUser):
     def _account_currency(self) -> str:
         """The account currency the service knows (from positions/open), USD before any snapshot."""
         with self.client.get(
-            OPEN_PATH,
+            OPEN_PATH + self.account_query,
             headers=self.credentials.auth_headers(READ_HEADERS),
             name="[setup] " + OPEN_PATH,
             catch_response=True,
@@ -642,7 +677,7 @@ class SyncWorkerUser(FastHttpUser):
 
     def _read_initial_state(self) -> None:
         with self.client.get(
-            STATUS_PATH,
+            STATUS_PATH + self.account_query,
             headers=self.credentials.auth_headers(READ_HEADERS),
             name="[setup] " + STATUS_PATH,
             catch_response=True,
@@ -725,7 +760,7 @@ class SyncWorkerUser(FastHttpUser):
             deadline_polled = deadline_polled or started >= deadline
             polls += 1
             with self.client.get(
-                path,
+                path + getattr(self, "account_query", ""),
                 headers=self.credentials.auth_headers(READ_HEADERS),
                 name="[visibility poll] " + path,
                 catch_response=True,

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.money import MONEY, quantize_money
@@ -56,6 +57,7 @@ class MoneyField(models.DecimalField):
         return name, "django.db.models.DecimalField", args, kwargs
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "nullable": True})
 class MoneyOutputField(serializers.Field):
     """A read-only money value rendered as a string: the account's ``currency_digits`` when the serializer
     context names them (``context["currency_digits"]``), else trimmed to its significant decimals (≥ 2)."""
@@ -69,3 +71,20 @@ class MoneyOutputField(serializers.Field):
             return None
         digits = self.context.get("currency_digits") if self.parent is not None else None
         return render_money(value if isinstance(value, Decimal) else Decimal(str(value)), digits)
+
+
+class MoneyDecimalField(serializers.DecimalField):
+    """A ``MoneyField``'s serializer field: parses like DRF's ``DecimalField`` (≤ 8 decimals), renders
+    like :class:`MoneyOutputField` (the account's ``currency_digits`` from the context, else trimmed)."""
+
+    def to_representation(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        digits = self.context.get("currency_digits") if self.parent is not None else None
+        return render_money(value if isinstance(value, Decimal) else Decimal(str(value)), digits)
+
+
+class MoneyModelSerializer(serializers.ModelSerializer):
+    """A ``ModelSerializer`` whose ``MoneyField`` columns use :class:`MoneyDecimalField`."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, MoneyField: MoneyDecimalField}

@@ -32,28 +32,24 @@ from tradingsite.caching import cached_data
 GUARD_STATUS_NAMESPACE = "guards.status"
 
 
-def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None) -> QuerySet:
+def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None = None) -> QuerySet:
     queryset = queryset.filter(user_id=user_id)
     return queryset if account_id is None else queryset.filter(account_id=account_id)
 
 
-def guard_thresholds(*, user_id: int, account_id: int | None) -> dict[str, Any]:
+def guard_thresholds(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
     """Return the account's thresholds (``CONFIG_FIELDS`` → value), the model defaults when no config exists yet.
 
     Percentages 0–100, ``min_equity`` in the account currency, staleness in seconds (SPEC §1). A read:
     it never creates the config row (``guards.services`` does, on first write or ``GET guards/config/``).
     """
-    values = (
-        GuardConfig.objects.filter(user_id=user_id, account_id=account_id).values(*CONFIG_FIELDS).first()
-        if account_id is not None
-        else None
-    )
+    values = _scoped(GuardConfig.objects, user_id=user_id, account_id=account_id).values(*CONFIG_FIELDS).first()
     if values is not None:
         return values
     return {name: GuardConfig._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
 
 
-def equity_snapshot_list(*, user_id: int, account_id: int | None) -> QuerySet[EquitySnapshot]:
+def equity_snapshot_list(*, user_id: int, account_id: int | None = None) -> QuerySet[EquitySnapshot]:
     """Return the account's equity snapshots, newest first."""
     return _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
 
@@ -110,7 +106,7 @@ def _filter_alerts(alerts: QuerySet, *, level, is_open, created_after, created_b
     return alerts
 
 
-def guard_status(*, user_id: int, account_id: int | None) -> dict[str, Any]:
+def guard_status(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
     """Return the user's guard state (SPEC §6 ``guards/status/``) through the data cache.
 
     Shape (Decimals unrounded, percentages 0–100, money in the account currency)::
@@ -157,7 +153,7 @@ def warm_guard_status(user_id: int) -> None:
         guard_status(user_id=user_id, account_id=account_id)
 
 
-def compute_guard_status(*, user_id: int, account_id: int | None, now: datetime | None = None) -> dict[str, Any]:
+def compute_guard_status(*, user_id: int, account_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Compute :func:`guard_status` from the database at ``now`` (no cache of its own):
     :func:`compute_guard_facts` rendered by :func:`render_guard_status`."""
     facts = compute_guard_facts(user_id=user_id, account_id=account_id)
@@ -193,7 +189,7 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
     }
 
 
-def compute_guard_facts(*, user_id: int, account_id: int | None) -> dict[str, Any]:
+def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
     """The time-independent facts behind the guard status, from the database: 3 queries (+1 after the first
     snapshot: the guard state, for a peak reset since), +1 with a
     drawdown episode on record, +1 when a market alert is critical (the symbols the user holds).
@@ -307,7 +303,7 @@ def _rebased_on_peak_reset(
     return {**snapshot, "peak_equity": state["peak_equity"], "drawdown_pct": pct, "drawdown_level": level}
 
 
-def _drawdown_since(*, user_id: int, account_id: int | None, level: str) -> datetime | None:
+def _drawdown_since(*, user_id: int, account_id: int | None = None, level: str) -> datetime | None:
     """When the current drawdown level began: the open episode's escalation (critical) or opening
     (warning); at ``ok``, when the last episode resolved; None when there never was one (1 query)."""
     latest = (

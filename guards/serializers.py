@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.fields import MoneyModelSerializer
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
 from guards.rule_serializers import validate_by_model_clean
 from tradingsite.api import price_decimal, rounded_decimal
 
 
-class GuardConfigSerializer(serializers.ModelSerializer):
+class GuardConfigSerializer(MoneyModelSerializer):
     """The user's guard thresholds; every threshold is PATCH-able (percent 0–100, money in the account currency).
 
     Validates exactly as ``GuardConfig.clean``: 0 < warning < critical ≤ 100 per pair and drawdown
@@ -23,6 +24,19 @@ class GuardConfigSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         return validate_by_model_clean(GuardConfig, instance=self.instance, names=CONFIG_FIELDS, attrs=attrs)
+
+
+class GuardConfigAccountSerializer(serializers.Serializer):
+    """The optional ``server`` and ``login`` of a ``PATCH guards/config/`` body: the account to configure,
+    named as the sync worker names it (created when unseen). Both or neither."""
+
+    server = serializers.CharField(max_length=64, required=False)
+    login = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("server")) != bool(attrs.get("login")):
+            raise serializers.ValidationError({"server": "Name the account with both server and login."})
+        return attrs
 
 
 ALERT_FIELDS = (
@@ -41,7 +55,7 @@ ALERT_FIELDS = (
 )
 
 
-class DrawdownAlertSerializer(serializers.ModelSerializer):
+class DrawdownAlertSerializer(MoneyModelSerializer):
     """One drawdown episode: levels, worst value (percent), equity and peak (account currency)."""
 
     is_open = serializers.BooleanField(read_only=True)
@@ -52,7 +66,7 @@ class DrawdownAlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MarketAlertSerializer(serializers.ModelSerializer):
+class MarketAlertSerializer(MoneyModelSerializer):
     """One market episode on a symbol: ``price_gap``, ``wide_spread`` or ``stale_quote`` (quote-currency prices)."""
 
     is_open = serializers.BooleanField(read_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
@@ -10,11 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
+from accounts.services import account_for_write
 from guards.models import DrawdownAlert, MarketAlert
 from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
 from guards.serializers import (
     AlertQuerySerializer,
     DrawdownAlertSerializer,
+    GuardConfigAccountSerializer,
     GuardConfigSerializer,
     GuardStatusOutputSerializer,
     MarketAlertSerializer,
@@ -138,7 +141,17 @@ class GuardConfigView(AccountScopedMixin, UserScopedAPIView):
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], request=GuardConfigSerializer, responses=GuardConfigSerializer)
     def patch(self, request: Request) -> Response:
-        account_id = self.config_account_id()
+        """Change thresholds of the account ``?account=`` names (default: the single account), or of the
+        account the body names by ``server`` and ``login`` (created when unseen, as a sync would)."""
+        named = GuardConfigAccountSerializer(data=request.data)
+        named.is_valid(raise_exception=True)
+        if named.validated_data and not request.query_params.get("account"):
+            with transaction.atomic():
+                account = account_for_write(user_id=self.user_id, **named.validated_data)
+                return self._patch(request, account.pk)
+        return self._patch(request, self.config_account_id())
+
+    def _patch(self, request: Request, account_id: int) -> Response:
         config = guard_config_get_or_create(user_id=self.user_id, account_id=account_id)
         serializer = GuardConfigSerializer(instance=config, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

@@ -44,7 +44,7 @@ _OPEN_FIELDS = (
 )
 
 
-def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None) -> QuerySet:
+def _scoped(queryset: QuerySet, *, user_id: int, account_id: int | None = None) -> QuerySet:
     queryset = queryset.filter(user_id=user_id)
     return queryset if account_id is None else queryset.filter(account_id=account_id)
 
@@ -57,7 +57,7 @@ def position_history(*, user_id: int, account_id: int | None = None) -> QuerySet
     return _scoped(Position.objects, user_id=user_id, account_id=account_id).order_by("-created_at", "-id")
 
 
-def open_position_list(*, user_id: int, account_id: int | None, symbol: str | None = None) -> QuerySet[Position]:
+def open_position_list(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> QuerySet[Position]:
     """Return the account's open positions (status ``open``), newest opened first, optionally for one symbol.
 
     The one definition of "open" behind ``positions/open/`` and the status counts.
@@ -68,7 +68,7 @@ def open_position_list(*, user_id: int, account_id: int | None, symbol: str | No
     return positions.order_by(F("opened_at").desc(nulls_last=True), "-id")
 
 
-def latest_account(*, user_id: int, account_id: int | None) -> dict[str, Any] | None:
+def latest_account(*, user_id: int, account_id: int | None = None) -> dict[str, Any] | None:
     """Return ``{"currency", "equity", "balance", "created_at"}`` of the account's latest equity snapshot, or None."""
     return (
         _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id)
@@ -78,7 +78,7 @@ def latest_account(*, user_id: int, account_id: int | None) -> dict[str, Any] | 
     )
 
 
-def quote_mids(*, user_id: int, account_id: int | None) -> dict[str, Decimal]:
+def quote_mids(*, user_id: int, account_id: int | None = None) -> dict[str, Decimal]:
     """Return ``{symbol: mid}`` of the account's latest quotes (quote currency per unit of base)."""
     return {
         symbol: valuation.mid(bid=bid, ask=ask)
@@ -88,7 +88,7 @@ def quote_mids(*, user_id: int, account_id: int | None) -> dict[str, Decimal]:
     }
 
 
-def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
+def instrument_specs(*, account_id: int | None = None, symbols: set[str]) -> dict[str, dict[str, Any]]:
     """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_profit", …}}`` for the account's
     trade server: the server's own instrument row, else the shipped default (server blank). 1 query."""
     server_rows = Account.objects.filter(pk=account_id).values("server")[:1]
@@ -99,7 +99,7 @@ def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, 
     return {row["symbol"]: row for row in sorted(rows, key=lambda row: row["server"] != "")}
 
 
-def open_positions(*, user_id: int, account_id: int | None, symbol: str | None = None) -> dict[str, Any]:
+def open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
     """Return the user's open positions valued in the account currency (SPEC §4, §6), through the data cache.
 
     Shape (Decimals unrounded; rendering rounds half-up to 2 dp)::
@@ -135,7 +135,7 @@ def warm_open_positions(user_id: int) -> None:
         open_positions(user_id=user_id, account_id=account_id)
 
 
-def compute_open_positions(*, user_id: int, account_id: int | None, symbol: str | None = None) -> dict[str, Any]:
+def compute_open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
     """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
 
     Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);

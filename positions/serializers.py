@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.fields import MoneyOutputField
+from accounts.fields import MoneyModelSerializer, MoneyOutputField
 from positions.models import Deal, Position
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -65,7 +65,7 @@ class PositionRegisterInputSerializer(StopsMixin, serializers.Serializer):
         return value
 
 
-class PositionOutputSerializer(serializers.ModelSerializer):
+class PositionOutputSerializer(MoneyModelSerializer):
     """One ledger row as the API shows it (history, detail). Decimals render as strings, times as ISO 8601 UTC."""
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -61,13 +62,14 @@ class PositionViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         serializer = PositionRegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-        account = account_for_write(
-            user_id=self.user_id,
-            account_id=fields.pop("account", None),
-            server=fields.pop("server", None),
-            login=fields.pop("login", None),
-        )
-        position = position_register(user_id=self.user_id, account=account, **fields)
+        with transaction.atomic():  # an account named here for the first time is kept only with its position
+            account = account_for_write(
+                user_id=self.user_id,
+                account_id=fields.pop("account", None),
+                server=fields.pop("server", None),
+                login=fields.pop("login", None),
+            )
+            position = position_register(user_id=self.user_id, account=account, **fields)
         return Response(PositionOutputSerializer(position).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PositionStopsInputSerializer, responses={200: PositionOutputSerializer})

@@ -49,12 +49,12 @@ def log_list(*, user_id: int, account_id: int | None = None) -> QuerySet[Reconci
     return logs.order_by("-created_at", "-id")
 
 
-def recent_events(*, user_id: int, account_id: int | None, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+def recent_events(*, user_id: int, account_id: int | None = None, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
     """Return the account's ``limit`` newest log rows as dicts of ``RECENT_EVENT_FIELDS`` (1 query)."""
     return list(log_list(user_id=user_id, account_id=account_id).values(*RECENT_EVENT_FIELDS)[:limit])
 
 
-def reconciliation_status(*, user_id: int, account_id: int | None) -> dict[str, Any]:
+def reconciliation_status(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
     """Return the user's reconciliation health (SPEC §6 ``reconciliation/status/``), rendered now from
     facts kept in the data cache (no SQL on a hit).
 
@@ -98,7 +98,7 @@ def warm_reconciliation_status(user_id: int) -> None:
 
 
 def compute_reconciliation_status(
-    *, user_id: int, account_id: int | None, now: datetime | None = None
+    *, user_id: int, account_id: int | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Compute :func:`reconciliation_status` from the database at ``now`` (no cache of its own):
     :func:`compute_reconciliation_facts` rendered by :func:`render_reconciliation_status`."""
@@ -108,7 +108,7 @@ def compute_reconciliation_status(
 
 
 def compute_reconciliation_facts(
-    *, user_id: int, account_id: int | None, now: datetime | None = None
+    *, user_id: int, account_id: int | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """The time-independent facts behind the status, from the database: 6 queries (+1 when more than
     ``DIVERGENCE_TIMES_KEPT`` divergences fall in the last 24 h), plus the open-positions selector

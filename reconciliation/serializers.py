@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.fields import MoneyModelSerializer
 from accounts.money import MAX_CURRENCY_DIGITS, MAX_LOGIN, MAX_UTC_OFFSET_MINUTES, MIN_UTC_OFFSET_MINUTES, MONEY
 from reconciliation.models import ReconciliationLog
 
@@ -445,7 +446,7 @@ class SyncInputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
-class ReconciliationLogSerializer(serializers.ModelSerializer):
+class ReconciliationLogSerializer(MoneyModelSerializer):
     """One reconciliation log row, every field (the owner is implied by the scoped endpoint).
 
     ``position`` is the ledger row's id (null for sync/guard rows); ``details`` holds expected vs

@@ -148,6 +148,7 @@ class Broker:
     balance: Decimal
     currency: str = "USD"
     login: int = 5021337
+    server: str = "Replay-Server"  # the MT5 trade server name account_info() reports
     leverage: int = 100
     swap_long_points: Decimal = Decimal("-6.5")
     swap_short_points: Decimal = Decimal("1.8")
@@ -303,11 +304,12 @@ class Broker:
 
     # ------------------------------------------------------------------ MT5-shaped payload parts (SPEC §2)
     def account_info(self) -> dict:
-        """``account_info()``: login, currency, balance, equity, margin, margin_free (strings, 2 dp)."""
+        """``account_info()``: login, server, currency, balance, equity, margin, margin_free (strings, 2 dp)."""
         equity = self.equity()
         margin = self.margin()
         return {
             "login": self.login,
+            "server": self.server,
             "currency": self.currency,
             "balance": str(money(self.balance)),
             "equity": str(money(equity)),

@@ -252,6 +252,8 @@ class Engine:
             "requested_price": str(requested),
             "sl": str(sl),
             "tp": str(tp),
+            "server": self.broker.server,
+            "login": self.broker.login,
         }
         self.registrations.append(payload)
         self.sink.register_position(payload)

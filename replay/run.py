@@ -68,6 +68,9 @@ class Options:
     quiet: bool = False
 
 
+REPLAY_SERVER = "Replay-Server"
+
+
 def _say(options: Options, message: str) -> None:
     if not options.quiet:
         print(message, file=sys.stderr, flush=True)
@@ -115,14 +118,15 @@ def run(options: Options) -> dict:
             f"user {options.username} already has positions or reconciliation logs: replay needs a fresh account "
             "(create another user, or reset the database)"
         )
+    account = {"server": REPLAY_SERVER, "login": options.login}  # the account the broker's syncs name
     if options.config:
-        client.call("PATCH", "guards/config/", {k: str(v) for k, v in options.config.items()})
+        client.call("PATCH", "guards/config/", {**{k: str(v) for k, v in options.config.items()}, **account})
     config = _optional(client, "GET", "guards/config/") or {}
     thresholds = report.Thresholds.from_config(config)
     _say(options, f"replaying {len(bars)} bars of {spec.symbol} from {options.csv} as {options.username}")
     _say(options, f"guard thresholds: {config or 'SPEC defaults'}")
 
-    broker = Broker(spec=spec, balance=options.balance, login=options.login)
+    broker = Broker(spec=spec, balance=options.balance, login=options.login, server=REPLAY_SERVER)
     bot = SmaCrossBot(
         fast=options.fast, slow=options.slow, lots=options.lots, sl_pips=options.sl_pips, tp_pips=options.tp_pips
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from accounts.tests.factories import default_account
 from guards.models import EquitySnapshot
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
@@ -118,6 +119,7 @@ def story(user, other_user):
     opened = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     position = Position.objects.create(
         user=user,
+        account=default_account(user),
         ticket=700101,
         symbol="XAUUSD",
         side="buy",
@@ -136,6 +138,7 @@ def story(user, other_user):
     # The account as the sync saw it: USD, so the gold position is valued in the account currency.
     EquitySnapshot.objects.create(
         user=user,
+        account=default_account(user),
         sync_id=sync_id,
         broker_time=opened,
         currency="USD",
@@ -146,9 +149,12 @@ def story(user, other_user):
         open_positions=1,
     )
     rows = [
-        ReconciliationLog(user=user, sync_id=sync_id, event_type="sync", created_at=opened),
+        ReconciliationLog(
+            user=user, account=default_account(user), sync_id=sync_id, event_type="sync", created_at=opened
+        ),
         ReconciliationLog(
             user=user,
+            account=default_account(user),
             sync_id=sync_id,
             event_type="divergence",
             status="warning",
@@ -172,6 +178,7 @@ def story(user, other_user):
         rows.append(
             ReconciliationLog(
                 user=owner,
+                account=default_account(owner),
                 event_type="match" if minute % 3 else "divergence",
                 status="success" if minute % 3 else "warning",
                 ticket=800000 + minute,

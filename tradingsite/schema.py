@@ -8,8 +8,8 @@ undocumented although every view answers them. :class:`ErrorResponsesAutoSchema`
 
 * **401** — every operation: no or a bad token, or bad credentials/tokens on the auth endpoints;
 * **400** — an operation with a request body or query parameters (validation: field → messages);
-* **404** — a path parameter (another user's object is a 404, SPEC §6) or a ``cursor`` parameter
-  (DRF answers an invalid cursor with 404);
+* **404** — a path parameter (another user's object is a 404), an ``account`` parameter (another
+  user's account is a 404) or a ``cursor`` parameter (DRF answers an invalid cursor with 404);
 * **413** — a request body (over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 1 MiB);
 * **429** — a view with throttles.
 
@@ -78,12 +78,13 @@ class ErrorResponsesAutoSchema(AutoSchema):
         in_query = any(p.get("in") == "query" for p in parameters)
         in_path = any(p.get("in") == "path" for p in parameters)
         cursor = any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters)
+        account = any(p.get("in") == "query" and p.get("name") == "account" for p in parameters)
 
         errors = {"401": _json("Authentication failed: no, an invalid or an expired token.", DETAIL_BODY)}
         if has_body or in_query:
             errors["400"] = _json("Invalid input: field errors; nothing was written.", VALIDATION_BODY)
-        if in_path or cursor:
-            errors["404"] = _json("Not found (another user's object, or an invalid cursor).", DETAIL_BODY)
+        if in_path or cursor or account:
+            errors["404"] = _json("Not found (another user's object or account, or an invalid cursor).", DETAIL_BODY)
         if has_body:
             errors["413"] = _json("Request body over the size limit; nothing was written.", DETAIL_BODY)
         if getattr(self.view, "throttle_classes", None):

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from accounts.tests.factories import default_account
 from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
 from reconciliation.models import ReconciliationLog
 
@@ -42,6 +43,7 @@ def _config_form(**overrides) -> dict:
 def _snapshot(user, *, equity: str, peak: str) -> EquitySnapshot:
     return EquitySnapshot.objects.create(
         user=user,
+        account=default_account(user),
         sync_id=uuid.uuid4(),
         broker_time=NOW,
         currency="USD",
@@ -63,7 +65,7 @@ def _snapshot(user, *, equity: str, peak: str) -> EquitySnapshot:
 )
 def test_guard_config_admin_rejects_invalid_thresholds(operator_client, user, overrides, field):
     # given the user's config with defaults
-    config = GuardConfig.objects.create(user=user)
+    config = GuardConfig.objects.create(user=user, account=default_account(user))
 
     # when an operator saves an invalid threshold
     response = operator_client.post(
@@ -79,7 +81,7 @@ def test_guard_config_admin_rejects_invalid_thresholds(operator_client, user, ov
 
 def test_guard_config_admin_saves_valid_thresholds(operator_client, user):
     # given the user's config with defaults
-    config = GuardConfig.objects.create(user=user)
+    config = GuardConfig.objects.create(user=user, account=default_account(user))
 
     # when an operator sets drawdown 10 / 12.5
     response = operator_client.post(
@@ -93,22 +95,27 @@ def test_guard_config_admin_saves_valid_thresholds(operator_client, user):
     assert (config.drawdown_warning_pct, config.drawdown_critical_pct) == (Decimal("10"), Decimal("12.5"))
 
 
-def test_guard_config_admin_adds_a_config_for_a_user(operator_client, user):
-    # when an operator creates a config for alice
+def test_guard_config_admin_adds_a_config_for_an_account(operator_client, user):
+    # when an operator creates a config for alice's account
+    account = default_account(user)
     response = operator_client.post(
-        reverse("admin:guards_guardconfig_add"), {"user": user.pk, **_config_form(min_equity="250")}
+        reverse("admin:guards_guardconfig_add"), {"account": account.pk, **_config_form(min_equity="250")}
     )
 
-    # then it exists with the given values
+    # then it exists with the given values, owned by the account's user
     assert response.status_code == 302
-    assert GuardConfig.objects.get(user=user).min_equity == Decimal("250")
+    assert GuardConfig.objects.get(account=account, user=user).min_equity == Decimal("250")
 
 
 def test_reset_peak_action_goes_through_the_service_and_writes_a_guard_log_row(operator_client, user, other_user):
     # given alice at 8,500 equity below a 10,000 peak (15 % drawdown); bob has never synced
     _snapshot(user, equity="8500", peak="10000")
-    state = GuardState.objects.create(user=user, peak_equity=Decimal("10000"), peak_equity_at=NOW)
-    GuardState.objects.create(user=other_user, peak_equity=Decimal("500"), peak_equity_at=NOW)
+    state = GuardState.objects.create(
+        user=user, account=default_account(user), peak_equity=Decimal("10000"), peak_equity_at=NOW
+    )
+    GuardState.objects.create(
+        user=other_user, account=default_account(other_user), peak_equity=Decimal("500"), peak_equity_at=NOW
+    )
     states = GuardState.objects.order_by("user_id").values_list("pk", flat=True)
 
     # when the operator runs "reset peak equity" on both, then a confirmation page names them and changes nothing
@@ -133,15 +140,18 @@ def test_reset_peak_action_goes_through_the_service_and_writes_a_guard_log_row(o
     assert "admin:operator" in row.message
     assert not ReconciliationLog.objects.filter(user=other_user).exists()
     texts = [str(m) for m in response.context["messages"]]
-    assert "Peak equity reset for 1 user(s)." in texts
-    assert any(text.startswith(f"Peak equity not reset for user {other_user.pk}") for text in texts)
+    assert "Peak equity reset for 1 account(s)." in texts
+    other_account = default_account(other_user).pk
+    assert any(text.startswith(f"Peak equity not reset for account {other_account}") for text in texts)
 
 
 def test_reset_peak_action_is_also_offered_on_guard_configs(operator_client, user):
     # given a config and a drawdown
     _snapshot(user, equity="9000", peak="10000")
-    GuardState.objects.create(user=user, peak_equity=Decimal("10000"), peak_equity_at=NOW)
-    config = GuardConfig.objects.create(user=user)
+    GuardState.objects.create(
+        user=user, account=default_account(user), peak_equity=Decimal("10000"), peak_equity_at=NOW
+    )
+    config = GuardConfig.objects.create(user=user, account=default_account(user))
 
     # when the action runs from the guard config list
     operator_client.post(
@@ -180,7 +190,13 @@ def test_history_admins_are_read_only(operator_client, model_name):
 
 def test_alert_admins_list_and_filter_open_episodes(operator_client, user):
     # given an open and a resolved market alert, and an open drawdown alert
-    common = {"user": user, "value_pct": Decimal("5.1"), "max_value_pct": Decimal("5.1"), "threshold_pct": 5}
+    common = {
+        "user": user,
+        "account": default_account(user),
+        "value_pct": Decimal("5.1"),
+        "max_value_pct": Decimal("5.1"),
+        "threshold_pct": 5,
+    }
     common |= {"opened_at": NOW, "sync_id": uuid.uuid4()}
     open_alert = MarketAlert.objects.create(
         symbol="XAUUSD", condition="price_gap", level="warning", max_level="warning", **common

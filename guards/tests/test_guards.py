@@ -6,6 +6,7 @@ from decimal import Decimal as D
 import pytest
 from django.core.exceptions import ValidationError
 
+from accounts.tests.factories import default_account
 from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
 from guards.services import (
     drawdown_level,
@@ -21,6 +22,12 @@ from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import Clock, broker_position, ingest, quote, register, sync_payload
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def account(user):
+    """The user's account (the one the test syncs name), as after the user's first sync."""
+    return default_account(user)
 
 
 def defaults() -> GuardConfig:
@@ -221,21 +228,30 @@ def test_stale_quote_is_a_warning_after_quote_stale_seconds(user):
 # ---------------------------------------------------------------------------------------------
 def test_guard_config_update_validates_like_the_model(user):
     with pytest.raises(ValidationError) as excinfo:
-        guard_config_update(user_id=user.pk, drawdown_warning_pct=D("0.15"), drawdown_critical_pct=D("0.20"))
+        guard_config_update(
+            user_id=user.pk,
+            account_id=default_account(user).pk,
+            drawdown_warning_pct=D("0.15"),
+            drawdown_critical_pct=D("0.20"),
+        )
     assert "drawdown_warning_pct" in excinfo.value.message_dict
     with pytest.raises(ValidationError) as excinfo:
-        guard_config_update(user_id=user.pk, gap_warning_pct=D("12"))  # 12 ≥ critical 10
+        guard_config_update(
+            user_id=user.pk, account_id=default_account(user).pk, gap_warning_pct=D("12")
+        )  # 12 ≥ critical 10
     assert "gap_warning_pct" in excinfo.value.message_dict
     with pytest.raises(ValidationError):
-        guard_config_update(user_id=user.pk, user_id_extra=1)
-    config = guard_config_update(user_id=user.pk, drawdown_warning_pct=D("10"))
+        guard_config_update(user_id=user.pk, account_id=default_account(user).pk, user_id_extra=1)
+    config = guard_config_update(user_id=user.pk, account_id=default_account(user).pk, drawdown_warning_pct=D("10"))
     assert GuardConfig.objects.get(user=user).drawdown_warning_pct == D("10") == config.drawdown_warning_pct
 
 
 def test_config_thresholds_apply_to_the_next_sync(user):
     clock = Clock()
     sync(user, clock, equity="10000.00")
-    guard_config_update(user_id=user.pk, drawdown_warning_pct=D("4"), drawdown_critical_pct=D("6"))
+    guard_config_update(
+        user_id=user.pk, account_id=default_account(user).pk, drawdown_warning_pct=D("4"), drawdown_critical_pct=D("6")
+    )
     # 5 % with 4/6 thresholds → warning
     assert sync(user, clock, equity="9500.00")["guards"]["drawdown"]["level"] == "warning"
 
@@ -247,7 +263,7 @@ def test_peak_equity_reset_resolves_the_drawdown_and_logs_who_did_it(user, djang
     sync(user, clock, equity="8000.00")
     # when an operator resets the peak
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        state = peak_equity_reset(account_id=account_of(user), actor="operator")
+        state = peak_equity_reset(account_id=default_account(user).pk, actor="operator")
     # then: peak = latest equity 8,000, drawdown 0 % → the alert resolves; a guard row names the actor
     assert state.peak_equity == D("8000.00") and state.peak_reset_at is not None
     assert DrawdownAlert.objects.get(user=user).resolved_at is not None
@@ -263,7 +279,7 @@ def test_peak_equity_reset_keeps_a_min_equity_alert_open(user):
     clock = Clock()
     sync(user, clock, balance="1000.00", equity="1000.00")
     sync(user, clock, balance="1000.00", equity="50.00")  # 95 % and below min equity 100
-    peak_equity_reset(account_id=account_of(user), actor="operator")
+    peak_equity_reset(account_id=default_account(user).pk, actor="operator")
     alert = DrawdownAlert.objects.get(user=user)
     assert alert.resolved_at is None and alert.level == "critical" and alert.value_pct == D("0")
 
@@ -274,10 +290,3 @@ def test_peak_equity_reset_before_any_sync_is_rejected(user):
     account = account_get_or_create(user_id=user.pk, server="MetaQuotes-Demo", login=5021337)
     with pytest.raises(ValidationError):
         peak_equity_reset(account_id=account.pk, actor="operator")
-
-
-def account_of(user) -> int:
-    """The id of the user's single account (created by its first sync)."""
-    from accounts.models import Account
-
-    return Account.objects.get(user=user).pk

@@ -7,10 +7,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.tests.factories import default_account
 from guards.models import DrawdownAlert, GuardConfig, Level
 from guards.tests.read_factories import DrawdownAlertFactory, EquitySnapshotFactory, MarketAlertFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def account(user):
+    """The user's account (the one the test syncs name), as after the user's first sync."""
+    return default_account(user)
+
 
 STATUS_URL = reverse("guards:status")
 ALERTS_URL = reverse("guards:alert-list")
@@ -222,6 +230,8 @@ def test_config_patch_rejects_bad_thresholds_and_writes_nothing(auth_client, use
 
 
 def test_config_is_per_user(auth_client, other_client, user, other_user):
+    # given bob's account too
+    default_account(other_user)
     # when
     auth_client.patch(CONFIG_URL, {"drawdown_critical_pct": "30"}, format="json")
     # then

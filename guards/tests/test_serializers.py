@@ -4,10 +4,17 @@ from decimal import Decimal as D
 
 import pytest
 
+from accounts.tests.factories import default_account
 from guards.serializers import GuardConfigSerializer
 from guards.services import guard_config_get_or_create
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def account(user):
+    """The user's account (the one the test syncs name), as after the user's first sync."""
+    return default_account(user)
 
 
 @pytest.mark.parametrize(
@@ -21,14 +28,14 @@ pytestmark = pytest.mark.django_db
     ],
 )
 def test_guard_config_serializer_rejects_what_clean_rejects(user, data, field):
-    config = guard_config_get_or_create(user_id=user.pk)
+    config = guard_config_get_or_create(user_id=user.pk, account_id=default_account(user).pk)
     serializer = GuardConfigSerializer(config, data=data, partial=True)
     assert not serializer.is_valid()
     assert field in serializer.errors
 
 
 def test_guard_config_serializer_accepts_a_consistent_patch(user):
-    config = guard_config_get_or_create(user_id=user.pk)
+    config = guard_config_get_or_create(user_id=user.pk, account_id=default_account(user).pk)
     serializer = GuardConfigSerializer(
         config, data={"drawdown_warning_pct": "10", "drawdown_critical_pct": "12.5"}, partial=True
     )

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from accounts.tests.factories import default_account
 from positions.models import Instrument, Position
 from reconciliation.models import ReconciliationLog
 
@@ -23,7 +24,7 @@ def operator_client(client, admin_user):
 
 def _position(user, ticket: int, **fields) -> Position:
     defaults = {"symbol": "EURUSD", "side": "buy", "volume": Decimal("1.00"), "status": "open"}
-    return Position.objects.create(user=user, ticket=ticket, **{**defaults, **fields})
+    return Position.objects.create(user=user, account=default_account(user), ticket=ticket, **{**defaults, **fields})
 
 
 def _ids(response) -> set[int]:
@@ -63,10 +64,14 @@ def test_position_admin_links_to_the_positions_log_rows(operator_client, user, o
     # given a position with two log rows, and the same ticket for another user
     position = _position(user, 700101)
     mine = [
-        ReconciliationLog.objects.create(user=user, event_type=kind, ticket=700101, position=position)
+        ReconciliationLog.objects.create(
+            user=user, account=default_account(user), event_type=kind, ticket=700101, position=position
+        )
         for kind in ("match", "close")
     ]
-    ReconciliationLog.objects.create(user=other_user, event_type="match", ticket=700101)
+    ReconciliationLog.objects.create(
+        user=other_user, account=default_account(other_user), event_type="match", ticket=700101
+    )
 
     # when following the "log rows" link from the positions list
     changelist = operator_client.get(reverse("admin:positions_position_changelist")).content.decode()
@@ -120,6 +125,7 @@ def test_instrument_admin_edits_and_validates(operator_client):
         "currency_profit": "USD",
         "volume_step": "0.01",
         "volume_min": "0.01",
+        "trade_calc_mode": "0",
     }
 
     # when saving a lower-case symbol, then a valid contract size

@@ -5,12 +5,19 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from accounts.tests.factories import default_account
 from conftest import access_token_for
 from positions.models import Position
 from positions.services import position_register
 from reconciliation.tests.factories import POSITIONS_URL, register_payload, table_counts
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def account(user):
+    """The user's account (the one register_payload names), there before each test's "nothing written" baseline."""
+    return default_account(user)
 
 
 def register(user, **overrides):
@@ -24,7 +31,7 @@ def register(user, **overrides):
         "tp": None,
     }
     fields.update(overrides)
-    return position_register(user_id=user.pk, **fields)
+    return position_register(user_id=user.pk, account=default_account(user), **fields)
 
 
 # ---------------------------------------------------------------------------------------------

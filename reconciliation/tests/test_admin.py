@@ -14,6 +14,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from accounts.tests.factories import default_account
 from positions.models import Position
 from reconciliation.admin import ReconciliationLogAdmin
 from reconciliation.models import ReconciliationLog
@@ -26,7 +27,7 @@ CHANGELIST = "admin:reconciliation_reconciliationlog_changelist"
 
 def _log(user, **fields) -> ReconciliationLog:
     defaults = {"event_type": "sync", "status": "success", "created_at": datetime(2026, 11, 30, 10, 0, tzinfo=UTC)}
-    return ReconciliationLog.objects.create(user=user, **{**defaults, **fields})
+    return ReconciliationLog.objects.create(user=user, account=default_account(user), **{**defaults, **fields})
 
 
 @pytest.fixture
@@ -219,7 +220,13 @@ def test_log_admin_search_uses_no_icontains_and_no_join(operator_client, user):
 def test_log_detail_shows_expected_vs_actual_and_links_to_the_position(operator_client, user):
     # given a divergence on a ledger position
     position = Position.objects.create(
-        user=user, ticket=700101, symbol="XAUUSD", side="buy", volume=Decimal("0.10"), status="open"
+        user=user,
+        account=default_account(user),
+        ticket=700101,
+        symbol="XAUUSD",
+        side="buy",
+        volume=Decimal("0.10"),
+        status="open",
     )
     row = _log(
         user,
@@ -409,6 +416,7 @@ def test_changelist_query_count_does_not_grow_with_rows(operator_client, django_
         [
             ReconciliationLog(
                 user=users[i % 10],
+                account=default_account(users[i % 10]),
                 event_type="sync",
                 symbol="EURUSD",
                 ticket=i,
@@ -460,7 +468,12 @@ def test_paginator_estimates_an_unfiltered_postgresql_table(user):
     # given 30 rows and fresh statistics
     ReconciliationLog.objects.bulk_create(
         [
-            ReconciliationLog(user=user, event_type="sync", created_at=datetime(2026, 11, 30, tzinfo=UTC))
+            ReconciliationLog(
+                user=user,
+                account=default_account(user),
+                event_type="sync",
+                created_at=datetime(2026, 11, 30, tzinfo=UTC),
+            )
             for _ in range(30)
         ]
     )

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from accounts.models import Account
 from reconciliation.management.commands.generate_logs import COLUMNS, LogGenerator
 from reconciliation.models import ReconciliationLog
 
@@ -60,10 +61,11 @@ def test_generate_logs_stores_exactly_the_generated_stream():
     # then the stored rows equal the in-memory stream for the same arguments
     users = dict(get_user_model().objects.values_list("pk", "username"))
     expected_ids = sorted(users)
-    expected = [
-        (users[row["user_id"]], *(row[c] for c in COLUMNS if c != "user_id"))
-        for row in LogGenerator(rows=200, user_ids=expected_ids, seed=5, days=42, end=END)
-    ]
+    # each user's rows belong to the one account the command gave it
+    accounts = dict(Account.objects.values_list("user_id", "pk"))
+    assert sorted(accounts) == expected_ids
+    stream = LogGenerator(rows=200, user_ids=expected_ids, seed=5, days=42, end=END, account_ids=accounts)
+    expected = [(users[row["user_id"]], *(row[c] for c in COLUMNS if c != "user_id")) for row in stream]
     assert _stored_rows() == expected
 
 

@@ -43,8 +43,14 @@ def test_seed_demo_creates_logins_and_every_kind_of_row():
     users = get_user_model().objects
     assert users.get(username="admin").is_superuser
     assert users.get(username="demo008").check_password("demo-pass-2026")
-    # one sync row per sync
-    assert ReconciliationLog.objects.filter(event_type="sync").count() == 8 * 60
+    # one account per user, two for demo002 (a second login in another currency), one sync row per sync
+    from accounts.models import Account
+
+    assert Account.objects.count() == 9
+    second = Account.objects.filter(user__username="demo002").order_by("login")
+    assert [(a.login, a.currency) for a in second] == [(5020002, "EUR"), (5030002, "GBP")]
+    assert ReconciliationLog.objects.filter(event_type="sync").count() == 9 * 60
+    assert all(a.reconciliation_logs.filter(event_type="sync").count() == 60 for a in Account.objects.all())
     reasons = set(ReconciliationLog.objects.filter(event_type="divergence").values_list("divergence_reason", flat=True))
     assert {"entry_slippage", "partial_fill", "sl_mismatch", "unexpected_at_broker", "missing_at_broker"} <= reasons
     closes = set(Position.objects.filter(status="closed").values_list("close_reason", flat=True))

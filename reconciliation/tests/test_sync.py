@@ -10,6 +10,7 @@ from guards.models import EquitySnapshot
 from positions.models import Instrument, Position, Quote
 from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import (
+    SERVER,
     SYNC_URL,
     Clock,
     broker_position,
@@ -390,10 +391,11 @@ def test_symbol_specs_update_the_instrument(user):
     payload["symbols"] = specs
     # when
     ingest(user, payload)
-    # then
-    gold = Instrument.objects.get(symbol="XAUUSD.M")
+    # then the rows are the account's trade server's; the shipped default XAGUSD (5,000 oz) is untouched
+    gold = Instrument.objects.get(server=SERVER, symbol="XAUUSD.M")
     assert (gold.contract_size, gold.pip_size, gold.currency_profit) == (D("100"), D("0.01"), "USD")
-    assert Instrument.objects.get(symbol="XAGUSD").contract_size == D("1000")
+    assert Instrument.objects.get(server=SERVER, symbol="XAGUSD").contract_size == D("1000")
+    assert Instrument.objects.get(server="", symbol="XAGUSD").contract_size == D("5000")
     assert position(user, 5).origin == "broker"
 
 

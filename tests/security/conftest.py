@@ -24,6 +24,7 @@ from django.core.cache import caches
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.tests.factories import DEFAULT_LOGIN, DEFAULT_SERVER
 from conftest import access_token_for
 from guards.models import DrawdownAlert, EquitySnapshot, MarketAlert
 from positions.models import Position, Quote
@@ -45,9 +46,20 @@ class Trader:
     def id(self) -> int:
         return self.user.pk
 
+    @property
+    def account_id(self) -> int:
+        """The trader's account (both traders name the same (server, login); each has its own row)."""
+        from accounts.models import Account
+
+        return Account.objects.get(user_id=self.user.pk, **ACCOUNT).pk
+
     def ids(self, model) -> set[int]:
         """Primary keys of this trader's rows of ``model``."""
         return set(model.objects.filter(user_id=self.user.pk).values_list("pk", flat=True))
+
+
+# Both traders monitor the same (server, login): two users' accounts never share anything but the key.
+ACCOUNT = {"server": DEFAULT_SERVER, "login": DEFAULT_LOGIN}
 
 
 def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
@@ -95,14 +107,14 @@ def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
     ]
     sync1 = {
         "broker_time": t1.isoformat(),
-        "account": {"currency": "USD", "balance": p["balance"], "equity": p["equity1"]},
+        "account": {**ACCOUNT, "currency": "USD", "balance": p["balance"], "equity": p["equity1"]},
         "positions": positions1,
         "quotes": quotes1,
     }
     # second sync: EURUSD closed (absent), equity down ~16 % from the peak → drawdown warning
     sync2 = {
         "broker_time": t2.isoformat(),
-        "account": {"currency": "USD", "balance": p["balance"], "equity": p["equity2"]},
+        "account": {**ACCOUNT, "currency": "USD", "balance": p["balance"], "equity": p["equity2"]},
         "positions": [positions1[0], positions1[2]],
         "quotes": [{**q, "time": t2.isoformat()} for q in quotes1],
     }
@@ -201,7 +213,7 @@ def _build(user, password: str, p: dict[str, str], markers: list[str], broker_ti
             }
         )
     for body in register:
-        _ok(client.post("/api/v1/positions/", body, format="json"))
+        _ok(client.post("/api/v1/positions/", {**body, **ACCOUNT}, format="json"))
     for body in _trader_data(p, broker_time):
         sync_id = uuid.uuid4()
         summary = _ok(client.post("/api/v1/reconciliation/syncs/", {**body, "sync_id": str(sync_id)}, format="json"))

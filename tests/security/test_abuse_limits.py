@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from rest_framework.test import APIClient
 
+from accounts.tests.factories import default_account
 from conftest import redis_cache_settings
 from guards.models import DrawdownAlert, MarketAlert
 from positions.models import Position
@@ -106,7 +107,10 @@ def test_sync_endpoint_is_throttled_per_user(auth_client, other_client):
         assert auth_client.post(SYNCS, {}, format="json").status_code == 400, i
     # when that user posts once more, then 429 with Retry-After and a JSON body, and nothing is written
     logs_before = ReconciliationLog.objects.count()
-    body = {"broker_time": timezone.now().isoformat(), "account": {"currency": "USD", "balance": "1", "equity": "1"}}
+    body = {
+        "broker_time": timezone.now().isoformat(),
+        "account": {"server": "MetaQuotes-Demo", "login": 5021337, "currency": "USD", "balance": "1", "equity": "1"},
+    }
     assert_throttled(auth_client.post(SYNCS, body, format="json"), "sync")
     assert ReconciliationLog.objects.count() == logs_before
     # and another user's sync worker is not affected
@@ -164,7 +168,13 @@ def _oversized_valid_body(operation: Operation, user) -> bytes:
         },
         ("POST", SYNCS): {
             "broker_time": (timezone.now() - timedelta(seconds=5)).isoformat(),
-            "account": {"currency": "USD", "balance": "1000.00", "equity": "1000.00"},
+            "account": {
+                "server": "Test-Server",
+                "login": 1,
+                "currency": "USD",
+                "balance": "1000.00",
+                "equity": "1000.00",
+            },
             "positions": [],
         },
         ("POST", TOKEN): {"username": user.username, "password": "correct-horse-battery-staple"},
@@ -200,7 +210,13 @@ def test_sync_body_just_under_the_limit_is_accepted(auth_client):
     # The control for the 413 above: the limit is the size, not the padding field.
     payload = {
         "broker_time": (timezone.now() - timedelta(seconds=5)).isoformat(),
-        "account": {"currency": "USD", "balance": "1000.00", "equity": "1000.00"},
+        "account": {
+            "server": "MetaQuotes-Demo",
+            "login": 5021337,
+            "currency": "USD",
+            "balance": "1000.00",
+            "equity": "1000.00",
+        },
         "positions": [],
     }
     overhead = len(json.dumps({**payload, "padding": ""}).encode())
@@ -227,6 +243,7 @@ def _make_positions(user, n: int) -> None:
     Position.objects.bulk_create(
         Position(
             user=user,
+            account=default_account(user),
             ticket=100_000 + i,
             identifier=100_000 + i,
             symbol="EURUSD",
@@ -241,7 +258,14 @@ def _make_positions(user, n: int) -> None:
 def _make_logs(user, n: int) -> None:
     sync_id = uuid.uuid4()
     ReconciliationLog.objects.bulk_create(
-        ReconciliationLog(user=user, sync_id=sync_id, event_type="match", ticket=200_000 + i, symbol="EURUSD")
+        ReconciliationLog(
+            user=user,
+            account=default_account(user),
+            sync_id=sync_id,
+            event_type="match",
+            ticket=200_000 + i,
+            symbol="EURUSD",
+        )
         for i in range(n)
     )
 
@@ -252,6 +276,7 @@ def _make_alerts(user, n: int) -> None:
     DrawdownAlert.objects.bulk_create(
         DrawdownAlert(
             user=user,
+            account=default_account(user),
             threshold_pct=Decimal("15"),
             opened_at=now,
             resolved_at=now,
@@ -265,6 +290,7 @@ def _make_alerts(user, n: int) -> None:
     MarketAlert.objects.bulk_create(
         MarketAlert(
             user=user,
+            account=default_account(user),
             symbol="XAUUSD",
             condition="wide_spread",
             threshold_pct=Decimal("0.5"),

@@ -31,7 +31,7 @@ from accounts.models import Account
 from guards.models import DrawdownAlert, GuardConfig, LossRule, MarketAlert
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
-from tests.security.conftest import Trader, clear_caches, markers_in
+from tests.security.conftest import ACCOUNT, Trader, clear_caches, markers_in
 from tests.security.endpoints import api_operations
 
 pytestmark = pytest.mark.django_db
@@ -168,6 +168,26 @@ def cache_attempts(att: Attempts, url: str, *, ids=None, owned=None) -> None:
 # --------------------------------------------------------------------------------------------
 # One case per API operation
 # --------------------------------------------------------------------------------------------
+def account_attempts(att: Attempts, path: str, *, method: str = "get", data: Any = None) -> None:
+    """Another user's account id in the query is a 404 (never Bob's data, never Alice's): Alice's own
+    account id, also after Alice's page for that URL was cached; an id that does not exist; a
+    non-number. Bob's own account id answers with his data."""
+    alice, bob = att.alice, att.bob
+    send = getattr(bob.client, method)
+    kwargs = {"format": "json"} if method in ("post", "patch") else {}
+    body = [data] if method in ("post", "patch") else []
+    foreign = with_query(path, account=alice.account_id)
+    if method == "get":
+        clear_caches()
+        mine = alice.client.get(foreign)
+        assert mine.status_code == 200, mine.content[:200]
+        alice.client.get(foreign)  # a page-cache hit when caching is on
+    for url in (foreign, with_query(path, account=999_999_999), with_query(path, account="abc")):
+        att.not_found(f"{method.upper()} {url} (not Bob's account)", send(url, *body, **kwargs))
+    if method == "get":
+        att.bob_only(f"GET {path}?account=<Bob's>", bob.client.get(with_query(path, account=bob.account_id)))
+
+
 def case_api_root(att: Attempts) -> None:
     att.bob_only("GET /api/v1/", att.bob.client.get("/api/v1/"))
 
@@ -273,6 +293,10 @@ def case_positions_list(att: Attempts) -> None:
         cursors=[{}, {"status": "open"}],
         empty=[{"symbol": "USDJPY"}, {"status": "pending"}],
     )
+    account_attempts(att, "/api/v1/positions/")
+    # Alice's cursor on her own account: following it names her account, so it is a 404 for Bob
+    link = next_link_of(alice, "/api/v1/positions/", account=alice.account_id)
+    att.not_found("GET positions/ (Alice's cursor with her account)", bob.client.get(link))
 
 
 def case_position_detail(att: Attempts) -> None:
@@ -280,6 +304,9 @@ def case_position_detail(att: Attempts) -> None:
         att.not_found(f"GET positions/{pk}/ (Alice's)", att.bob.client.get(f"/api/v1/positions/{pk}/"))
     for pk in sorted(att.bob.ids(Position)):
         att.bob_only(f"GET positions/{pk}/ (Bob's own)", att.bob.client.get(f"/api/v1/positions/{pk}/"))
+        # his own row, asked through Alice's account: 404
+        url = with_query(f"/api/v1/positions/{pk}/", account=att.alice.account_id)
+        att.not_found(f"GET {url} (Bob's row, Alice's account)", att.bob.client.get(url))
 
 
 def case_position_register(att: Attempts) -> None:
@@ -304,6 +331,14 @@ def case_position_register(att: Attempts) -> None:
     alice_after = Position.objects.get(pk=alice_row.pk)
     if (alice_after.user_id, alice_after.side, alice_after.volume) != (alice.id, "buy", alice_row.volume):
         att.fail("POST positions/", "Alice's ticket 810001 changed")
+    # Bob names Alice's account id in the body: 404, nothing written
+    count = Position.objects.count()
+    response = bob.client.post(
+        "/api/v1/positions/", {**body, "ticket": 810002, "account": alice.account_id}, format="json"
+    )
+    att.not_found("POST positions/ with Alice's account id", response)
+    if Position.objects.count() != count:
+        att.fail("POST positions/ with Alice's account id", "a row was written")
 
 
 def case_positions_open(att: Attempts) -> None:
@@ -313,6 +348,7 @@ def case_positions_open(att: Attempts) -> None:
     body = att.bob_only("open ?symbol=USDJPY", att.bob.client.get("/api/v1/positions/open/?symbol=USDJPY"))
     if body is not None and body["positions"]:
         att.fail("GET positions/open/?symbol=USDJPY", "Bob has no USDJPY, yet positions came back")
+    account_attempts(att, "/api/v1/positions/open/")
 
 
 def case_logs_list(att: Attempts) -> None:
@@ -338,6 +374,9 @@ def case_logs_list(att: Attempts) -> None:
         cursors=[{}, {"status": "warning"}, {"event_type": "sync"}],
         empty=[{"ticket": 810001}, {"symbol": "USDJPY"}],
     )
+    account_attempts(att, "/api/v1/reconciliation/logs/")
+    link = next_link_of(att.alice, "/api/v1/reconciliation/logs/", account=att.alice.account_id)
+    att.not_found("GET logs/ (Alice's cursor with her account)", att.bob.client.get(link))
 
 
 def case_log_detail(att: Attempts) -> None:
@@ -345,10 +384,13 @@ def case_log_detail(att: Attempts) -> None:
         att.not_found(f"GET logs/{pk}/ (Alice's)", att.bob.client.get(f"/api/v1/reconciliation/logs/{pk}/"))
     pk = min(att.bob.ids(ReconciliationLog))
     att.bob_only(f"GET logs/{pk}/ (Bob's own)", att.bob.client.get(f"/api/v1/reconciliation/logs/{pk}/"))
+    url = with_query(f"/api/v1/reconciliation/logs/{pk}/", account=att.alice.account_id)
+    att.not_found(f"GET {url} (Bob's row, Alice's account)", att.bob.client.get(url))
 
 
 def case_reconciliation_status(att: Attempts) -> None:
     cache_attempts(att, "/api/v1/reconciliation/status/", ids=recent_event_ids, owned=att.bob.ids(ReconciliationLog))
+    account_attempts(att, "/api/v1/reconciliation/status/")
 
 
 def _snapshot(trader: Trader) -> list:
@@ -368,7 +410,7 @@ def case_sync(att: Attempts) -> None:
     body = {
         "sync_id": str(alice.sync_ids[0]),
         "broker_time": (timezone.now() - timedelta(seconds=5)).isoformat(),
-        "account": {"currency": "USD", "balance": "20222.00", "equity": "20230.29"},
+        "account": {**ACCOUNT, "currency": "USD", "balance": "20222.00", "equity": "20230.29"},
         "positions": [
             {
                 "ticket": 700101,
@@ -399,6 +441,7 @@ def case_sync(att: Attempts) -> None:
 
 def case_guards_status(att: Attempts) -> None:
     cache_attempts(att, "/api/v1/guards/status/")
+    account_attempts(att, "/api/v1/guards/status/")
 
 
 def alert_ids(body: Any) -> set[tuple[str, int]]:
@@ -427,6 +470,7 @@ def case_alerts(att: Attempts) -> None:
         cursors=[{}, {"level": "warning"}],
         empty=[{"symbol": "USDJPY"}],
     )
+    account_attempts(att, "/api/v1/guards/alerts/")
 
 
 def case_config_get(att: Attempts) -> None:
@@ -436,6 +480,7 @@ def case_config_get(att: Attempts) -> None:
     html = att.bob_only("GET guards/config/ (HTML)", session_client(att.bob).get("/api/v1/guards/config/"))
     if html is not None and "222.29" not in html:
         att.fail("GET guards/config/ (HTML)", "Bob's page does not show his min_equity")
+    account_attempts(att, "/api/v1/guards/config/")
 
 
 def case_config_patch(att: Attempts) -> None:
@@ -447,6 +492,20 @@ def case_config_patch(att: Attempts) -> None:
         att.fail("PATCH guards/config/", "Bob's own config was not updated")
     if str(GuardConfig.objects.get(user_id=alice.id).min_equity) != "111.11":
         att.fail("PATCH guards/config/", "Alice's config changed")
+    account_attempts(att, "/api/v1/guards/config/", method="patch", data={"min_equity": "444.49"})
+    if str(GuardConfig.objects.get(user_id=alice.id).min_equity) != "111.11":
+        att.fail("PATCH guards/config/?account=<Alice's>", "Alice's config changed")
+
+
+def case_accounts(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    owned = set(Account.objects.filter(user_id=bob.id).values_list("pk", flat=True))
+    for params in ({}, {"user": alice.id}, {"account": alice.account_id}, {"user_id": alice.id}):
+        url = with_query("/api/v1/accounts/", **params)
+        body = att.bob_only(f"GET {url}", bob.client.get(url))
+        ids = {row["id"] for row in body or []}
+        if body is not None and ids != owned:
+            att.fail(url, f"account ids {sorted(ids)} are not exactly Bob's {sorted(owned)}")
 
 
 RULE = {"name": "daily", "kind": "daily_loss", "anchor": "day_start", "percent": "5", "timezone": "Europe/Prague"}
@@ -560,6 +619,7 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("DELETE", "/api/v1/guards/rules/{pk}/"): case_rule_delete,
     ("GET", "/api/v1/guards/rules/presets/"): case_presets_list,
     ("POST", "/api/v1/guards/rules/presets/"): case_presets_apply,
+    ("GET", "/api/v1/accounts/"): case_accounts,
 }
 HOT = [("GET", "/api/v1/positions/open/"), ("GET", "/api/v1/reconciliation/status/"), ("GET", "/api/v1/guards/status/")]
 

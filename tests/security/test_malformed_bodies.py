@@ -39,7 +39,13 @@ def test_a_null_item_in_the_sync_positions_is_a_field_error_and_writes_nothing(a
     body = {
         "sync_id": str(uuid.uuid4()),
         "broker_time": timezone.now().isoformat(),
-        "account": {"login": 1, "currency": "USD", "balance": "10000.00", "equity": "10000.00"},
+        "account": {
+            "login": 1,
+            "server": "Test-Server",
+            "currency": "USD",
+            "balance": "10000.00",
+            "equity": "10000.00",
+        },
         "positions": [
             {
                 "ticket": 700010,
@@ -66,7 +72,13 @@ def test_a_sync_volume_off_the_lot_step_is_refused_not_rounded(auth_client):
     # given a broker position of 0.105 lots (not a multiple of 0.01: it would round to 0.11)
     body = {
         "broker_time": timezone.now().isoformat(),
-        "account": {"login": 1, "currency": "USD", "balance": "10000.00", "equity": "10000.00"},
+        "account": {
+            "login": 1,
+            "server": "Test-Server",
+            "currency": "USD",
+            "balance": "10000.00",
+            "equity": "10000.00",
+        },
         "positions": [
             {
                 "ticket": 1,

@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts.tests.factories import default_account
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
 from tests.security.endpoints import Operation, api_operations, send
@@ -318,7 +319,13 @@ def test_wrong_password_and_unknown_user_are_json_401(api_client, user):
 def _sync_body() -> dict:
     return {
         "broker_time": (timezone.now() - timedelta(seconds=30)).isoformat(),
-        "account": {"currency": "USD", "balance": "1000.00", "equity": "1000.00"},
+        "account": {
+            "server": "MetaQuotes-Demo",
+            "login": 5021337,
+            "currency": "USD",
+            "balance": "1000.00",
+            "equity": "1000.00",
+        },
         "positions": [],
     }
 
@@ -392,7 +399,13 @@ def test_deleted_user_tokens_refresh_401_writes_401_and_reads_show_nothing(api_c
     # given a user deleted while holding a pair (its rows cascade away), and another user with data
     pair = _obtain(api_client, user, password)
     other_position = Position.objects.create(
-        user=other_user, ticket=990001, symbol="NZDCHF", side="buy", volume="0.10", requested_price="0.55000"
+        user=other_user,
+        account=default_account(other_user),
+        ticket=990001,
+        symbol="NZDCHF",
+        side="buy",
+        volume="0.10",
+        requested_price="0.55000",
     )
     user.delete()
 

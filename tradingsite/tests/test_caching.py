@@ -39,7 +39,9 @@ HOT = {
 # compute_* selectors): open = positions, snapshot, instruments; status = last sync, sync count,
 # divergences 24 h, active reasons, thresholds, recent events + the open positions (3);
 # guards = snapshot, thresholds, market alerts, drawdown "since".
-MISS_QUERIES = {"positions:open": 3, "reconciliation:status": 9, "guards:status": 4}
+# Each includes one query for the user's account list (accounts.selectors.account_refs: which account
+# ?account= names), itself cached in the data layer.
+MISS_QUERIES = {"positions:open": 4, "reconciliation:status": 10, "guards:status": 5}
 VOLATILE = {"as_of", "sync_age_seconds"}
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
+from accounts.tests.factories import default_account
 from conftest import access_token_for, redis_cache_settings
 from guards.models import EquitySnapshot
 from guards.selectors import guard_status
@@ -45,6 +46,12 @@ LOCMEM = {
 }
 
 
+@pytest.fixture
+def account(user):
+    """The user's account (the one the test syncs name)."""
+    return default_account(user)
+
+
 def client_for(user) -> APIClient:
     """A client with a freshly minted access token (a new token = a new page-cache key)."""
     client = APIClient()
@@ -61,6 +68,7 @@ def open_position(user, *, ticket: int, symbol: str) -> Position:
     with other modules' fixed tickets, so this module leaves it untouched)."""
     return Position.objects.create(
         user=user,
+        account=default_account(user),
         ticket=ticket,
         symbol=symbol,
         side=Position.Side.BUY,
@@ -132,18 +140,18 @@ def test_reads_after_a_sync_run_no_sql_and_show_the_sync(
 
 
 def test_config_patch_warms_the_reads_with_the_new_thresholds(
-    user, django_capture_on_commit_callbacks, django_assert_num_queries
+    account, user, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     # given a snapshot and a cached guard status at the default 15/20 thresholds
     EquitySnapshotFactory(user=user, currency="USD", equity=D("10000.00"))
-    assert guard_status(user_id=user.id)["drawdown"]["warning_pct"] == D("15")
+    assert guard_status(user_id=user.id, account_id=account.pk)["drawdown"]["warning_pct"] == D("15")
     # when the user PATCHes the warning threshold to 12 %
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(user).patch(reverse("guards:config"), {"drawdown_warning_pct": "12"}, format="json")
     assert response.status_code == 200
     # then the next read is a data hit already carrying 12 %
     with django_assert_num_queries(0):
-        assert guard_status(user_id=user.id)["drawdown"]["warning_pct"] == D("12")
+        assert guard_status(user_id=user.id, account_id=account.pk)["drawdown"]["warning_pct"] == D("12")
 
 
 def test_warming_does_nothing_when_the_cache_is_down(user, closed_redis_url, django_assert_num_queries):
@@ -180,40 +188,42 @@ def test_a_sync_answers_201_quickly_with_redis_down(user, closed_redis_url):
 # 2. The data layer's TTL counts from computation; generations keep entries fresh
 # --------------------------------------------------------------------------------------------
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=10)
-def test_a_data_entry_lives_its_ttl_from_computation_and_writes_renew_it(user, monkeypatch, django_assert_num_queries):
+def test_a_data_entry_lives_its_ttl_from_computation_and_writes_renew_it(
+    account, user, monkeypatch, django_assert_num_queries
+):
     # given a clock for the cache's expiry, and one computed open-positions entry (TTL 8–10 s)
     clock = FakeClock()
     monkeypatch.setattr(locmem, "time", clock)  # expiry checks
     monkeypatch.setattr(cache_base, "time", clock)  # expiry times of set
     cache.clear()
     open_position(user, ticket=910001, symbol="EURUSD")
-    assert open_positions(user_id=user.id)["count"] == 1
+    assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # when it is read 7 s later, it is a hit
     clock.now += 7
     with django_assert_num_queries(0):
-        assert open_positions(user_id=user.id)["count"] == 1
+        assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # then reading does not extend it: 11 s after computation (> 10 s) the read computes again
     clock.now += 4
     with django_assert_num_queries(3):  # positions, latest snapshot, instruments
-        assert open_positions(user_id=user.id)["count"] == 1
+        assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # and a write is visible at once (new generation, re-warmed), not after the TTL
     open_position(user, ticket=910002, symbol="GBPUSD")
     bump_and_warm_user(user.id)
     with django_assert_num_queries(0):
-        assert open_positions(user_id=user.id)["count"] == 2
+        assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 2
 
 
 @pytest.mark.redis
 @override_settings(API_DATA_TTL_S=60)
-def test_a_data_hit_does_not_extend_the_entry_on_redis(user):
+def test_a_data_hit_does_not_extend_the_entry_on_redis(account, user):
     # given one cached entry (life 80–100 % of 60 s) whose remaining life we shorten to 2 s,
     # as if computed almost a minute ago (e.g. before an invalidation that was lost)
-    open_positions(user_id=user.id)
+    open_positions(user_id=user.id, account_id=account.pk)
     key = data_cache_key("positions.open", user_id=user.id, generation=user_generation(user.id))
     assert 48 <= cache.ttl(key) <= 60
     cache.expire(key, 2)
     # when it is read
-    open_positions(user_id=user.id)
+    open_positions(user_id=user.id, account_id=account.pk)
     # then its life is not extended: it expires on schedule and the next read recomputes
     assert cache.ttl(key) <= 2
 
@@ -221,21 +231,21 @@ def test_a_data_hit_does_not_extend_the_entry_on_redis(user):
 # --------------------------------------------------------------------------------------------
 # 3. Time-dependent fields are derived at read time, from cached facts, with no SQL
 # --------------------------------------------------------------------------------------------
-def test_status_turns_stale_without_a_write_and_without_sql(user, frozen_now, django_assert_num_queries):
+def test_status_turns_stale_without_a_write_and_without_sql(account, user, frozen_now, django_assert_num_queries):
     # given a sync 10 s ago (sync_stale_seconds = 60 by default) and a snapshot, both statuses cached
     now = frozen_now.now()
     ReconciliationLogFactory(user=user, created_at=now - timedelta(seconds=10))
     snapshot = EquitySnapshotFactory(user=user, currency="USD", equity=D("10000.00"))
     EquitySnapshot.objects.filter(pk=snapshot.pk).update(created_at=now - timedelta(seconds=10))  # auto_now_add
-    status = reconciliation_status(user_id=user.id)
+    status = reconciliation_status(user_id=user.id, account_id=account.pk)
     assert (status["status"], status["sync_age_seconds"]) == ("healthy", 10)
-    assert guard_status(user_id=user.id)["system_status"] == "healthy"
+    assert guard_status(user_id=user.id, account_id=account.pk)["system_status"] == "healthy"
     # when 51 s pass with no write (age 10 + 51 = 61 s > 60 s)
     frozen_now(now + timedelta(seconds=51))
     with django_assert_num_queries(0):
-        status = reconciliation_status(user_id=user.id)
-        guards = guard_status(user_id=user.id)
-        positions = open_positions(user_id=user.id)
+        status = reconciliation_status(user_id=user.id, account_id=account.pk)
+        guards = guard_status(user_id=user.id, account_id=account.pk)
+        positions = open_positions(user_id=user.id, account_id=account.pk)
     # then both turn stale, the age and message follow the clock, and as_of is the read's time
     assert status["status"] == "stale"
     assert status["sync_age_seconds"] == 61
@@ -259,26 +269,26 @@ def test_stale_on_the_endpoint_without_sql(user, frozen_now, django_assert_num_q
     assert (body["status"], body["sync_age_seconds"]) == ("stale", 70)
 
 
-def test_divergences_24h_ages_without_a_write(user, frozen_now, django_assert_num_queries):
+def test_divergences_24h_ages_without_a_write(account, user, frozen_now, django_assert_num_queries):
     # given divergence rows 23 h 59 min 50 s and 1 h old, and one 25 h old (already outside the window)
     now = frozen_now.now()
     ReconciliationLogFactory(user=user, created_at=now - timedelta(seconds=5))
     for age in (timedelta(hours=23, minutes=59, seconds=50), timedelta(hours=1), timedelta(hours=25)):
         ReconciliationLogFactory(user=user, event_type=ReconciliationLog.EventType.DIVERGENCE, created_at=now - age)
-    assert reconciliation_status(user_id=user.id)["divergences_24h"] == 2
+    assert reconciliation_status(user_id=user.id, account_id=account.pk)["divergences_24h"] == 2
     # when 20 s pass: the oldest in-window row is now 24 h 0 min 10 s old
     frozen_now(now + timedelta(seconds=20))
     # then it no longer counts, with no SQL
     with django_assert_num_queries(0):
-        assert reconciliation_status(user_id=user.id)["divergences_24h"] == 1
+        assert reconciliation_status(user_id=user.id, account_id=account.pk)["divergences_24h"] == 1
     # and once the 1 h old row is 24 h old too, the window is empty
     frozen_now(now + timedelta(hours=23, seconds=20))
     with django_assert_num_queries(0):
-        assert reconciliation_status(user_id=user.id)["divergences_24h"] == 0
+        assert reconciliation_status(user_id=user.id, account_id=account.pk)["divergences_24h"] == 0
 
 
 def test_divergences_24h_recomputes_once_the_kept_times_run_out(
-    user, frozen_now, monkeypatch, django_assert_num_queries
+    account, user, frozen_now, monkeypatch, django_assert_num_queries
 ):
     # given only 1 divergence time kept, and 3 rows in the window (10 s, 20 s and 1 h from leaving it)
     monkeypatch.setattr(reconciliation_selectors, "DIVERGENCE_TIMES_KEPT", 1)
@@ -290,15 +300,15 @@ def test_divergences_24h_recomputes_once_the_kept_times_run_out(
             event_type=ReconciliationLog.EventType.DIVERGENCE,
             created_at=now - timedelta(hours=24) + timedelta(seconds=left),
         )
-    assert reconciliation_status(user_id=user.id)["divergences_24h"] == 3
+    assert reconciliation_status(user_id=user.id, account_id=account.pk)["divergences_24h"] == 3
     # when 15 s pass: the one kept time has aged out, and the facts cannot say about the next one
     frozen_now(now + timedelta(seconds=15))
     # then the status is recomputed (SQL) and exact: 3 − 1 = 2
-    status = reconciliation_status(user_id=user.id)
+    status = reconciliation_status(user_id=user.id, account_id=account.pk)
     assert status["divergences_24h"] == 2
     # and the recomputed facts are cached again
     with django_assert_num_queries(0):
-        assert reconciliation_status(user_id=user.id)["divergences_24h"] == 2
+        assert reconciliation_status(user_id=user.id, account_id=account.pk)["divergences_24h"] == 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ prices, tickets and reasons are realistic; ``created_at`` rises steadily over ``
 by default) up to ``--end``, so the physical order follows time, as in production.
 
 The same ``--seed``, ``--rows``, ``--users``, ``--days`` and ``--end`` give the same rows (ids
-aside). Users ``<prefix>001`` … are created if missing (unusable passwords). Inserts go through
+aside). Users ``<prefix>001`` … are created if missing (unusable passwords), each with one account
+(server "Bench-Server", login = the user's id) that the rows belong to. Inserts go through
 PostgreSQL ``COPY`` (psycopg 3) in ``--batch`` rows per statement, or ``bulk_create`` batches on
 other databases; the table is ANALYZEd at the end so the admin's row estimate is right.
 """
@@ -32,6 +33,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from accounts.models import Account
 from reconciliation.models import ReconciliationLog
 
 DEFAULT_END = "2026-11-30T00:00:00+00:00"
@@ -72,6 +74,7 @@ MAX_OPEN_DIVERGENCES = 1
 CLOSE_REASONS = {"tp_hit": 35, "sl_hit": 30, "closed_by_bot": 20, "closed_manually": 8, "closed_externally": 5}
 COLUMNS = (
     "user_id",
+    "account_id",
     "sync_id",
     "event_type",
     "status",
@@ -132,7 +135,17 @@ class LogGenerator:
     ``random.Random(seed)``, so the stream is a pure function of the arguments.
     """
 
-    def __init__(self, *, rows: int, user_ids: list[int], seed: int, days: float, end: datetime) -> None:
+    def __init__(
+        self,
+        *,
+        rows: int,
+        user_ids: list[int],
+        seed: int,
+        days: float,
+        end: datetime,
+        account_ids: dict[int, int] | None = None,
+    ) -> None:
+        self.account_ids = account_ids or {}  # user id → the id of the user's account the rows belong to
         self.rows = rows
         self.user_ids = user_ids
         self.rng = random.Random(seed)
@@ -163,6 +176,7 @@ class LogGenerator:
     def _base(self, user_id: int, sync_id: uuid.UUID, created_at: datetime, event_type: str) -> dict:
         return {
             "user_id": user_id,
+            "account_id": self.account_ids.get(user_id),
             "sync_id": sync_id,
             "event_type": event_type,
             "status": "success",
@@ -324,7 +338,10 @@ class Command(BaseCommand):
         if end.tzinfo is None:
             end = end.replace(tzinfo=UTC)
         user_ids = self._ensure_users(prefix=options["user_prefix"], count=users)
-        generator = LogGenerator(rows=rows, user_ids=user_ids, seed=options["seed"], days=options["days"], end=end)
+        account_ids = _ensure_accounts(user_ids)
+        generator = LogGenerator(
+            rows=rows, user_ids=user_ids, seed=options["seed"], days=options["days"], end=end, account_ids=account_ids
+        )
         use_copy = connection.vendor == "postgresql" and not options["no_copy"]
         started = time_module.perf_counter()
         inserted = 0
@@ -381,6 +398,22 @@ class Command(BaseCommand):
                 f"Rows for this seed (first sync {first_row['sync_id']}) already exist; use another --seed "
                 "or a fresh database."
             )
+
+
+BENCH_SERVER = "Bench-Server"
+
+
+def _ensure_accounts(user_ids: list[int]) -> dict[int, int]:
+    """Give each user one account (server "Bench-Server", login = the user's id) if missing; return
+    user id → account id."""
+    existing = dict(Account.objects.filter(user_id__in=user_ids, server=BENCH_SERVER).values_list("user_id", "pk"))
+    missing = [
+        Account(user_id=user_id, server=BENCH_SERVER, login=user_id, currency="USD")
+        for user_id in user_ids
+        if user_id not in existing
+    ]
+    Account.objects.bulk_create(missing, batch_size=1000)
+    return dict(Account.objects.filter(user_id__in=user_ids, server=BENCH_SERVER).values_list("user_id", "pk"))
 
 
 def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:

@@ -6,7 +6,8 @@ Example (100 users × 200 syncs, deterministic for a seed)::
 
 Creates the superuser ``admin`` (password ``DEMO_ADMIN_PASSWORD``, default "admin-demo-pass") and
 users ``demo001`` … (one shared password ``DEMO_PASSWORD``, default "demo-pass-2026"). Each user gets
-a GBP, USD or EUR account and a simulated MT5 terminal: seeded random-walk prices for the traded
+a GBP, USD or EUR account on the trade server "Demo-Server" (``demo002`` two accounts, in two
+currencies) and a simulated MT5 terminal per account: seeded random-walk prices for the traded
 symbols plus the conversion pairs its account currency needs, a bot that registers positions with
 ``positions.services.position_register``, and a broker that fills, modifies and closes them. Every
 snapshot goes through ``reconciliation.services.sync_ingest_batch`` (the function behind
@@ -46,11 +47,15 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from accounts.services import account_get_or_create
 from positions.models import Instrument
 from positions.services import position_register
 from reconciliation.services import sync_ingest_batch
 
 SYNC_INTERVAL = timedelta(seconds=5)
+DEMO_SERVER = "Demo-Server"
+# The demo user (by number) who holds two accounts: a second terminal in another currency, another login.
+TWO_ACCOUNTS_INDEX = 2
 MAX_BATCH = 20  # syncs ingested together at most (100 s of the simulated clock)
 TRADED = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "EURGBP"]
 # Conversion pairs so every P&L currency (USD, JPY, GBP) converts into GBP, USD and EUR accounts (SPEC §4).
@@ -72,6 +77,7 @@ CURRENCIES = ["GBP", "USD", "EUR"]
 MT5_REASON_CLIENT, MT5_REASON_EXPERT, MT5_REASON_SL, MT5_REASON_TP = 0, 3, 4, 5
 TABLES = [
     ("auth", "User"),
+    ("accounts", "Account"),
     ("positions", "Position"),
     ("positions", "Quote"),
     ("reconciliation", "ReconciliationLog"),
@@ -136,6 +142,11 @@ class Terminal:
     next_ticket: int = 700001
     next_deal: int = 5000001
     orders_placed: int = 0
+    login: int = 0  # MT5 login; 0 = the default 5020000 + index
+
+    @property
+    def account_login(self) -> int:
+        return self.login or 5020000 + self.index
 
     # --- market -----------------------------------------------------------------------------
     def move_prices(self, step: int) -> None:
@@ -318,8 +329,9 @@ class Terminal:
             "sync_id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
             "broker_time": now,
             "account": {
-                "login": 5020000 + self.index, "currency": self.currency, "balance": _q(self.balance, 2),
-                "equity": _q(equity, 2), "margin": Decimal("0"), "margin_free": _q(equity, 2),
+                "login": self.account_login, "server": DEMO_SERVER, "currency": self.currency,
+                "balance": _q(self.balance, 2), "equity": _q(equity, 2), "margin": Decimal("0"),
+                "margin_free": _q(equity, 2), "credit": Decimal("0"), "margin_level": None,
             },
             "positions": positions,
             "quotes": quotes,
@@ -394,33 +406,51 @@ class Command(BaseCommand):
         """Create one demo user and replay its terminal through ``syncs`` snapshots ending at ``end``."""
         User = get_user_model()
         rng = random.Random(f"{seed}:{index}")  # by position, so any --prefix replays the same terminals
-        terminal = Terminal(rng=rng, index=index, currency=CURRENCIES[index % 3], instruments=instruments, syncs=syncs)
+        terminals = [
+            Terminal(rng=rng, index=index, currency=CURRENCIES[index % 3], instruments=instruments, syncs=syncs)
+        ]
+        if index == TWO_ACCOUNTS_INDEX:
+            terminals.append(
+                Terminal(
+                    rng=random.Random(f"{seed}:{index}:second"), index=index, currency=CURRENCIES[(index + 1) % 3],
+                    instruments=instruments, syncs=syncs, login=5030000 + index,
+                )
+            )  # fmt: skip
         clock = [end - SYNC_INTERVAL * syncs]
         with simulated_clock(clock):
             user = User.objects.create(username=username, password=password_hash, email=f"{username}@example.com")
+            accounts = [
+                account_get_or_create(
+                    user_id=user.pk, server=DEMO_SERVER, login=terminal.account_login,
+                    defaults={"currency": terminal.currency},
+                )
+                for terminal in terminals
+            ]  # fmt: skip
             backlog: list[dict[str, Any]] = []
             for step in range(1, syncs + 1):
                 clock[0] += SYNC_INTERVAL
                 now = clock[0]
-                terminal.move_prices(step)
-                terminal.close_positions(step, now)
-                terminal.fill_orders(now)
-                terminal.manual_trade(step, now)
-                terminal.modify_stops(step)
-                backlog.append(terminal.snapshot(step, now))
-                order = terminal.maybe_order(step)
-                if order is not None:
-                    # The bot registers right after this sync (registered_at = now); the broker fills it at
-                    # the next one. Registering before the backlog below is ingested changes nothing: a
-                    # pending row is only judged by syncs at least sync_stale_seconds after it.
-                    position_register(
-                        user_id=user.pk, ticket=order.ticket, symbol=order.symbol, side=order.side,
-                        volume=order.volume, requested_price=order.price, sl=order.sl, tp=order.tp,
-                    )  # fmt: skip
-                    terminal.orders.append(order)
+                for terminal, account in zip(terminals, accounts, strict=True):
+                    terminal.move_prices(step)
+                    terminal.close_positions(step, now)
+                    terminal.fill_orders(now)
+                    terminal.manual_trade(step, now)
+                    terminal.modify_stops(step)
+                    backlog.append(terminal.snapshot(step, now))
+                    order = terminal.maybe_order(step)
+                    if order is not None:
+                        # The bot registers right after this sync (registered_at = now); the broker fills it at
+                        # the next one. Registering before the backlog below is ingested changes nothing: a
+                        # pending row is only judged by syncs at least sync_stale_seconds after it.
+                        position_register(
+                            user_id=user.pk, account=account, ticket=order.ticket, symbol=order.symbol,
+                            side=order.side, volume=order.volume, requested_price=order.price, sl=order.sl,
+                            tp=order.tp,
+                        )  # fmt: skip
+                        terminal.orders.append(order)
                 # Up to MAX_BATCH syncs go in as one backlog (sync_ingest_batch: the same rules, the user's
                 # state read and written once); their log rows carry the time of the batch's last sync.
-                if len(backlog) >= MAX_BATCH or step == syncs:
+                if len(backlog) >= MAX_BATCH * len(terminals) or step == syncs:
                     sync_ingest_batch(user_id=user.pk, batch=backlog)
                     backlog = []
 
