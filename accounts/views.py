@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.selectors import account_overview
 from accounts.serializers import AccountOutputSerializer
@@ -19,8 +17,6 @@ class AccountListView(UserScopedAPIView):
 
     Authenticated against the database, like the other non-cached reads.
     """
-
-    authentication_classes = [JWTAuthentication, SessionAuthentication]
 
     @extend_schema(responses=AccountOutputSerializer(many=True))
     def get(self, request: Request) -> Response:

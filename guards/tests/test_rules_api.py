@@ -115,6 +115,9 @@ def test_another_users_rule_is_a_404_and_not_listed(auth_client, other_client, u
     assert LossRule.objects.get(pk=rule_id).percent == D("5")
 
 
-def test_rules_need_an_account(auth_client):
-    response = auth_client.post(RULES_URL, DAILY, format="json")
+def test_rules_need_an_account(api_client, django_user_model):
+    # a user whose worker has not synced yet has no account
+    newcomer = django_user_model.objects.create_user(username="newcomer", password="x")
+    api_client.force_authenticate(newcomer)
+    response = api_client.post(RULES_URL, DAILY, format="json")
     assert response.status_code == 400 and "account" in response.json()

@@ -14,6 +14,7 @@ import base64
 import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from unittest import mock
 
 import jwt
@@ -330,8 +331,12 @@ def _sync_body() -> dict:
     }
 
 
-def _write_attempts(client: APIClient) -> dict[str, int]:
-    """Status of every write operation, each sent with a body that would be accepted for an active user."""
+def _write_attempts(client: APIClient, *, pks: dict[tuple[str, str], int] | None = None) -> dict[str, int]:
+    """Status of every write operation, each sent with a body that would be accepted for an active user.
+
+    ``pks``: the object a detail operation targets, by (method, path); 1 for the others.
+    """
+    pks = pks or {}
     bodies = {
         ("POST", "/api/v1/positions/"): {
             "ticket": 990001,
@@ -342,13 +347,38 @@ def _write_attempts(client: APIClient) -> dict[str, int]:
         },
         ("POST", "/api/v1/reconciliation/syncs/"): _sync_body(),
         ("PATCH", "/api/v1/guards/config/"): {"drawdown_warning_pct": "12"},
+        ("POST", "/api/v1/guards/rules/"): {"name": "daily", "kind": "daily_loss", "anchor": "day_start",
+                                            "percent": "5", "timezone": "Europe/Prague"},
+        ("PATCH", "/api/v1/guards/rules/{pk}/"): {"name": "renamed"},
+        ("PATCH", "/api/v1/positions/{pk}/"): {"sl": "1.09000"},
+        ("POST", "/api/v1/guards/rules/presets/"): {"preset": "ftmo_2step", "initial_capital": "100000"},
+    }  # fmt: skip
+    return {
+        str(op): send(client, op, url=op.url(pk=pks.get(op.key, 1)), data=bodies.get(op.key, {})).status_code
+        for op in write_operations()
     }
-    return {str(op): send(client, op, data=bodies.get(op.key, {})).status_code for op in write_operations()}
 
 
 def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail(user):
-    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))))
-    assert statuses and all(status in (200, 201) for status in statuses.values()), statuses
+    from accounts.models import Account
+    from guards.models import LossRule
+    from reconciliation.tests.factories import register
+
+    account = Account.objects.get(user=user)
+    rule = {
+        "user": user,
+        "account": account,
+        "kind": "max_loss",
+        "anchor": "initial_capital",
+        "amount": Decimal("1000"),
+    }
+    pks = {
+        ("DELETE", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to delete", **rule).pk,
+        ("PATCH", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to rename", **rule).pk,
+        ("PATCH", "/api/v1/positions/{pk}/"): register(user, 990002).pk,
+    }
+    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))), pks=pks)
+    assert statuses and all(status in (200, 201, 204) for status in statuses.values()), statuses
 
 
 def test_deactivated_user_refresh_is_refused_and_writes_are_refused(api_client, user, password):

@@ -38,10 +38,11 @@ HOT = {
 # SQL per request when both cache layers are cold, for the ``book`` fixture (see the docstrings of the
 # compute_* selectors): open = positions, snapshot, instruments; status = last sync, sync count,
 # divergences 24 h, active reasons, thresholds, recent events + the open positions (3);
-# guards = snapshot, thresholds, market alerts, drawdown "since".
+# guards = snapshot, thresholds, market alerts, guard state (a peak reset since), drawdown "since"
+# (loss rules add one only on an account with an initial capital).
 # Each includes one query for the user's account list (accounts.selectors.account_refs: which account
 # ?account= names), itself cached in the data layer.
-MISS_QUERIES = {"positions:open": 4, "reconciliation:status": 10, "guards:status": 5}
+MISS_QUERIES = {"positions:open": 4, "reconciliation:status": 10, "guards:status": 6}
 VOLATILE = {"as_of", "sync_age_seconds"}
 
 
