@@ -77,7 +77,8 @@ class AccountGuardsMixin:
 
     # --- drawdown -------------------------------------------------------------------------------
     def _drawdown_level(self, *, index: IndexState, equity: Decimal, previous: str | None) -> str:
-        """The drawdown level on the exact (unrounded) index drawdown, with ``drawdown_hysteresis_pct``.
+        """The drawdown level on the exact (unrounded) index drawdown, with ``drawdown_hysteresis_pct``
+        (at most half the warning threshold, so that the warning level can always be left).
 
         ``critical`` below ``min_equity`` whatever the drawdown (no band: a money floor is not a measure
         that oscillates with rounding). ``previous``: the open episode's level, or None.
@@ -91,7 +92,7 @@ class AccountGuardsMixin:
             warning=config.drawdown_warning_pct,
             critical=config.drawdown_critical_pct,
             previous=previous,
-            band=config.drawdown_hysteresis_pct,
+            band=min(config.drawdown_hysteresis_pct, config.drawdown_warning_pct / 2),
         )
 
     # --- margin and rules -----------------------------------------------------------------------

@@ -68,7 +68,10 @@ class GuardConfig(models.Model):
     drawdown_hysteresis_pct = models.DecimalField(
         **THRESHOLD,
         default=Decimal("1"),
-        help_text="Percentage points a drawdown must fall below a threshold before its level is left.",
+        help_text=(
+            "Percentage points a drawdown must fall below a threshold before its level is left "
+            "(at most half the warning threshold is applied)."
+        ),
     )
     margin_warning_buffer_pct = models.DecimalField(
         **THRESHOLD,
@@ -154,12 +157,6 @@ class GuardConfig(models.Model):
                      "margin_hysteresis_pct"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 errors[name] = "Must be zero or more (percentage points)."
-        if (
-            self.drawdown_hysteresis_pct is not None
-            and self.drawdown_warning_pct is not None
-            and self.drawdown_hysteresis_pct >= self.drawdown_warning_pct
-        ):
-            errors["drawdown_hysteresis_pct"] = f"Must be less than drawdown_warning_pct ({self.drawdown_warning_pct})."
         if self.initial_capital is not None and self.initial_capital <= 0:
             errors["initial_capital"] = "Must be greater than 0 (account currency), or empty."
         if errors:
