@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from positions.models import Instrument, Position
+from positions.models import Deal, Instrument, Position
 from tradingsite.admin import LargeTablePaginator, ReadOnlyModelAdmin
 
 
@@ -116,3 +116,36 @@ class InstrumentAdmin(admin.ModelAdmin):
     search_fields = ("^symbol",)
     ordering = ("symbol",)
     readonly_fields = ("updated_at",)
+
+
+@admin.register(Deal)
+class DealAdmin(ReadOnlyModelAdmin):
+    """MT5 deals as the syncs stored them (append-only): trades and balance operations."""
+
+    list_display = (
+        "ticket",
+        "user",
+        "account",
+        "time",
+        "symbol",
+        "type",
+        "entry",
+        "reason",
+        "volume",
+        "price",
+        "profit",
+        "swap",
+        "commission",
+        "fee",
+        "position_identifier",
+        "position",
+    )
+    list_filter = ("type", "entry")
+    search_fields = ("=ticket", "=position_identifier")
+    search_help_text = "Deal ticket or position identifier (exact)."
+    list_select_related = ("user", "account")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = LargeTablePaginator
+    ordering = ("-time", "-id")
+    raw_id_fields = ("user", "account", "position")

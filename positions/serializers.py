@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.fields import MoneyModelSerializer, MoneyOutputField
+from accounts.fields import MoneyModelSerializer
 from positions.models import Deal, Position
 from tradingsite.api import price_decimal, rounded_decimal
 
@@ -153,19 +153,15 @@ class OpenPositionsOutputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------------------------
 # Deals
 # --------------------------------------------------------------------------------------------
-class DealOutputSerializer(serializers.ModelSerializer):
+class DealOutputSerializer(MoneyModelSerializer):
     """One MT5 deal as stored (append-only). ``position_id`` is MT5's position identifier (0 for a balance
     operation); ``position`` the ledger position it was booked on. ``type`` and ``entry`` are MT5's codes
     with their names in ``type_name``/``entry_name``. Money in the account currency, times ISO 8601 UTC."""
 
     position_id = serializers.IntegerField(source="position_identifier", read_only=True)
-    position = serializers.PrimaryKeyRelatedField(read_only=True)
+    position = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     type_name = serializers.CharField(source="get_type_display", read_only=True)
     entry_name = serializers.CharField(source="get_entry_display", read_only=True)
-    profit = MoneyOutputField()
-    swap = MoneyOutputField()
-    commission = MoneyOutputField()
-    fee = MoneyOutputField()
 
     class Meta:
         model = Deal

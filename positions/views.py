@@ -77,9 +77,9 @@ class PositionViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         """Declare a stop move of an open or pending position: when a sync shows the declared sl/tp at the
         broker, the log says sl_updated/tp_updated and no divergence stays; an undeclared change is a
         divergence. 400 with field errors (nothing written) on bad input or a closed position."""
-        position = self.get_object()
-        serializer = PositionStopsInputSerializer(data=request.data)
+        serializer = PositionStopsInputSerializer(data=request.data)  # the body first: an oversized one is a 413
         serializer.is_valid(raise_exception=True)
+        position = self.get_object()
         position = position_declare_stops(user_id=self.user_id, position_id=position.pk, **serializer.validated_data)
         return Response(PositionOutputSerializer(position).data)
 

@@ -285,8 +285,5 @@ def test_peak_equity_reset_keeps_a_min_equity_alert_open(user):
 
 
 def test_peak_equity_reset_before_any_sync_is_rejected(user):
-    from accounts.services import account_get_or_create
-
-    account = account_get_or_create(user_id=user.pk, server="MetaQuotes-Demo", login=5021337)
     with pytest.raises(ValidationError):
         peak_equity_reset(account_id=account.pk, actor="operator")

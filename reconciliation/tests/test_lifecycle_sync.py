@@ -454,3 +454,14 @@ def test_partial_close_seen_before_its_deal_is_logged_once(user, side, open_type
     # The balance check sees the lag both ways: +200 without a deal, then a 200 deal without a move.
     assert events(user, "divergence") == [("divergence", "unexplained_balance_change")] * 2
     assert ReconciliationLog.objects.get(user=user, event_type="partial_close").details["inferred"] is True
+
+
+@pytest.mark.parametrize("search", ["", "101", "EURUSD"])
+def test_deal_admin_lists_read_only(client, admin_user, user, search):
+    register(user, 1)
+    Account(user).sync([pos(BUY)], [mt5_deal(101, 1, order=1, type=BUY, entry=0, volume="1", price="1.095")])
+    client.force_login(admin_user)
+    response = client.get("/admin/positions/deal/", {"q": search} if search else {})
+    assert response.status_code == 200
+    assert (b"101" in response.content) is (search != "EURUSD")
+    assert client.get("/admin/positions/deal/add/").status_code == 403

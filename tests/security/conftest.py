@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from accounts.tests.factories import DEFAULT_LOGIN, DEFAULT_SERVER
 from conftest import access_token_for
 from guards.models import DrawdownAlert, EquitySnapshot, MarketAlert
-from positions.models import Position, Quote
+from positions.models import Deal, Position, Quote
 from reconciliation.models import ReconciliationLog
 
 
@@ -111,12 +111,19 @@ def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
         "positions": positions1,
         "quotes": quotes1,
     }
-    # second sync: EURUSD closed (absent), equity down ~16 % from the peak → drawdown warning
+    # second sync: EURUSD closed (absent) by its deal (SL), a zero-amount balance operation; equity down
+    # ~16 % from the peak → drawdown warning
+    deals2 = [
+        {"ticket": 9100001, "position_id": 700102, "type": 0, "entry": 1, "reason": 4, "symbol": "EURUSD",
+         "volume": p["eur_volume"], "price": p["eur_current"], "profit": "0", "time": t2.isoformat()},
+        {"ticket": 9100002, "position_id": 0, "type": 2, "profit": "0", "time": t2.isoformat()},
+    ]  # fmt: skip
     sync2 = {
         "broker_time": t2.isoformat(),
         "account": {**ACCOUNT, "currency": "USD", "balance": p["balance"], "equity": p["equity2"]},
         "positions": [positions1[0], positions1[2]],
         "quotes": [{**q, "time": t2.isoformat()} for q in quotes1],
+        "deals": deals2,
     }
     return sync1, sync2
 
@@ -240,7 +247,7 @@ def traders(db, user, other_user, password) -> tuple[Trader, Trader]:
     bob = _build(other_user, password, BOB, BOB_MARKERS, broker_time)
     # Both traders really have every kind of row (else a leak of that kind could not be seen).
     for trader in (alice, bob):
-        for model in (Position, ReconciliationLog, Quote, EquitySnapshot, MarketAlert, DrawdownAlert):
+        for model in (Position, ReconciliationLog, Quote, EquitySnapshot, MarketAlert, DrawdownAlert, Deal):
             assert trader.ids(model), f"{trader.user.username} has no {model.__name__} rows"
     clear_caches()
     return alice, bob

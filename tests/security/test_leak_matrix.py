@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from guards.models import DrawdownAlert, GuardConfig, LossRule, MarketAlert
-from positions.models import Position
+from positions.models import Deal, Position
 from reconciliation.models import ReconciliationLog
 from tests.security.conftest import ACCOUNT, Trader, clear_caches, markers_in
 from tests.security.endpoints import api_operations
@@ -594,6 +594,52 @@ def case_presets_apply(att: Attempts) -> None:
     _alice_rule_unchanged(att, "POST guards/rules/presets/", alice_rule)
 
 
+def case_deals_list(att: Attempts) -> None:
+    alice, bob = att.alice, att.bob
+    _list_attempts(
+        att,
+        "/api/v1/deals/",
+        [{}, {"symbol": "EURUSD"}, {"position_id": 700102}, {"entry": 1}, {"page_size": 100000},
+         {"user": alice.id}, {"account": bob.account_id}],
+        ids=result_ids,
+        owned=bob.ids(Deal),
+        cursors=[{}],
+    )  # fmt: skip
+    account_attempts(att, "/api/v1/deals/")
+
+
+def case_deal_detail(att: Attempts) -> None:
+    for pk in sorted(att.alice.ids(Deal)):
+        att.not_found(f"GET deals/{pk}/ (Alice's)", att.bob.client.get(f"/api/v1/deals/{pk}/"))
+    for pk in sorted(att.bob.ids(Deal)):
+        att.bob_only(f"GET deals/{pk}/ (Bob's own)", att.bob.client.get(f"/api/v1/deals/{pk}/"))
+
+
+def case_position_deals(att: Attempts) -> None:
+    for pk in sorted(att.alice.ids(Position)):
+        att.not_found(f"GET positions/{pk}/deals/ (Alice's)", att.bob.client.get(f"/api/v1/positions/{pk}/deals/"))
+    owned = att.bob.ids(Deal)
+    for pk in sorted(att.bob.ids(Position)):
+        body = att.bob_only(
+            f"GET positions/{pk}/deals/ (Bob's own)", att.bob.client.get(f"/api/v1/positions/{pk}/deals/")
+        )
+        foreign = {row["id"] for row in body or []} - owned
+        if foreign:
+            att.fail(f"GET positions/{pk}/deals/", f"deal ids {sorted(foreign)} are not Bob's")
+
+
+def case_position_patch(att: Attempts) -> None:
+    alice_rows = {row.pk: (row.sl, row.tp) for row in Position.objects.filter(user_id=att.alice.id)}
+    for pk in sorted(alice_rows):
+        response = att.bob.client.patch(f"/api/v1/positions/{pk}/", {"sl": None, "user": att.bob.id}, format="json")
+        att.not_found(f"PATCH positions/{pk}/ (Alice's)", response)
+    after = {row.pk: (row.sl, row.tp) for row in Position.objects.filter(user_id=att.alice.id)}
+    if after != alice_rows:
+        att.fail("PATCH positions/{pk}/", "Alice's stops changed")
+    pk = Position.objects.get(user_id=att.bob.id, ticket=700101).pk
+    att.bob_only(f"PATCH positions/{pk}/ (Bob's own)", att.bob.client.patch(f"/api/v1/positions/{pk}/", {"tp": None}))
+
+
 LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/"): case_api_root,
     ("POST", "/api/v1/auth/token/"): case_token,
@@ -603,6 +649,10 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/positions/"): case_positions_list,
     ("POST", "/api/v1/positions/"): case_position_register,
     ("GET", "/api/v1/positions/{pk}/"): case_position_detail,
+    ("PATCH", "/api/v1/positions/{pk}/"): case_position_patch,
+    ("GET", "/api/v1/positions/{pk}/deals/"): case_position_deals,
+    ("GET", "/api/v1/deals/"): case_deals_list,
+    ("GET", "/api/v1/deals/{pk}/"): case_deal_detail,
     ("GET", "/api/v1/positions/open/"): case_positions_open,
     ("GET", "/api/v1/reconciliation/logs/"): case_logs_list,
     ("GET", "/api/v1/reconciliation/logs/{pk}/"): case_log_detail,

@@ -350,19 +350,22 @@ def _write_attempts(client: APIClient, *, pks: dict[tuple[str, str], int] | None
         ("POST", "/api/v1/guards/rules/"): {"name": "daily", "kind": "daily_loss", "anchor": "day_start",
                                             "percent": "5", "timezone": "Europe/Prague"},
         ("PATCH", "/api/v1/guards/rules/{pk}/"): {"name": "renamed"},
-        ("PATCH", "/api/v1/positions/{pk}/"): {"sl": "1.09000"},
         ("POST", "/api/v1/guards/rules/presets/"): {"preset": "ftmo_2step", "initial_capital": "100000"},
+        ("PATCH", "/api/v1/positions/{pk}/"): {"tp": "1.20000"},
     }  # fmt: skip
-    return {
-        str(op): send(client, op, url=op.url(pk=pks.get(op.key, 1)), data=bodies.get(op.key, {})).status_code
-        for op in write_operations()
-    }
+    statuses = {}
+    # Operations on an object after the ones that create it: PATCH positions/{pk}/ moves the stop of the
+    # position POST positions/ registered (pk 1 when none was created, e.g. for a refused user); the loss
+    # rules' detail operations take the rule ``pks`` names.
+    for op in sorted(write_operations(), key=lambda op: op.has_path_parameter):
+        pk = pks.get(op.key) or Position.objects.filter(ticket=990001).values_list("pk", flat=True).first() or 1
+        statuses[str(op)] = send(client, op, url=op.url(pk=pk), data=bodies.get(op.key, {})).status_code
+    return statuses
 
 
 def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail(user):
     from accounts.models import Account
     from guards.models import LossRule
-    from reconciliation.tests.factories import register
 
     account = Account.objects.get(user=user)
     rule = {
@@ -375,7 +378,6 @@ def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail
     pks = {
         ("DELETE", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to delete", **rule).pk,
         ("PATCH", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to rename", **rule).pk,
-        ("PATCH", "/api/v1/positions/{pk}/"): register(user, 990002).pk,
     }
     statuses = _write_attempts(bearer(str(AccessToken.for_user(user))), pks=pks)
     assert statuses and all(status in (200, 201, 204) for status in statuses.values()), statuses

@@ -282,9 +282,10 @@ class Terminal:
                 continue  # the worker missed the deal: the service infers the close from the last price
             self.deals.append(
                 {
-                    "ticket": self.next_deal, "position_id": ticket, "entry": 1, "reason": reason,
-                    "symbol": position.symbol, "price": price, "volume": position.volume,
-                    "profit": profit, "swap": position.swap, "commission": Decimal("0"), "time": now,
+                    "ticket": self.next_deal, "order": 0, "position_id": ticket, "type": None, "entry": 1,
+                    "reason": reason, "symbol": position.symbol, "price": price, "volume": position.volume,
+                    "profit": profit, "swap": position.swap, "commission": Decimal("0"), "fee": Decimal("0"),
+                    "magic": 0, "comment": "", "time": now,
                 }
             )  # fmt: skip
             self.next_deal += 1
@@ -312,7 +313,8 @@ class Terminal:
             floating += profit + position.swap
             positions.append(
                 {
-                    "ticket": position.ticket, "symbol": position.symbol, "type": position.side,
+                    "ticket": position.ticket, "identifier": position.ticket, "symbol": position.symbol,
+                    "type": position.side,
                     "volume": position.volume, "price_open": position.price_open, "price_current": price,
                     "sl": position.sl, "tp": position.tp, "swap": position.swap, "commission": Decimal("0"),
                     "profit": profit, "time": position.opened,
