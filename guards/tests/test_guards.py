@@ -286,4 +286,4 @@ def test_peak_equity_reset_keeps_a_min_equity_alert_open(user):
 
 def test_peak_equity_reset_before_any_sync_is_rejected(user):
     with pytest.raises(ValidationError):
-        peak_equity_reset(account_id=account.pk, actor="operator")
+        peak_equity_reset(account_id=default_account(user).pk, actor="operator")
