@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.money import MONEY
@@ -27,6 +28,11 @@ def validate_by_model_clean(model, *, instance, names, attrs):
     return attrs
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", "example": "17:00:00"})
+class LocalTimeField(serializers.TimeField):
+    """A time of day on the rule's own clock (HH:MM[:SS]); no UTC offset, the rule's time zone gives it."""
+
+
 STATE_OUTPUT_FIELDS = ("day_start_at", "day_start_balance", "highest_eod_balance", "breached_at")
 RESULT_OUTPUT_FIELDS = ("level", "limit_equity", "distance", "distance_pct", "next_reset", "evaluated_at")
 
@@ -43,6 +49,7 @@ class LossRuleSerializer(serializers.ModelSerializer):
     """
 
     distance_pct = rounded_decimal(allow_null=True)
+    reset_time = LocalTimeField(required=False, help_text="Start of the trading day on the time zone's clock.")
 
     class Meta:
         model = LossRule
@@ -71,7 +78,7 @@ class PresetRuleSerializer(serializers.Serializer):
     basis = serializers.CharField()
     percent = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
     percent_of = serializers.CharField()
-    reset_time = serializers.TimeField()
+    reset_time = LocalTimeField()
     timezone = serializers.CharField()
     inclusive = serializers.BooleanField()
     source = serializers.CharField()
