@@ -219,7 +219,9 @@ def test_a_data_hit_does_not_extend_the_entry_on_redis(account, user):
     # given one cached entry (life 80–100 % of 60 s) whose remaining life we shorten to 2 s,
     # as if computed almost a minute ago (e.g. before an invalidation that was lost)
     open_positions(user_id=user.id, account_id=account.pk)
-    key = data_cache_key("positions.open", user_id=user.id, generation=user_generation(user.id))
+    key = data_cache_key(
+        "positions.open", user_id=user.id, generation=user_generation(user.id), params={"account": account.pk}
+    )
     assert 48 <= cache.ttl(key) <= 60
     cache.expire(key, 2)
     # when it is read
