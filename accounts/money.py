@@ -1,10 +1,11 @@
 """Money precision and account bounds shared by the models, fields and services (no Django models here)."""
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 # Money columns hold up to 8 decimals (a BTC-denominated account reports 0.12345678) and 18 integer
 # digits; values are quantized to the account's ``currency_digits`` where they enter and are shown.
-MONEY = {"max_digits": 26, "decimal_places": 8}
+MONEY: dict[str, Any] = {"max_digits": 26, "decimal_places": 8}
 MAX_CURRENCY_DIGITS = 8
 MAX_LOGIN = 2**63 - 1  # the BIGINT column's upper bound
 # MT5 trade servers run from UTC−12:00 to UTC+14:00; the offset is in minutes.

@@ -226,3 +226,7 @@ class MarketAlertAdmin(AlertAdmin):
         "resolved_at",
     )
     list_filter = (OpenAlertFilter, "condition", "level", SymbolFilter)
+
+
+# Loss rules and per-instrument guard settings live in their own module (registered on import).
+from guards import rule_admin  # noqa: E402, F401

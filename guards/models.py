@@ -3,6 +3,7 @@
 Percentages are 0–100 (15 means 15 %); money is in the account currency.
 """
 
+from datetime import time
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +40,11 @@ CONFIG_FIELDS = (
     "spread_critical_pct",
     "quote_stale_seconds",
     "sync_stale_seconds",
+    "drawdown_hysteresis_pct",
+    "margin_warning_buffer_pct",
+    "margin_critical_distance_pct",
+    "margin_hysteresis_pct",
+    "initial_capital",
 )
 
 
@@ -60,6 +66,34 @@ class GuardConfig(models.Model):
     spread_critical_pct = models.DecimalField(**THRESHOLD, default=Decimal("1.0"))
     quote_stale_seconds = models.PositiveIntegerField(default=60)
     sync_stale_seconds = models.PositiveIntegerField(default=60)
+    drawdown_hysteresis_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("1"),
+        help_text=(
+            "Percentage points a drawdown must fall below a threshold before its level is left "
+            "(at most half the warning threshold is applied)."
+        ),
+    )
+    margin_warning_buffer_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("10"),
+        help_text="Margin-level points above the broker's margin-call level at which the margin guard warns.",
+    )
+    margin_critical_distance_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("20"),
+        help_text="Margin-level points above the broker's stop-out level at which the margin guard is critical.",
+    )
+    margin_hysteresis_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("5"),
+        help_text="Margin-level points the margin level must rise past a threshold before its level is left.",
+    )
+    initial_capital = MoneyField(
+        null=True,
+        blank=True,
+        help_text="Initial account size the loss rules measure from (prop-firm challenges); empty = no rules.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     PAIRS = (
@@ -120,6 +154,12 @@ class GuardConfig(models.Model):
         for name in ("quote_stale_seconds", "sync_stale_seconds"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 errors[name] = "Must be at least 1 second (0 would make every quote or sync stale)."
+        for name in ("drawdown_hysteresis_pct", "margin_warning_buffer_pct", "margin_critical_distance_pct",
+                     "margin_hysteresis_pct"):  # fmt: skip
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                errors[name] = "Must be zero or more (percentage points)."
+        if self.initial_capital is not None and self.initial_capital <= 0:
+            errors["initial_capital"] = "Must be greater than 0 (account currency), or empty."
         if errors:
             raise ValidationError(errors)
 
@@ -145,6 +185,12 @@ class GuardState(models.Model):
     peak_reset_at = models.DateTimeField(null=True, blank=True)
     equity_index = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Cash-flow-adjusted equity index.")
     equity_index_peak = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Highest index since reset.")
+    margin_guard_level = models.CharField(
+        max_length=8, choices=Level.choices, default=Level.OK, help_text="Margin guard level after the latest sync."
+    )
+    margin_at_or_under_stop_out = models.BooleanField(
+        default=False, help_text="The latest margin level was at or under the broker's stop-out level."
+    )
     index_equity = MoneyField(null=True, blank=True, help_text="Equity at the index's last step.")
     balance = MoneyField(null=True, blank=True, help_text="Balance of the previous sync.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -183,6 +229,13 @@ class EquitySnapshot(models.Model):
     equity_index = models.DecimalField(**INDEX, default=Decimal("1"), help_text="Cash-flow-adjusted equity index.")
     drawdown_level = models.CharField(max_length=8, choices=Level.choices, default=Level.OK)
     open_positions = models.PositiveIntegerField(default=0)
+    margin_level_pct = models.DecimalField(
+        max_digits=20, decimal_places=2, null=True, blank=True, help_text="Equity / margin × 100; null = no margin."
+    )
+    margin_guard_level = models.CharField(max_length=8, choices=Level.choices, default=Level.OK)
+    margin_details = models.JSONField(
+        null=True, blank=True, help_text="The margin guard's measure: levels, distance to stop-out, adverse move."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -292,3 +345,186 @@ class MarketAlert(AlertBase):
 
     def __str__(self) -> str:
         return f"{self.condition} {self.symbol} {self.level} (user {self.user_id})"
+
+
+class LossRule(models.Model):
+    """One loss rule of an account (``guards.loss_rules``): equity may not fall to anchor − loss amount.
+
+    The definition (kind, anchor, basis, amount or percent, reset time and IANA time zone, inclusive)
+    is validated by ``guards.loss_rules.LossRule.errors``; the state fields are the rule's memory
+    between syncs and the latest result is stored for ``guards/status``. ``preset``/``source`` name
+    the firm preset a rule came from and its published source.
+    """
+
+    class Kind(models.TextChoices):
+        DAILY_LOSS = "daily_loss"
+        MAX_LOSS = "max_loss"
+
+    class Anchor(models.TextChoices):
+        INITIAL_CAPITAL = "initial_capital"
+        DAY_START = "day_start"
+        HIGHEST_EOD_BALANCE = "highest_eod_balance"
+
+    class Basis(models.TextChoices):
+        BALANCE = "balance"
+        EQUITY = "equity"
+        MAX_BALANCE_EQUITY = "max_balance_equity"
+
+    class PercentOf(models.TextChoices):
+        INITIAL_CAPITAL = "initial_capital"
+        ANCHOR = "anchor"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="loss_rules")
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    anchor = models.CharField(max_length=20, choices=Anchor.choices)
+    basis = models.CharField(max_length=20, choices=Basis.choices, default=Basis.BALANCE)
+    amount = MoneyField(null=True, blank=True, help_text="Loss amount in the account currency (or use percent).")
+    percent = models.DecimalField(**THRESHOLD, null=True, blank=True, help_text="Loss amount in percent (0–100).")
+    percent_of = models.CharField(max_length=16, choices=PercentOf.choices, default=PercentOf.INITIAL_CAPITAL)
+    reset_time = models.TimeField(default=time(0, 0), help_text="Start of the trading day on the time zone's clock.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone, e.g. Europe/Prague.")
+    inclusive = models.BooleanField(default=False, help_text="Equity at the limit is already a breach.")
+    warning_remaining_pct = models.DecimalField(
+        **THRESHOLD, default=Decimal("20"), help_text="Warning when at most this share of the loss amount is left."
+    )
+    enabled = models.BooleanField(default=True)
+    preset = models.CharField(max_length=32, blank=True, help_text="Preset this rule came from, if any.")
+    source = models.TextField(blank=True, help_text="Where the preset's figures come from.")
+    # State between syncs (guards.loss_rules.RuleState).
+    day_start_at = models.DateTimeField(null=True, blank=True)
+    day_start_balance = MoneyField(null=True, blank=True)
+    day_start_equity = MoneyField(null=True, blank=True)
+    highest_eod_balance = MoneyField(null=True, blank=True)
+    last_balance = MoneyField(null=True, blank=True)
+    last_equity = MoneyField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True, help_text="Breach in the current trading day.")
+    # Latest result (guards/status rules[]).
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.OK)
+    limit_equity = MoneyField(null=True, blank=True)
+    distance = MoneyField(null=True, blank=True, help_text="Equity − limit equity at the latest sync.")
+    distance_pct = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    next_reset = models.DateTimeField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    STATE_FIELDS = (
+        "day_start_at", "day_start_balance", "day_start_equity", "highest_eod_balance", "last_balance",
+        "last_equity", "breached_at",
+    )  # fmt: skip
+    RESULT_FIELDS = ("level", "limit_equity", "distance", "distance_pct", "next_reset", "evaluated_at")
+
+    class Meta:
+        ordering = ["account", "kind", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(amount__isnull=False) & Q(percent__isnull=True))
+                | (Q(amount__isnull=True) & Q(percent__isnull=False)),
+                name="%(app_label)s_%(class)s_amount_xor_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(percent__isnull=True) | (Q(percent__gt=0) & Q(percent__lte=100)),
+                name="%(app_label)s_%(class)s_percent_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True) | Q(amount__gt=0), name="%(app_label)s_%(class)s_amount_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(warning_remaining_pct__gte=0) & Q(warning_remaining_pct__lte=100),
+                name="%(app_label)s_%(class)s_warning_remaining_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "account"], name="lossrule_user_account")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, account {self.account_id})"
+
+    def as_rule(self):
+        """The pure ``guards.loss_rules.LossRule`` of this row."""
+        from guards import loss_rules
+
+        return loss_rules.LossRule(
+            name=self.name, kind=self.kind, anchor=self.anchor, basis=self.basis, amount=self.amount,
+            percent=self.percent, percent_of=self.percent_of, reset_time=self.reset_time, timezone=self.timezone,
+            inclusive=self.inclusive, warning_remaining_pct=self.warning_remaining_pct, source=self.source,
+        )  # fmt: skip
+
+    def as_state(self):
+        """The pure ``guards.loss_rules.RuleState`` of this row."""
+        from guards import loss_rules
+
+        return loss_rules.RuleState(**{name: getattr(self, name) for name in self.STATE_FIELDS})
+
+    def clean(self) -> None:
+        """Validate the definition as ``guards.loss_rules.LossRule.errors`` does."""
+        errors = self.as_rule().errors()
+        if errors:
+            raise ValidationError(errors)
+
+
+class InstrumentGuardSetting(models.Model):
+    """Per-account, per-symbol guard overrides (``guards.tolerances``, ``guards.sessions``); empty = default.
+
+    ``pip_size`` replaces the class pip (XAU 0.10, indices 1.0, …); the tolerances' floors are in pips
+    (FX) or percent of price (metals, crypto, indices); spread thresholds are in ``spread_unit``;
+    ``sessions`` are MQL5 trade sessions (``[{"day_of_week", "from", "to"}]``, server time) from the
+    sync's symbol info or an operator.
+    """
+
+    class SpreadUnit(models.TextChoices):
+        PIPS = "pips"
+        PCT = "pct"
+        MEDIAN_MULTIPLE = "median_multiple"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="instrument_settings")
+    symbol = models.CharField(max_length=32)
+    pip_size = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    entry_tolerance_pips = models.DecimalField(**THRESHOLD, null=True, blank=True)
+    entry_tolerance_pct = models.DecimalField(**PCT, null=True, blank=True, help_text="Percent of price.")
+    stop_tolerance_pips = models.DecimalField(**THRESHOLD, null=True, blank=True)
+    stop_tolerance_pct = models.DecimalField(**PCT, null=True, blank=True, help_text="Percent of price.")
+    spread_unit = models.CharField(max_length=16, choices=SpreadUnit.choices, blank=True)
+    spread_warning = models.DecimalField(**THRESHOLD, null=True, blank=True)
+    spread_critical = models.DecimalField(**THRESHOLD, null=True, blank=True)
+    sessions = models.JSONField(null=True, blank=True, help_text="MQL5 trade sessions in server time.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="%(app_label)s_%(class)s_unique_account_symbol"),
+            models.CheckConstraint(
+                condition=Q(pip_size__isnull=True) | Q(pip_size__gt=0), name="%(app_label)s_%(class)s_pip_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(spread_unit="")
+                | (
+                    Q(spread_warning__gt=0)
+                    & Q(spread_critical__isnull=False)
+                    & Q(spread_warning__lt=F("spread_critical"))
+                ),
+                name="%(app_label)s_%(class)s_spread_thresholds",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "account"], name="instrset_user_account")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} guard settings (account {self.account_id})"
+
+    def clean(self) -> None:
+        """A spread unit needs 0 < warning < critical; the tolerances and pip size are positive when set."""
+        errors: dict[str, str] = {}
+        if self.spread_unit:
+            if self.spread_warning is None or self.spread_warning <= 0:
+                errors["spread_warning"] = "Must be greater than 0 when a spread unit is set."
+            elif self.spread_critical is None or self.spread_warning >= self.spread_critical:
+                errors["spread_critical"] = "Must be greater than spread_warning."
+        for name in ("pip_size", "entry_tolerance_pips", "entry_tolerance_pct", "stop_tolerance_pips",
+                     "stop_tolerance_pct"):  # fmt: skip
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                errors[name] = "Must be greater than 0, or empty for the default."
+        if errors:
+            raise ValidationError(errors)

@@ -15,7 +15,16 @@ from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from accounts.selectors import account_ids
-from guards.models import CONFIG_FIELDS, DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, Level, MarketAlert
+from guards.models import (
+    CONFIG_FIELDS,
+    DrawdownAlert,
+    EquitySnapshot,
+    GuardConfig,
+    GuardState,
+    Level,
+    LossRule,
+    MarketAlert,
+)  # fmt: skip
 from guards.services import _pct, drawdown_level, drawdown_pct
 from positions.models import Position
 from tradingsite.caching import cached_data
@@ -108,9 +117,16 @@ def guard_status(*, user_id: int, account_id: int | None = None) -> dict[str, An
                              "critical_pct", "should_close_all", "since"},
          "market_alerts": [{"symbol", "condition", "level", "value_pct", "threshold_pct", "bid", "ask",
                             "reference_price", "should_close_positions", "since"}, ...],
+         "margin": None | {"level", "margin_level_pct", "margin_call_level_pct", "stop_out_level_pct",
+                           "levels_source", "stop_out_equity", "distance_to_stop_out",
+                           "distance_to_stop_out_pct", "adverse_move", "should_close_all"},
+         "rules": [{"name", "kind", "level", "limit_equity", "distance", "distance_pct", "next_reset",
+                    "breached_at", "day_start_at", "should_close_all"}, ...],
          "evaluated_at": datetime | None}
 
-    ``drawdown`` is None before the first sync. ``system_status``: ``idle`` before the first sync;
+    ``drawdown`` and ``margin`` are None before the first sync; ``rules`` lists the account's enabled
+    loss rules when it has an initial capital. The margin guard and a breached rule count as levels.
+    ``system_status``: ``idle`` before the first sync;
     else ``critical`` when the drawdown or any open market alert is critical; else ``stale`` when the
     last snapshot is older than ``sync_stale_seconds``; else ``warning`` when anything is at warning;
     else ``healthy``. A critical level outranks staleness so it is never hidden.
@@ -148,8 +164,10 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
     """Render the SPEC §6 guard status from :func:`compute_guard_facts` at ``now`` (no SQL): adds
     ``system_status`` and drops the facts' private ``sync_stale_seconds``."""
     drawdown, market_alerts = facts["drawdown"], facts["market_alerts"]
+    margin, rules = facts.get("margin"), facts.get("rules", [])
     evaluated_at = facts["evaluated_at"]  # the latest snapshot's time
     levels = [alert["level"] for alert in market_alerts] + ([drawdown["level"]] if drawdown else [])
+    levels += [rule["level"] for rule in rules] + ([margin["level"]] if margin else [])
     if evaluated_at is None:
         system_status = "idle"
     elif Level.CRITICAL in levels:
@@ -165,6 +183,8 @@ def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, An
         "any_positions_should_close": facts["any_positions_should_close"],
         "drawdown": drawdown,
         "market_alerts": market_alerts,
+        "margin": margin,
+        "rules": rules,
         "evaluated_at": evaluated_at,
     }
 
@@ -181,7 +201,17 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
     snapshot: dict[str, Any] | None = cast(
         dict[str, Any] | None,
         equity_snapshot_list(user_id=user_id, account_id=account_id)
-        .values("equity", "balance", "peak_equity", "drawdown_pct", "drawdown_level", "created_at")
+        .values(
+            "equity",
+            "balance",
+            "peak_equity",
+            "drawdown_pct",
+            "drawdown_level",
+            "created_at",
+            "margin_level_pct",
+            "margin_guard_level",
+            "margin_details",
+        )
         .first(),
     )
     thresholds = guard_thresholds(user_id=user_id, account_id=account_id)
@@ -234,11 +264,17 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
             "since": _drawdown_since(user_id=user_id, account_id=account_id, level=snapshot["drawdown_level"]),
         }
 
+    margin = _margin_status(snapshot)
+    rules = _rules_status(user_id=user_id, account_id=account_id) if thresholds["initial_capital"] is not None else []
     return {
         "any_positions_should_close": bool(drawdown and drawdown["should_close_all"])
+        or bool(margin and margin["should_close_all"])
+        or any(rule["should_close_all"] for rule in rules)
         or any(alert["should_close_positions"] for alert in market_alerts),
         "drawdown": drawdown,
         "market_alerts": market_alerts,
+        "margin": margin,
+        "rules": rules,
         "evaluated_at": snapshot["created_at"] if snapshot else None,
         "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
@@ -262,7 +298,9 @@ def _rebased_on_peak_reset(
     if state is None or state["peak_reset_at"] is None or state["peak_reset_at"] <= snapshot["created_at"]:
         return snapshot
     pct = _pct(drawdown_pct(peak=state["peak_equity"], equity=snapshot["equity"]))
-    level = drawdown_level(pct=pct, equity=snapshot["equity"], config=GuardConfig(**thresholds))
+    config = GuardConfig(**{name: thresholds[name] for name in ("drawdown_warning_pct", "drawdown_critical_pct",
+                                                                "min_equity")})  # fmt: skip
+    level = drawdown_level(pct=pct, equity=snapshot["equity"], config=config)
     return {**snapshot, "peak_equity": state["peak_equity"], "drawdown_pct": pct, "drawdown_level": level}
 
 
@@ -281,3 +319,42 @@ def _drawdown_since(*, user_id: int, account_id: int | None = None, level: str) 
             return latest["escalated_at"]
         return latest["opened_at"]
     return latest["resolved_at"]
+
+
+def _margin_status(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The margin guard of the latest snapshot: level, margin level and the stored measure; None before
+    the first sync, or for a snapshot the margin guard did not measure."""
+    if snapshot is None or snapshot["margin_details"] is None:
+        return None
+    details = snapshot["margin_details"]
+    return {
+        "level": snapshot["margin_guard_level"],
+        "margin_level_pct": snapshot["margin_level_pct"],
+        "margin_call_level_pct": details.get("margin_call_level_pct"),
+        "stop_out_level_pct": details.get("stop_out_level_pct"),
+        "levels_source": details.get("levels_source"),
+        "stop_out_equity": details.get("stop_out_equity"),
+        "distance_to_stop_out": details.get("distance_to_stop_out"),
+        "distance_to_stop_out_pct": details.get("distance_to_stop_out_pct"),
+        "adverse_move": details.get("adverse_move"),
+        "should_close_all": snapshot["margin_guard_level"] == Level.CRITICAL,
+    }
+
+
+def _rules_status(*, user_id: int, account_id: int | None) -> list[dict[str, Any]]:
+    """The account's enabled loss rules with their latest result (``rules[]`` of the status; 1 query)."""
+    rows = _scoped(LossRule.objects, user_id=user_id, account_id=account_id).filter(enabled=True).order_by("kind", "id")
+    return [
+        {**row, "should_close_all": row["level"] == Level.CRITICAL}
+        for row in rows.values(
+            "name",
+            "kind",
+            "level",
+            "limit_equity",
+            "distance",
+            "distance_pct",
+            "next_reset",
+            "breached_at",
+            "day_start_at",
+        )
+    ]

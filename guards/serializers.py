@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.fields import MoneyModelSerializer, MoneyOutputField
 from accounts.serializers import AccountNameSerializer
 from guards.models import CONFIG_FIELDS, DrawdownAlert, GuardConfig, Level, MarketAlert
+from guards.rule_serializers import validate_by_model_clean
 from tradingsite.api import price_decimal, rounded_decimal
 
 
@@ -24,18 +24,7 @@ class GuardConfigSerializer(MoneyModelSerializer):
         read_only_fields = ("updated_at",)
 
     def validate(self, attrs):
-        candidate = (
-            GuardConfig(**{name: getattr(self.instance, name) for name in CONFIG_FIELDS})
-            if self.instance
-            else GuardConfig()
-        )
-        for name, value in attrs.items():
-            setattr(candidate, name, value)
-        try:
-            candidate.clean()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
-        return attrs
+        return validate_by_model_clean(GuardConfig, instance=self.instance, names=CONFIG_FIELDS, attrs=attrs)
 
 
 class GuardConfigAccountSerializer(AccountNameSerializer):
@@ -123,6 +112,47 @@ class MarketAlertStatusSerializer(serializers.Serializer):
     since = serializers.DateTimeField(read_only=True)
 
 
+class AdverseMoveSerializer(serializers.Serializer):
+    """The move of the largest net exposure that would reach stop-out, at the current margin and rates."""
+
+    symbol = serializers.CharField(read_only=True)
+    pips = rounded_decimal()
+    price_move = price_decimal()
+
+
+class MarginStatusSerializer(serializers.Serializer):
+    """The margin guard: margin level and the broker's levels in percent (money-mode levels converted at
+    the current margin), distance to stop-out in the account currency and in percent of equity.
+    levels_source is "broker" when the sync sent margin_so_call/margin_so_so, else "default" (100 % / 50 %)."""
+
+    level = serializers.CharField(read_only=True)
+    margin_level_pct = rounded_decimal(allow_null=True)
+    margin_call_level_pct = rounded_decimal(allow_null=True)
+    stop_out_level_pct = rounded_decimal(allow_null=True)
+    levels_source = serializers.CharField(read_only=True, allow_null=True)
+    stop_out_equity = rounded_decimal(allow_null=True)
+    distance_to_stop_out = rounded_decimal(allow_null=True)
+    distance_to_stop_out_pct = rounded_decimal(allow_null=True)
+    adverse_move = AdverseMoveSerializer(read_only=True, allow_null=True)
+    should_close_all = serializers.BooleanField(read_only=True)
+
+
+class RuleStatusSerializer(serializers.Serializer):
+    """One loss rule after the latest sync: limit equity and distance to it (account currency, and percent
+    of equity), the next reset of the trading day and the day's breach (critical, closes everything)."""
+
+    name = serializers.CharField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    level = serializers.CharField(read_only=True)
+    limit_equity = rounded_decimal(allow_null=True)
+    distance = rounded_decimal(allow_null=True)
+    distance_pct = rounded_decimal(allow_null=True)
+    next_reset = serializers.DateTimeField(read_only=True, allow_null=True)
+    breached_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    day_start_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    should_close_all = serializers.BooleanField(read_only=True)
+
+
 class GuardStatusOutputSerializer(serializers.Serializer):
     """Body of ``GET guards/status/`` (SPEC §6); ``drawdown`` is null before the first sync."""
 
@@ -130,6 +160,8 @@ class GuardStatusOutputSerializer(serializers.Serializer):
     any_positions_should_close = serializers.BooleanField(read_only=True)
     drawdown = DrawdownStatusSerializer(read_only=True, allow_null=True)
     market_alerts = MarketAlertStatusSerializer(many=True, read_only=True)
+    margin = MarginStatusSerializer(read_only=True, allow_null=True)
+    rules = RuleStatusSerializer(many=True, read_only=True)
     evaluated_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 

@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 
 from accounts.models import Account
 from accounts.services import account_lock
+from guards.account_guards import AccountGuardsMixin
 from guards.cashflow import IndexState, advance, balance_check, cash_flow
 from guards.cashflow import drawdown_pct as index_drawdown_pct
 from guards.models import (
@@ -34,6 +35,7 @@ from guards.models import (
     Level,
     MarketAlert,
 )
+from guards.sessions import Calendar, default_calendar, quote_age_seconds
 from positions.models import Instrument, Quote
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.metrics import GUARD_TRANSITIONS
@@ -216,11 +218,16 @@ def measure_quote(
     instrument: Instrument | None,
     broker_time: datetime,
     config: GuardConfig,
+    calendar: Calendar | None = None,
 ) -> dict[str, _Measure]:
     """Measure one quote against the thresholds: ``price_gap`` (vs the previous accepted quote's mid),
     ``wide_spread`` (percent of bid, plus pips when the instrument is known) and ``stale_quote``
     (older than ``quote_stale_seconds`` at broker_time → warning). Returns every condition measured,
-    including those at level ``ok``."""
+    including those at level ``ok``.
+
+    Staleness follows the symbol's trading sessions (``calendar``, else ``guards.sessions.default_calendar``):
+    while the market is closed no quote is stale, and after the reopening the age counts from the later
+    of the tick and the opening. The price gap is measured whatever the session (a Monday gap alerts)."""
     bid, ask = quote["bid"], quote["ask"]
     mid = (bid + ask) / 2
     measures: dict[str, _Measure] = {}
@@ -248,19 +255,23 @@ def measure_quote(
         ask=ask,
         value_pips=spread_pips,
     )
-    age = int((broker_time - quote["time"]).total_seconds()) if quote["time"] is not None else 0
+    age: int | None = 0
+    if quote["time"] is not None:
+        age = quote_age_seconds(
+            tick_time=quote["time"], now=broker_time, calendar=calendar or default_calendar(quote["symbol"])
+        )
     measures[MarketAlert.Condition.STALE_QUOTE] = _Measure(
-        level=Level.WARNING if age > config.quote_stale_seconds else Level.OK,
+        level=Level.WARNING if age is not None and age > config.quote_stale_seconds else Level.OK,
         value_pct=Decimal("0"),
         threshold_pct=Decimal("0"),
         bid=bid,
         ask=ask,
-        age_seconds=max(age, 0),
+        age_seconds=max(age, 0) if age is not None else 0,
     )
     return measures
 
 
-class GuardSession:
+class GuardSession(AccountGuardsMixin):
     """The guards of one user across the syncs of one ingestion (one transaction, the user's row locked).
 
     Evaluates each sync in memory (:meth:`evaluate`) and writes once (:meth:`flush`): the peak
@@ -307,16 +318,18 @@ class GuardSession:
         open_positions: int,
         new_deals: Sequence[dict[str, Any]] = (),
         currency_digits: int = 2,
+        positions: Iterable[Any] = (),
     ) -> GuardOutcome:
         """Evaluate every guard for one sync; returns the summary's ``guards`` and the transition events.
 
         ``quotes``: validated quotes with ``time`` set; ``previous_quotes``: the account's accepted quote
         per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions;
         ``new_deals``: the deals not seen before this sync (their balance operations are the period's
-        cash flow, and all of them explain the change in balance); ``currency_digits``: the account's.
+        cash flow, and all of them explain the change in balance); ``currency_digits``: the account's;
+        ``positions``: the open ledger rows (the margin guard's net exposures).
         """
         outcome = GuardOutcome(summary={})
-        new_deals = list(new_deals)
+        new_deals, quotes = list(new_deals), list(quotes)
         drawdown = self._drawdown(
             sync_id=sync_id,
             broker_time=broker_time,
@@ -335,10 +348,24 @@ class GuardSession:
             held_symbols=held_symbols,
             outcome=outcome,
         )
+        mids = {symbol: q.mid for symbol, q in previous_quotes.items()}
+        mids.update({q["symbol"]: (q["bid"] + q["ask"]) / 2 for q in quotes})
+        margin, rules = self._account_guards(
+            broker_time=broker_time,
+            account=account,
+            positions=positions,
+            instruments=instruments,
+            mids=mids,
+            outcome=outcome,
+        )
         outcome.summary = {
             "drawdown": drawdown,
             "market_alerts": market,
+            "margin": margin,
+            "rules": rules,
             "any_positions_should_close": drawdown["should_close_all"]
+            or margin["should_close_all"]
+            or any(rule["should_close_all"] for rule in rules)
             or any(a["should_close_positions"] for a in market),
         }
         self.transitions.extend(outcome.transitions)
@@ -386,7 +413,9 @@ class GuardSession:
             state.peak_equity, state.equity_index, state.equity_index_peak, state.index_equity = values
             self.state_dirty = True  # written once at flush; a flat account with no flow writes nothing
         pct = index_drawdown_pct(index)
-        level = drawdown_level(pct=pct, equity=equity, config=config)
+        level = self._drawdown_level(
+            index=index, equity=equity, previous=self.drawdown_alert.level if self.drawdown_alert else None
+        )
         below_min = equity < config.min_equity
         self.snapshots.append(
             EquitySnapshot(
@@ -601,6 +630,7 @@ class GuardSession:
                 self.state.save(force_insert=True)
             else:
                 self.state.save(update_fields=STATE_FIELDS)
+        self._flush_rules()
         if self.snapshots:
             EquitySnapshot.objects.bulk_create(self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
@@ -624,6 +654,8 @@ STATE_FIELDS = [
     "equity_index_peak",
     "index_equity",
     "balance",
+    "margin_guard_level",
+    "margin_at_or_under_stop_out",
     "updated_at",
 ]
 _ALERT_FIELDS = [

@@ -265,7 +265,13 @@ class AccountInputSerializer(serializers.Serializer):
     margin = _money(required=False, default=Decimal("0"))
     margin_free = _money(required=False, default=Decimal("0"))
     credit = _money(required=False, default=Decimal("0"))
+    # Margin guard inputs (account_info() names). margin_level in percent (0 = no margin in use);
+    # margin_so_mode 0 = the two levels are margin levels in percent, 1 = amounts in the account currency;
+    # the levels are absent when not sent (the guard then uses typical levels and says so).
     margin_level = FiniteDecimalField(max_digits=20, decimal_places=2, required=False, allow_null=True, default=None)
+    margin_so_mode = StrictIntegerField(min_value=0, max_value=1, required=False, allow_null=True)
+    margin_so_call = _money(required=False, allow_null=True)
+    margin_so_so = _money(required=False, allow_null=True)
 
     def validate_server(self, value: str) -> str:
         value = value.strip()
@@ -275,6 +281,16 @@ class AccountInputSerializer(serializers.Serializer):
 
     def validate_currency(self, value: str) -> str:
         return value.upper()
+
+    def validate(self, attrs):
+        for name in ("margin_level", "margin_so_call", "margin_so_so"):
+            if attrs.get(name) is not None and attrs[name] < 0:
+                raise serializers.ValidationError({name: "Must be zero or more."})
+        if (attrs.get("margin_so_call") is None) != (attrs.get("margin_so_so") is None):
+            raise serializers.ValidationError(
+                {"margin_so_so": "Send margin_so_call and margin_so_so together (call and stop-out levels)."}
+            )
+        return attrs
 
 
 class BrokerPositionInputSerializer(serializers.Serializer):

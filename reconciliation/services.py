@@ -435,6 +435,7 @@ class _Batch:
             open_positions=len(open_rows),
             new_deals=deals,
             currency_digits=account.currency_digits,
+            positions=open_rows,
         )
         return self._log_step(sync_id, data, outcome, guards, open_rows=len(open_rows), stored=stored)
 

@@ -136,6 +136,13 @@ class UserScopedViewSet(GenericViewSet):
             return 0
         return request_user_id(self.request)
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """After authentication, read a write's body before any lookup: an oversized body is a 413 even on
+        a detail route whose id is not the user's (the lookup's 404 would otherwise answer first)."""
+        super().initial(request, *args, **kwargs)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            request.data  # noqa: B018 - parsing is the point (RequestDataTooBig → 413)
+
     def get_scoped_queryset(self) -> QuerySet:
         """Return the queryset for this viewset; the base filters it to the user again."""
         raise NotImplementedError(f"{type(self).__name__} must implement get_scoped_queryset()")

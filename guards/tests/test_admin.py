@@ -36,6 +36,11 @@ def _config_form(**overrides) -> dict:
         "spread_critical_pct": "1.0",
         "quote_stale_seconds": "60",
         "sync_stale_seconds": "60",
+        "drawdown_hysteresis_pct": "1",
+        "margin_warning_buffer_pct": "10",
+        "margin_critical_distance_pct": "20",
+        "margin_hysteresis_pct": "5",
+        "initial_capital": "",
     }
     return {**form, **overrides}
 

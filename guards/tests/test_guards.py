@@ -1,6 +1,6 @@
 """Guards (SPEC §5): drawdown from a persistent peak, min equity, gaps, spreads, stale quotes, episodes."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -201,7 +201,8 @@ def test_critical_market_alert_on_a_symbol_not_held_does_not_close_positions(use
 
 
 def test_stale_quote_is_a_warning_after_quote_stale_seconds(user):
-    clock = Clock()
+    # a Wednesday noon: the FX market is open (on a weekend no quote is stale, see test_sessions_sync)
+    clock = Clock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     t = clock.tick()
     # quote_stale_seconds = 60: a 60 s old quote is fine, a 61 s old one is stale
     fresh = ingest(

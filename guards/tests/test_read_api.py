@@ -92,6 +92,8 @@ def test_status_never_shows_another_users_state(other_client, user):
         "any_positions_should_close": False,
         "drawdown": None,
         "market_alerts": [],
+        "margin": None,
+        "rules": [],
         "evaluated_at": None,
     }
 

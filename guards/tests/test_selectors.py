@@ -38,6 +38,8 @@ def test_guard_status_is_idle_before_the_first_sync(user):
         "any_positions_should_close": False,
         "drawdown": None,
         "market_alerts": [],
+        "margin": None,
+        "rules": [],
         "evaluated_at": None,
     }
 

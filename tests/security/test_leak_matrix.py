@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +28,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account
-from guards.models import DrawdownAlert, GuardConfig, MarketAlert
+from guards.models import DrawdownAlert, GuardConfig, LossRule, MarketAlert
 from positions.models import Deal, Position
 from reconciliation.models import ReconciliationLog
 from tests.security.conftest import ACCOUNT, Trader, clear_caches, markers_in
@@ -607,6 +608,92 @@ def case_stats(att: Attempts) -> None:
     _history_attempts(att, "/api/v1/stats/", [{"symbol": "XAUUSD"}, {"symbol": "USDJPY"}])
 
 
+RULE = {"name": "daily", "kind": "daily_loss", "anchor": "day_start", "percent": "5", "timezone": "Europe/Prague"}
+
+
+def _rules(att: Attempts) -> tuple[LossRule, LossRule]:
+    """One loss rule each (Alice's named with one of her markers' digits kept out of Bob's answers)."""
+    alice, bob = att.alice, att.bob
+    mine = LossRule.objects.create(
+        user_id=alice.user.pk, account=Account.objects.get(user_id=alice.user.pk), name="alice-rule", kind="max_loss",
+        anchor="initial_capital", amount=Decimal("4321.09"),
+    )  # fmt: skip
+    his = LossRule.objects.create(
+        user_id=bob.user.pk, account=Account.objects.get(user_id=bob.user.pk), name="bob-rule", kind="max_loss",
+        anchor="initial_capital", amount=Decimal("1234.56"),
+    )  # fmt: skip
+    return mine, his
+
+
+def _alice_rule_unchanged(att: Attempts, where: str, rule: LossRule) -> None:
+    row = LossRule.objects.filter(pk=rule.pk).values("name", "amount", "user_id").first()
+    if row != {"name": "alice-rule", "amount": Decimal("4321.09"), "user_id": att.alice.user.pk}:
+        att.fail(where, f"Alice's rule changed: {row}")
+
+
+def case_rules_list(att: Attempts) -> None:
+    alice_rule, bob_rule = _rules(att)
+    alice_account = Account.objects.get(user_id=att.alice.user.pk)
+    body = att.bob_only("GET guards/rules/", att.bob.client.get("/api/v1/guards/rules/"))
+    if body is not None and ([r["id"] for r in body] != [bob_rule.pk] or "alice-rule" in json.dumps(body)):
+        att.fail("GET guards/rules/", f"not only Bob's rule: {body}")
+    att.not_found(
+        "GET guards/rules/?account=<Alice's>", att.bob.client.get(f"/api/v1/guards/rules/?account={alice_account.pk}")
+    )
+
+
+def case_rules_create(att: Attempts) -> None:
+    alice_account = Account.objects.get(user_id=att.alice.user.pk)
+    url = f"/api/v1/guards/rules/?account={alice_account.pk}"
+    att.not_found("POST guards/rules/ on Alice's account", att.bob.client.post(url, RULE, format="json"))
+    body = {**RULE, "user": att.alice.user.pk, "account": alice_account.pk}
+    created = att.bob_only("POST guards/rules/", att.bob.client.post("/api/v1/guards/rules/", body, format="json"))
+    if created is not None and LossRule.objects.get(pk=created["id"]).user_id != att.bob.user.pk:
+        att.fail("POST guards/rules/", "the rule was not Bob's")
+    if LossRule.objects.filter(user_id=att.alice.user.pk).exists():
+        att.fail("POST guards/rules/", "a rule was created for Alice")
+
+
+def case_rule_detail(att: Attempts) -> None:
+    alice_rule, _ = _rules(att)
+    att.not_found("GET guards/rules/{Alice's}/", att.bob.client.get(f"/api/v1/guards/rules/{alice_rule.pk}/"))
+
+
+def case_rule_patch(att: Attempts) -> None:
+    alice_rule, bob_rule = _rules(att)
+    url = f"/api/v1/guards/rules/{alice_rule.pk}/"
+    att.not_found("PATCH guards/rules/{Alice's}/", att.bob.client.patch(url, {"name": "hacked"}, format="json"))
+    _alice_rule_unchanged(att, "PATCH guards/rules/", alice_rule)
+    own = att.bob.client.patch(f"/api/v1/guards/rules/{bob_rule.pk}/", {"user": att.alice.user.pk}, format="json")
+    att.bob_only("PATCH guards/rules/{Bob's}/", own)
+    if LossRule.objects.get(pk=bob_rule.pk).user_id != att.bob.user.pk:
+        att.fail("PATCH guards/rules/", "Bob's rule moved to another user")
+
+
+def case_rule_delete(att: Attempts) -> None:
+    alice_rule, _ = _rules(att)
+    att.not_found("DELETE guards/rules/{Alice's}/", att.bob.client.delete(f"/api/v1/guards/rules/{alice_rule.pk}/"))
+    _alice_rule_unchanged(att, "DELETE guards/rules/", alice_rule)
+
+
+def case_presets_list(att: Attempts) -> None:
+    att.bob_only("GET guards/rules/presets/", att.bob.client.get("/api/v1/guards/rules/presets/"))
+
+
+def case_presets_apply(att: Attempts) -> None:
+    alice_rule, _ = _rules(att)
+    alice_account = Account.objects.get(user_id=att.alice.user.pk)
+    body = {"preset": "ftmo_2step", "initial_capital": "100000"}
+    url = f"/api/v1/guards/rules/presets/?account={alice_account.pk}"
+    att.not_found("POST guards/rules/presets/ on Alice's account", att.bob.client.post(url, body, format="json"))
+    att.bob_only(
+        "POST guards/rules/presets/", att.bob.client.post("/api/v1/guards/rules/presets/", body, format="json")
+    )
+    if LossRule.objects.filter(user_id=att.alice.user.pk).count() != 1:
+        att.fail("POST guards/rules/presets/", "Alice's rules changed")
+    _alice_rule_unchanged(att, "POST guards/rules/presets/", alice_rule)
+
+
 def case_deals_list(att: Attempts) -> None:
     alice, bob = att.alice, att.bob
     _list_attempts(
@@ -675,6 +762,13 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/guards/alerts/"): case_alerts,
     ("GET", "/api/v1/guards/config/"): case_config_get,
     ("PATCH", "/api/v1/guards/config/"): case_config_patch,
+    ("GET", "/api/v1/guards/rules/"): case_rules_list,
+    ("POST", "/api/v1/guards/rules/"): case_rules_create,
+    ("GET", "/api/v1/guards/rules/{pk}/"): case_rule_detail,
+    ("PATCH", "/api/v1/guards/rules/{pk}/"): case_rule_patch,
+    ("DELETE", "/api/v1/guards/rules/{pk}/"): case_rule_delete,
+    ("GET", "/api/v1/guards/rules/presets/"): case_presets_list,
+    ("POST", "/api/v1/guards/rules/presets/"): case_presets_apply,
     ("GET", "/api/v1/accounts/"): case_accounts,
     ("GET", "/api/v1/webhooks/"): case_webhooks_list,
     ("POST", "/api/v1/webhooks/"): case_webhook_create,

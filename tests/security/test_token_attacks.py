@@ -14,6 +14,7 @@ import base64
 import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from unittest import mock
 
 import jwt
@@ -330,8 +331,11 @@ def _sync_body() -> dict:
     }
 
 
-def _write_attempts(client: APIClient, user) -> dict[str, int]:
-    """Status of every write operation, each sent with a body that would be accepted for an active user."""
+def _write_attempts(client: APIClient, user, *, pks: dict[tuple[str, str], int] | None = None) -> dict[str, int]:
+    """Status of every write operation, each sent with a body that would be accepted for an active user.
+
+    ``pks``: the object a detail operation targets, by (method, path) (the loss rules' detail operations).
+    """
     bodies = {
         ("POST", "/api/v1/positions/"): {
             "ticket": 990001,
@@ -344,20 +348,27 @@ def _write_attempts(client: APIClient, user) -> dict[str, int]:
         ("PATCH", "/api/v1/guards/config/"): {"drawdown_warning_pct": "12"},
         ("POST", "/api/v1/webhooks/"): {"url": "https://hooks.example.com/a"},
         ("PATCH", "/api/v1/webhooks/{pk}/"): {"active": False},
+        ("POST", "/api/v1/guards/rules/"): {"name": "daily", "kind": "daily_loss", "anchor": "day_start",
+                                            "percent": "5", "timezone": "Europe/Prague"},
+        ("PATCH", "/api/v1/guards/rules/{pk}/"): {"name": "renamed"},
+        ("POST", "/api/v1/guards/rules/presets/"): {"preset": "ftmo_2step", "initial_capital": "100000"},
         ("PATCH", "/api/v1/positions/{pk}/"): {"tp": "1.20000"},
-    }
+    }  # fmt: skip
     # Operations on an object after the ones that create it: PATCH positions/{pk}/ moves the stop of the
     # position POST positions/ registered.
     return {
-        str(op): send(client, op, url=_url_of_own_object(op, user), data=bodies.get(op.key, {})).status_code
+        str(op): send(client, op, url=_url_of_own_object(op, user, pks or {}), data=bodies.get(op.key, {})).status_code
         for op in sorted(write_operations(), key=lambda op: op.has_path_parameter)
     }
 
 
-def _url_of_own_object(operation: Operation, user) -> str:
-    """The operation's URL; a path with an id names an object of ``user``'s: the position registered by
-    ``POST positions/`` (pk 1 when none was, e.g. for a refused user) or a fresh webhook endpoint."""
-    if operation.path.startswith("/api/v1/positions/"):
+def _url_of_own_object(operation: Operation, user, pks: dict[tuple[str, str], int]) -> str:
+    """The operation's URL; a path with an id names an object of ``user``'s: the one ``pks`` names, the
+    position registered by ``POST positions/`` (pk 1 when none was, e.g. for a refused user), or a fresh
+    webhook endpoint."""
+    if operation.key in pks:
+        return operation.url(pk=pks[operation.key])
+    if operation.path.startswith(("/api/v1/positions/", "/api/v1/guards/rules/")):
         return operation.url(pk=Position.objects.filter(ticket=990001).values_list("pk", flat=True).first() or 1)
     if not operation.has_path_parameter or not type(user).objects.filter(pk=user.pk).exists():
         return operation.url()  # a deleted user: no object of theirs can exist
@@ -368,7 +379,22 @@ def _url_of_own_object(operation: Operation, user) -> str:
 
 
 def test_writes_with_a_genuine_token_are_accepted_so_the_refusals_below_can_fail(user):
-    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))), user)
+    from accounts.models import Account
+    from guards.models import LossRule
+
+    account = Account.objects.get(user=user)
+    rule = {
+        "user": user,
+        "account": account,
+        "kind": "max_loss",
+        "anchor": "initial_capital",
+        "amount": Decimal("1000"),
+    }
+    pks = {
+        ("DELETE", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to delete", **rule).pk,
+        ("PATCH", "/api/v1/guards/rules/{pk}/"): LossRule.objects.create(name="to rename", **rule).pk,
+    }
+    statuses = _write_attempts(bearer(str(AccessToken.for_user(user))), user, pks=pks)
     assert statuses and all(status in (200, 201, 204) for status in statuses.values()), statuses
 
 

@@ -27,7 +27,11 @@ PROBES = ["/api/v1/guards/status/", "/api/v1/positions/", "/api/v1/guards/config
 @pytest.fixture
 def user_one(django_user_model, password):
     """The user with primary key 1: what ``int(1.9)`` and ``int(True)`` would name."""
-    return django_user_model.objects.create_user(id=1, username="user-one", password=password)
+    from accounts.tests.factories import default_account
+
+    user = django_user_model.objects.create_user(id=1, username="user-one", password=password)
+    default_account(user)  # guards/config/ belongs to an account
+    return user
 
 
 def token_with_claim(user, claim) -> str:

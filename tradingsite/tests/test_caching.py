@@ -38,7 +38,8 @@ HOT = {
 # SQL per request when both cache layers are cold, for the ``book`` fixture (see the docstrings of the
 # compute_* selectors): open = positions, snapshot, instruments; status = last sync, sync count,
 # divergences 24 h, active reasons, thresholds, recent events + the open positions (3);
-# guards = snapshot, thresholds, market alerts, guard state (peak and its reset), drawdown "since".
+# guards = snapshot, thresholds, market alerts, guard state (a peak reset since), drawdown "since"
+# (loss rules add one only on an account with an initial capital).
 # Each includes one query for the user's account list (accounts.selectors.account_refs: which account
 # ?account= names), itself cached in the data layer.
 MISS_QUERIES = {"positions:open": 4, "reconciliation:status": 10, "guards:status": 6}
@@ -421,8 +422,8 @@ def test_redis_commands_per_request(route, book):
     # then a page hit is exactly 1 MGET (tradingsite.page_hit: the learned header list and the page together)
     assert figures["hit"] == 1
     # and a page miss answered by the data layer is 7: that MGET (cache_page then skips its own 2 GETs),
-    # the account list (which account ?account= names: generation GET, data GET), generation GET, data
-    # GET (a hit does not extend the entry), 2 page SETs (header list, page)
+    # generation GET, data GET (a hit does not extend the entry), 2 page SETs (header list, page), and 2
+    # for the account list ?account= is resolved against (accounts.selectors.account_refs, a data-layer read)
     assert figures["page_miss_data_hit"] == 7
 
 
