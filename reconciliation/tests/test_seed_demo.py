@@ -121,3 +121,17 @@ def test_demo_snapshots_have_the_shape_the_sync_serializer_produces():
         assert serializer.is_valid(), serializer.errors
         # then it validates to exactly what seed_demo hands to sync_ingest
         assert serializer.validated_data == snapshot
+
+
+def test_demo_history_seeded_on_a_weekend_ends_at_fridays_fx_close():
+    from datetime import UTC, datetime
+
+    from reconciliation.management.commands.seed_demo import last_fx_open
+
+    # Thursday 3 December 2026 10:00 UTC: the FX market is open, the history ends now
+    thursday = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    assert last_fx_open(thursday) == thursday
+    # Saturday 5 December 12:00 UTC: closed since Friday 17:00 New York (22:00 UTC in December, EST = UTC−5),
+    # so the history ends in the last 15-minute step before that close: Friday 21:45 UTC
+    saturday = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert last_fx_open(saturday) == datetime(2026, 12, 4, 21, 45, tzinfo=UTC)

@@ -47,6 +47,7 @@ from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from accounts.services import account_get_or_create
+from guards.sessions import default_calendar
 from positions.models import Instrument
 from positions.services import position_register
 from reconciliation.services import sync_ingest_batch
@@ -350,6 +351,19 @@ def simulated_clock(clock: list[datetime]) -> Iterator[None]:
         yield
 
 
+def last_fx_open(at: datetime) -> datetime:
+    """The latest instant at or before ``at`` when the FX market was open (``guards.sessions``' default
+    calendar), in 15-minute steps: the demo history ends there, so data seeded on a weekend ends at
+    Friday's close, as a real account's would, instead of ticking through a closed market."""
+    calendar = default_calendar("EURUSD")
+    moment = at
+    for _ in range(4 * 24 * 4):  # a weekend is at most about 2.5 days
+        if calendar.is_open(moment):
+            return moment
+        moment -= timedelta(minutes=15)
+    return at
+
+
 class Command(BaseCommand):
     help = "Create demo users (demo001…) and drive each through registrations and syncs via the service functions."
 
@@ -374,7 +388,7 @@ class Command(BaseCommand):
         existing = set(User.objects.filter(username__in=usernames).values_list("username", flat=True))
         # One hash for the shared demo password: hashing it per user would dominate the run time.
         password_hash = make_password(demo_password)
-        end = timezone.now().replace(microsecond=0)
+        end = last_fx_open(timezone.now().replace(microsecond=0))
         seeded = 0
         for index, username in enumerate(usernames, start=1):
             if username in existing:
