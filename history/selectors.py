@@ -14,7 +14,7 @@ from django.db.models import BigIntegerField, Func, Max
 
 from guards.models import EquitySnapshot
 from history.stats import Trade
-from positions.models import Position
+from positions.models import Deal, Position
 
 INTERVALS = {"5m": 300, "1h": 3600, "1d": 86400}
 
@@ -111,26 +111,44 @@ def closed_trades(
     ]
 
 
-def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
-    """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when no trade).
+# ENUM_DEAL_TYPE buy/sell: trading deals (balance operations are cash flows, not P&L); the entries that close.
+TRADE_DEAL_TYPES = (Deal.Type.BUY, Deal.Type.SELL)
+CLOSING_ENTRIES = (Deal.Entry.OUT, Deal.Entry.INOUT, Deal.Entry.OUT_BY)
 
-    Each item: ``date``, ``realized_pnl`` (sum of the day's closed trades), ``trades``, ``wins``.
+
+def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
+    """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when none).
+
+    From the MT5 deals, as the broker books them: a day's ``realized_pnl`` is the sum of profit + swap +
+    commission + fee of every trading deal (types buy/sell) whose time falls in that day — entry deals
+    (their commission and fee), partial and full closes alike; balance operations are cash flows and are
+    left out. ``trades`` counts the closing deals (entry out, inout, out_by) and ``wins`` those whose own
+    money is positive. Account currency.
     """
     first = datetime.combine(start, datetime.min.time(), tzinfo=tz)
     last = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    days: dict[date, list[Decimal]] = defaultdict(list)
-    for trade in closed_trades(user_id=user_id, start=first, end=last, account_id=account_id):
-        days[trade.closed_at.astimezone(tz).date()].append(trade.pnl)
+    deals = Deal.objects.filter(user_id=user_id, type__in=TRADE_DEAL_TYPES, time__gte=first, time__lt=last)
+    if account_id is not None:
+        deals = deals.filter(account_id=account_id)
+    totals: dict[date, Decimal] = defaultdict(Decimal)
+    closes: dict[date, list[Decimal]] = defaultdict(list)
+    for at, entry, profit, swap, commission, fee in deals.values_list(
+        "time", "entry", "profit", "swap", "commission", "fee"
+    ):
+        day = at.astimezone(tz).date()
+        money = profit + swap + commission + fee
+        totals[day] += money
+        if entry in CLOSING_ENTRIES:
+            closes[day].append(money)
     out = []
     day = start
     while day <= end:
-        pnls = days.get(day, [])
         out.append(
             {
                 "date": day,
-                "realized_pnl": sum(pnls, Decimal("0")),
-                "trades": len(pnls),
-                "wins": sum(p > 0 for p in pnls),
+                "realized_pnl": totals.get(day, Decimal("0")),
+                "trades": len(closes.get(day, [])),
+                "wins": sum(m > 0 for m in closes.get(day, [])),
             }
         )
         day += timedelta(days=1)

@@ -109,7 +109,7 @@ class DailyPnlOutputSerializer(serializers.Serializer):
 
     tz = serializers.CharField()
     realized_from = serializers.CharField(
-        help_text="closed_positions: the ledger's realized_pnl of each closed position."
+        help_text="deals: profit + swap + commission + fee of the day's trading deals (MT5 history_deals_get)."
     )
     days = DailyPnlDaySerializer(many=True)
 

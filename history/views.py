@@ -59,8 +59,9 @@ class EquityView(AccountScopedMixin, UserScopedAPIView):
 class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
     """``GET pnl/daily/``: realized P&L per day in the time zone ``tz`` (every day of the range listed).
 
-    Realized P&L is the ledger's realized_pnl of the positions closed that day (profit, swap and
-    commission of their closing deals). Default range: the last 30 days; at most 366.
+    Realized P&L is booked from the MT5 deals of the day: profit + swap + commission + fee of every
+    trading deal (entries and closes, partial ones included; deposits and withdrawals excluded).
+    Default range: the last 30 days; at most 366.
     """
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER, DailyPnlQuerySerializer], responses=DailyPnlOutputSerializer)
@@ -70,7 +71,7 @@ class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
         start = query["from"].astimezone(tz).date()
         end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
         days = daily_pnl(user_id=self.user_id, account_id=self.request_account_id(), start=start, end=end, tz=tz)
-        body = {"tz": str(tz), "realized_from": "closed_positions", "days": days}
+        body = {"tz": str(tz), "realized_from": "deals", "days": days}
         return Response(DailyPnlOutputSerializer(body).data)
 
 

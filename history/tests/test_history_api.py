@@ -67,24 +67,40 @@ def test_equity_range_and_parameters_are_bounded(auth_client, params, field):
     assert response.status_code == 400 and field in response.json()
 
 
-def test_daily_pnl_groups_closed_trades_by_day_in_the_requested_time_zone(user, other_user, auth_client):
-    closed(user, datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "100")
-    closed(user, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), "-40")  # 01:30 on 1 December in Athens (UTC+2)
-    closed(user, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "25")
-    closed(other_user, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "999")
+def deal(user, ticket: int, at: datetime, *, type=0, entry=1, profit="0", swap="0", commission="0", fee="0"):
+    from accounts.tests.factories import default_account
+    from positions.models import Deal
+
+    return Deal.objects.create(
+        user=user, account=default_account(user), ticket=ticket, position_identifier=0 if type > 1 else 700,
+        symbol="" if type > 1 else "EURUSD", type=type, entry=entry, time=at, profit=D(profit), swap=D(swap),
+        commission=D(commission), fee=D(fee),
+    )  # fmt: skip
+
+
+def test_daily_pnl_books_every_trading_deal_by_day_in_the_requested_time_zone(user, other_user, auth_client):
+    # an entry with its commission, a close, a partial close after midnight in Athens, a deposit, a close
+    deal(user, 1, datetime(2026, 11, 30, 9, 0, tzinfo=UTC), entry=0, commission="-3.50")  # −3.50
+    deal(user, 2, datetime(2026, 11, 30, 12, 0, tzinfo=UTC), profit="100", swap="-1", commission="-3.50")  # 95.50
+    deal(user, 3, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), profit="-40", fee="-0.50")  # −40.50, 01:30 Athens
+    deal(user, 4, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), type=2, entry=0, profit="1000")  # deposit: a cash flow
+    deal(user, 5, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), profit="25")  # 25.00
+    deal(other_user, 6, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), profit="999")  # another trader's
     params = {"from": "2026-11-29T22:00:00Z", "to": "2026-12-01T22:00:00Z"}  # 30 Nov and 1 Dec, Athens days
     body = auth_client.get("/api/v1/pnl/daily/", {**params, "tz": "Europe/Athens"}).json()
-    assert body["realized_from"] == "closed_positions"
+    assert body["realized_from"] == "deals"
+    # Athens (UTC+2): 30 Nov = −3.50 + 95.50 = 92.00, one close (a win); 1 Dec = −40.50 + 25 = −15.50, two closes
     assert [(d["date"], d["realized_pnl"], d["trades"], d["wins"]) for d in body["days"]] == [
-        ("2026-11-30", "100.00", 1, 1),
-        ("2026-12-01", "-15.00", 2, 1),  # −40 + 25
+        ("2026-11-30", "92.00", 1, 1),
+        ("2026-12-01", "-15.50", 2, 1),
     ]
-    # in UTC the −40 belongs to 30 November: 100 − 40 = 60, then 25 (and 29 Nov 22:00 starts a UTC day of its own)
+    # in UTC the partial close belongs to 30 November: 92.00 − 40.50 = 51.50, then 25.00
+    # (and 29 Nov 22:00 starts a UTC day of its own)
     utc = auth_client.get("/api/v1/pnl/daily/", {**params, "tz": "UTC"}).json()["days"]
-    assert [(d["date"], d["realized_pnl"]) for d in utc] == [
-        ("2026-11-29", "0.00"),
-        ("2026-11-30", "60.00"),
-        ("2026-12-01", "25.00"),
+    assert [(d["date"], d["realized_pnl"], d["trades"]) for d in utc] == [
+        ("2026-11-29", "0.00", 0),
+        ("2026-11-30", "51.50", 2),
+        ("2026-12-01", "25.00", 1),
     ]
     assert auth_client.get("/api/v1/pnl/daily/", {"tz": "Mars/Olympus"}).status_code == 400
 
