@@ -38,6 +38,23 @@ def test_mint_tokens_writes_a_valid_pair_per_user(django_user_model, tmp_path):
         assert refresh["user_id"] == access["user_id"]
 
 
+def test_mint_tokens_lists_each_users_accounts_so_load_tools_can_skip_or_name_them(django_user_model, tmp_path):
+    from accounts.models import Account
+
+    # given demo001 with no account yet and demo002 holding two (a read of demo002 needs ?account=)
+    django_user_model.objects.create_user(username="demo001", password="x")
+    second = django_user_model.objects.create_user(username="demo002", password="x")
+    usd = Account.objects.create(user=second, server="Broker-Demo", login=111, currency="USD")
+    eur = Account.objects.create(user=second, server="Broker-Demo", login=222, currency="EUR")
+    output = tmp_path / "tokens.json"
+    call_command("mint_tokens", users=2, output=str(output))
+    document = json.loads(output.read_text())
+    assert [(e["username"], e["accounts"]) for e in document["users"]] == [
+        ("demo001", []),
+        ("demo002", [usd.pk, eur.pk]),
+    ]
+
+
 def test_mint_tokens_refuses_missing_or_inactive_users_and_writes_nothing(django_user_model, tmp_path):
     django_user_model.objects.create_user(username="demo001", password="x")
     django_user_model.objects.create_user(username="demo002", password="x", is_active=False)

@@ -9,7 +9,10 @@ percentiles (PITFALLS §6.1). The tokens are ordinary SimpleJWT tokens signed wi
 Output (``--output``, default ``bench-results/locust-tokens.json``, a git-ignored folder)::
 
     {"generated_at": "2026-11-30T10:00:00+00:00", "access_lifetime_s": 7200,
-     "users": [{"username": "demo001", "user_id": 1, "access": "eyJ...", "refresh": "eyJ..."}, ...]}
+     "users": [{"username": "demo001", "user_id": 1, "accounts": [1], "access": "eyJ...", "refresh": "eyJ..."},
+               ...]}
+
+``accounts`` lists the user's account ids: a read of a user with several needs ``?account=``.
 
 Users are ``<prefix>001`` … ``<prefix>NNN`` (the ``seed_demo`` naming) unless ``--usernames`` lists
 them. A missing or inactive user is an error: nothing is written.
@@ -67,13 +70,26 @@ class Command(BaseCommand):
                 " (create them first, e.g. manage.py seed_demo --users N)"
             )
 
+        from django.apps import apps  # the accounts app, by name: tradingsite imports no app above it
+
+        account_ids: dict[int, list[int]] = {}
+        for user_id, account_id in (
+            apps.get_model("accounts", "Account").objects.order_by("user_id", "id").values_list("user_id", "id")
+        ):
+            account_ids.setdefault(user_id, []).append(account_id)
         entries = []
         for name in usernames:
             refresh = RefreshToken.for_user(users[name])
             access = refresh.access_token
             access.set_exp(lifetime=timedelta(seconds=lifetime_s))
             entries.append(
-                {"username": name, "user_id": users[name].pk, "access": str(access), "refresh": str(refresh)}
+                {
+                    "username": name,
+                    "user_id": users[name].pk,
+                    "accounts": account_ids.get(users[name].pk, []),
+                    "access": str(access),
+                    "refresh": str(refresh),
+                }
             )
 
         document = {
