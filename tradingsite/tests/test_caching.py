@@ -3,6 +3,7 @@ long, what a hit costs, and what happens when Redis is stopped or hung. Plus the
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from decimal import Decimal
@@ -254,16 +255,17 @@ def test_sync_is_visible_at_once_in_selectors_and_within_the_ttl_on_every_endpoi
 @pytest.mark.parametrize(
     ("route", "compute"),
     [
-        ("positions:open", "positions.selectors.compute_open_positions"),
-        ("reconciliation:status", "reconciliation.selectors.compute_reconciliation_facts"),
-        ("guards:status", "guards.selectors.compute_guard_facts"),
+        ("positions:open", "positions.selectors.OPEN_POSITIONS"),
+        ("reconciliation:status", "reconciliation.selectors.RECONCILIATION_STATUS"),
+        ("guards:status", "guards.selectors.GUARD_STATUS"),
     ],
 )
 def test_fifty_concurrent_cold_requests_compute_once(route, compute, book, monkeypatch):
-    # given a counting wrapper around the selector's computation
+    # given a counting wrapper around the declared read's computation (tradingsite.caching.cached_read)
     module_name, name = compute.rsplit(".", 1)
     module = __import__(module_name, fromlist=[name])
-    original = getattr(module, name)
+    read = getattr(module, name)
+    original = read.compute
     calls = []
 
     def counting(**kwargs):
@@ -271,7 +273,7 @@ def test_fifty_concurrent_cold_requests_compute_once(route, compute, book, monke
         time.sleep(0.05)  # widen the race window
         return original(**kwargs)
 
-    monkeypatch.setattr(module, name, counting)
+    monkeypatch.setattr(module, name, dataclasses.replace(read, compute=counting))
     token = access_token_for(book)
     barrier = threading.Barrier(50)
     results: list[tuple[int, bytes]] = []
