@@ -77,6 +77,12 @@ def account_ids(*, user_id: int) -> list[int]:
     return [ref["id"] for ref in account_refs(user_id=user_id)]
 
 
+def each_account(user_id: int) -> list[dict[str, Any]]:
+    """``[{"account_id": id}, …]`` for each of the user's accounts: the ``warm_params`` of a hot read
+    that is per account (``tradingsite.caching.cached_read``)."""
+    return [{"account_id": account_id} for account_id in account_ids(user_id=user_id)]
+
+
 DEFAULT_SYNC_STALE_SECONDS = 60  # guards.models.GuardConfig.sync_stale_seconds's default
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 
-from accounts.selectors import account_ids
+from accounts.selectors import each_account
 from guards.models import (
     CONFIG_FIELDS,
     DrawdownAlert,
@@ -27,9 +27,7 @@ from guards.models import (
 )  # fmt: skip
 from guards.services import _pct, drawdown_level, drawdown_pct
 from positions.models import Position
-from tradingsite.caching import cached_data
-
-GUARD_STATUS_NAMESPACE = "guards.status"
+from tradingsite.caching import cached_read
 
 
 def _scoped(queryset: Any, *, user_id: int, account_id: int | None = None) -> QuerySet[Any]:
@@ -136,21 +134,8 @@ def guard_status(*, user_id: int, account_id: int | None = None) -> dict[str, An
     derived here at read time by :func:`render_guard_status` (no SQL on a hit).
     """
     now = timezone.now()
-    facts = cached_data(
-        GUARD_STATUS_NAMESPACE,
-        user_id=user_id,
-        params={"account": account_id},
-        compute=lambda: compute_guard_facts(user_id=user_id, account_id=account_id),
-        view="guards:status",
-    )
+    facts = GUARD_STATUS.get(user_id=user_id, account_id=account_id)
     return render_guard_status(facts, now=now)
-
-
-def warm_guard_status(user_id: int) -> None:
-    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the guard facts of
-    each of the user's accounts."""
-    for account_id in account_ids(user_id=user_id):
-        guard_status(user_id=user_id, account_id=account_id)
 
 
 def compute_guard_status(*, user_id: int, account_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
@@ -278,6 +263,10 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
         "evaluated_at": snapshot["created_at"] if snapshot else None,
         "sync_stale_seconds": thresholds["sync_stale_seconds"],
     }
+
+
+# The hot read behind GET guards/status/ (time-dependent fields rendered at read time).
+GUARD_STATUS = cached_read("guards:status", warm_params=each_account)(compute_guard_facts)
 
 
 def _rebased_on_peak_reset(

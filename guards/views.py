@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from accounts.services import account_for_write
 from guards.models import DrawdownAlert, GuardConfig, MarketAlert
-from guards.selectors import drawdown_alert_list, guard_status, market_alert_list
+from guards.selectors import GUARD_STATUS, drawdown_alert_list, guard_status, market_alert_list
 from guards.serializers import (
     AlertQuerySerializer,
     DrawdownAlertSerializer,
@@ -40,7 +40,7 @@ class GuardStatusView(AccountScopedMixin, UserScopedAPIView):
     authentication_classes = HOT_READ_AUTHENTICATION
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=GuardStatusOutputSerializer)
-    @page_cached("guards:status")
+    @page_cached(GUARD_STATUS)
     def get(self, request: Request) -> Response:
         account = self.request_account()
         data = guard_status(user_id=self.user_id, account_id=account["id"] if account else None)

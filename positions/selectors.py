@@ -3,7 +3,7 @@
 history and a user with no account yet use).
 
 :func:`open_positions` is a hot read (``GET positions/open/``): it returns plain, picklable data
-through the per-user data cache (:func:`tradingsite.caching.cached_data`, SPEC §7). The
+through the per-user data cache (``OPEN_POSITIONS``, declared with :func:`tradingsite.caching.cached_read`). The
 reconciliation status takes its ``open_positions_count`` from the same cached result, so the two
 endpoints always agree (SPEC §6).
 """
@@ -16,13 +16,11 @@ from typing import Any
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.selectors import account_ids
+from accounts.selectors import each_account
 from guards.models import EquitySnapshot
 from positions import valuation
 from positions.models import Deal, Instrument, Position, Quote
-from tradingsite.caching import cached_data
-
-OPEN_POSITIONS_NAMESPACE = "positions.open"
+from tradingsite.caching import cached_read
 
 _OPEN_FIELDS = (
     "id",
@@ -139,23 +137,9 @@ def open_positions(*, user_id: int, account_id: int | None = None, symbol: str |
     ``as_of`` is the time of this call (cached entries outlive seconds; the generation keeps them fresh).
     """
     symbol = symbol.strip().upper() if symbol else None
-    data = cached_data(
-        OPEN_POSITIONS_NAMESPACE,
-        user_id=user_id,
-        params={"account": account_id, "symbol": symbol},
-        compute=lambda: compute_open_positions(user_id=user_id, account_id=account_id, symbol=symbol),
-        view="positions:open",
-    )
+    data = OPEN_POSITIONS.get(user_id=user_id, account_id=account_id, symbol=symbol)
     # Everything else changes only with a write (which bumps the generation); the time is the read's.
     return {**data, "as_of": timezone.now()}
-
-
-def warm_open_positions(user_id: int) -> None:
-    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``): the unfiltered
-    :func:`open_positions` of each of the user's accounts, the key ``positions/open/`` and the
-    reconciliation status read."""
-    for account_id in account_ids(user_id=user_id):
-        open_positions(user_id=user_id, account_id=account_id)
 
 
 def compute_open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
@@ -225,6 +209,11 @@ def compute_open_positions(*, user_id: int, account_id: int | None = None, symbo
         "as_of": timezone.now(),
         "positions": positions,
     }
+
+
+# The hot read behind GET positions/open/ (page label, data key, metrics label and write-through warming:
+# the unfiltered book of each account, which the reconciliation status also reads).
+OPEN_POSITIONS = cached_read("positions:open", warm_params=each_account)(compute_open_positions)
 
 
 def deal_list(*, user_id: int, account_id: int | None) -> QuerySet[Deal]:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from positions.filters import DealFilter, PositionFilter
 from positions.models import Deal, Position
-from positions.selectors import deal_list, open_positions, position_deals, position_history
+from positions.selectors import OPEN_POSITIONS, deal_list, open_positions, position_deals, position_history
 from positions.serializers import (
     DealOutputSerializer,
     OpenPositionsOutputSerializer,
@@ -118,7 +118,7 @@ class OpenPositionsView(AccountScopedMixin, UserScopedAPIView):
     @extend_schema(
         parameters=[ACCOUNT_PARAMETER, OpenPositionsQuerySerializer], responses=OpenPositionsOutputSerializer
     )
-    @page_cached("positions:open")
+    @page_cached(OPEN_POSITIONS)
     def get(self, request: Request) -> Response:
         query = OpenPositionsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

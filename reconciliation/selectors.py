@@ -2,7 +2,8 @@
 (keyword-only, ``user_id`` first, then ``account_id``).
 
 :func:`reconciliation_status` is a hot read (``GET reconciliation/status/``): it keeps plain,
-picklable facts in the per-user data cache (SPEC §7) and derives the time-dependent fields at read time.
+picklable facts in the per-user data cache (``RECONCILIATION_STATUS``) and derives the time-dependent
+fields at read time.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.selectors import account_ids
+from accounts.selectors import each_account
 from guards.selectors import guard_thresholds
 from positions.models import Position
 from positions.selectors import open_positions, position_history
 from reconciliation.models import ReconciliationLog
-from tradingsite.caching import cached_data
+from tradingsite.caching import cached_read
 
-RECONCILIATION_STATUS_NAMESPACE = "reconciliation.status"
 RECENT_EVENTS = 5
 DIVERGENCE_WINDOW = timedelta(hours=24)  # SPEC §6 divergences_24h
 # Divergence times kept in the cached facts so divergences_24h can age at read time (bounded memory).
@@ -79,22 +79,10 @@ def reconciliation_status(*, user_id: int, account_id: int | None = None) -> dic
     here at read time by :func:`render_reconciliation_status`.
     """
     now = timezone.now()
-    facts = cached_data(
-        RECONCILIATION_STATUS_NAMESPACE,
-        user_id=user_id,
-        params={"account": account_id},
-        compute=lambda: compute_reconciliation_facts(user_id=user_id, account_id=account_id),
-        view="reconciliation:status",
-        is_valid=lambda cached: _divergence_window_known(cached, now=now),
+    facts = RECONCILIATION_STATUS.get(
+        user_id=user_id, account_id=account_id, is_valid=lambda cached: _divergence_window_known(cached, now=now)
     )
     return render_reconciliation_status(facts, now=now)
-
-
-def warm_reconciliation_status(user_id: int) -> None:
-    """Write-through warmer (``tradingsite.caching.register_user_read_warmer``) of the status facts of
-    each of the user's accounts."""
-    for account_id in account_ids(user_id=user_id):
-        reconciliation_status(user_id=user_id, account_id=account_id)
 
 
 def compute_reconciliation_status(
@@ -152,6 +140,12 @@ def compute_reconciliation_facts(
         "sync_stale_seconds": guard_thresholds(user_id=user_id, account_id=account_id)["sync_stale_seconds"],
         "recent_events": recent_events(user_id=user_id, account_id=account_id),
     }
+
+
+# The hot read behind GET reconciliation/status/: its facts nest the open positions' cached book.
+RECONCILIATION_STATUS = cached_read("reconciliation:status", warm_params=each_account, after=("positions:open",))(
+    compute_reconciliation_facts
+)
 
 
 def _aged_divergences(facts: dict[str, Any], *, now: datetime) -> int:

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from reconciliation.filters import ReconciliationLogFilter
 from reconciliation.models import ReconciliationLog
-from reconciliation.selectors import log_list, reconciliation_status
+from reconciliation.selectors import RECONCILIATION_STATUS, log_list, reconciliation_status
 from reconciliation.serializers import (
     ReconciliationLogSerializer,
     ReconciliationStatusOutputSerializer,
@@ -122,7 +122,7 @@ class ReconciliationStatusView(AccountScopedMixin, UserScopedAPIView):
     authentication_classes = HOT_READ_AUTHENTICATION
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER], responses=ReconciliationStatusOutputSerializer)
-    @page_cached("reconciliation:status")
+    @page_cached(RECONCILIATION_STATUS)
     def get(self, request: Request) -> Response:
         data = reconciliation_status(user_id=self.user_id, account_id=self.request_account_id())
         return Response(ReconciliationStatusOutputSerializer(data).data)

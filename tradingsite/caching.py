@@ -1,6 +1,7 @@
 """Caching policy shared by every app: key builders, per-user generations, the selector cache, the
-write-through warmer registry and the page cache decorator. All cache keys are built here (Zulip's
-``*_cache_key`` discipline). Nothing here knows a domain: apps register what to warm.
+hot-read declarations (:func:`cached_read`, warmed through after writes), the page cache decorator.
+All cache keys are built here (Zulip's ``*_cache_key`` discipline). Nothing here knows a domain: apps
+declare their hot reads.
 
 Two layers, both per user (docs/read-api.md, "Caching"):
 
@@ -44,12 +45,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.cache import patch_vary_headers
 
 from tradingsite.observability import record_cache, record_compute, register_page_cached_view
@@ -350,37 +353,101 @@ def cached_data(
 # --------------------------------------------------------------------------------------------
 # Write-through: warm the hot reads of a user after a write
 # --------------------------------------------------------------------------------------------
-_USER_READ_WARMERS: list[Callable[[int], object]] = []
+@dataclass(frozen=True)
+class CachedRead:
+    """One hot read, declared once with :func:`cached_read` beside its computation.
 
-
-def register_user_read_warmer(warmer: Callable[[int], object]) -> Callable[[int], object]:
-    """Register ``warmer(user_id)``, a hot read to compute and store after each of the user's writes.
-
-    Apps register their hot selectors in ``AppConfig.ready`` (INSTALLED_APPS order = warming order,
-    so a read that nests another, such as the status reading the open positions, finds it warm).
-    Registering the same callable twice is a no-op. Returns ``warmer`` (usable as a decorator).
+    ``route`` (the URL name, e.g. ``"positions:open"``) is everything's name: the page-cache label
+    (:func:`page_cached` takes the read itself), the data-cache namespace and the metrics label.
+    ``compute(user_id=…, **params)`` computes the plain data from the database; ``warm_params(user_id)``
+    lists the parameter sets written through after each of the user's writes (e.g. one per account);
+    ``after`` names the reads whose cached data this one's computation reads, which are warmed first.
     """
-    if warmer not in _USER_READ_WARMERS:
-        _USER_READ_WARMERS.append(warmer)
-    return warmer
+
+    route: str
+    compute: Callable[..., Any]
+    warm_params: Callable[[int], Iterable[Mapping[str, Any]]]
+    after: tuple[str, ...] = ()
+
+    def get(self, *, user_id: int, is_valid: Callable[[Any], bool] | None = None, **params: Any) -> Any:
+        """The data for ``user_id`` and ``params`` through the data cache (:func:`cached_data`)."""
+        return cached_data(
+            self.route,
+            user_id=user_id,
+            params=params,
+            compute=lambda: self.compute(user_id=user_id, **params),
+            view=self.route,
+            is_valid=is_valid,
+        )
+
+    def warm(self, user_id: int) -> None:
+        """Compute and store every parameter set of :attr:`warm_params` under the current generation."""
+        for params in self.warm_params(user_id):
+            self.get(user_id=user_id, **params)
+
+
+_CACHED_READS: dict[str, CachedRead] = {}
+
+
+def cached_read(
+    route: str, *, warm_params: Callable[[int], Iterable[Mapping[str, Any]]], after: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], CachedRead]:
+    """Declare the decorated ``compute(user_id=…, **params)`` as the hot read ``route`` (see
+    :class:`CachedRead`) and register it for write-through warming. Declaring a route twice replaces it
+    (a module re-import). Selector modules are imported at start-up (``TradingsiteConfig.ready``), so a
+    declaration is all an app writes."""
+
+    def declare(compute: Callable[..., Any]) -> CachedRead:
+        read = CachedRead(route=route, compute=compute, warm_params=warm_params, after=tuple(after))
+        _CACHED_READS[route] = read
+        return read
+
+    return declare
+
+
+def cached_reads_in_warm_order() -> list[CachedRead]:
+    """The declared reads, each after the reads it names in ``after`` (a topological order; ties by
+    route name). Raises ``ImproperlyConfigured`` for an unknown dependency or a cycle."""
+    ordered: list[CachedRead] = []
+    state: dict[str, str] = {}
+
+    def visit(route: str, path: tuple[str, ...]) -> None:
+        if state.get(route) == "done":
+            return
+        if route not in _CACHED_READS:
+            raise ImproperlyConfigured(f"cached read {path[-1]!r} depends on {route!r}, which is not declared")
+        if state.get(route) == "visiting":
+            raise ImproperlyConfigured(f"cached reads depend on each other in a cycle: {' → '.join((*path, route))}")
+        state[route] = "visiting"
+        for dependency in _CACHED_READS[route].after:
+            visit(dependency, (*path, route))
+        state[route] = "done"
+        ordered.append(_CACHED_READS[route])
+
+    for route in sorted(_CACHED_READS):
+        visit(route, ())
+    return ordered
 
 
 def warm_user_reads(user_id: int) -> None:
-    """Compute and store every registered hot read of the user under the current generation.
+    """Compute and store every declared hot read of the user under the current generation, in
+    dependency order (:func:`cached_reads_in_warm_order`).
 
     Does nothing when caching is off or the cache is unreachable (no computation whose result could
-    not be stored). A failing warmer is logged and skipped: warming runs after the write committed
+    not be stored). A failing read is logged and skipped: warming runs after the write committed
     and must never turn a successful write into an error.
     """
-    if data_ttl() <= 0 or not _USER_READ_WARMERS or user_generation(user_id) is None:
+    if data_ttl() <= 0 or not _CACHED_READS or user_generation(user_id) is None:
         return
     token = _warming.set(True)
     try:
-        for warmer in _USER_READ_WARMERS:
+        for read in cached_reads_in_warm_order():
             try:
-                warmer(user_id)
+                read.warm(user_id)
             except Exception:
-                logger.warning("cache warm failed", exc_info=True, extra={"event": "cache_warm_failed"})
+                logger.warning(
+                    "cache warm failed", exc_info=True, extra={"event": "cache_warm_failed", "view": read.route}
+                )
     finally:
         _warming.reset(token)
 
@@ -396,13 +463,15 @@ def bump_and_warm_user(user_id: int) -> None:
 # --------------------------------------------------------------------------------------------
 # Page layer
 # --------------------------------------------------------------------------------------------
-def page_cached(view_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def page_cached(read: CachedRead | str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a viewset/APIView handler method with ``cache_page(API_CACHE_TTL_S)``.
 
     Applied to the handler (not ``as_view()``), so authentication, permissions and throttles run
     on every hit. The TTL is read per request, so tests and ``API_CACHE_TTL_S=0`` take effect
-    without re-importing. ``view_name`` is the route name, used to count hits and misses.
+    without re-importing. ``read`` is the declared :class:`CachedRead` (or its route name), whose route
+    labels the hits and misses.
     """
+    view_name = read.route if isinstance(read, CachedRead) else read
     register_page_cached_view(view_name)
 
     def decorator(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -220,7 +220,7 @@ def test_a_data_hit_does_not_extend_the_entry_on_redis(account, user):
     # as if computed almost a minute ago (e.g. before an invalidation that was lost)
     open_positions(user_id=user.id, account_id=account.pk)
     key = data_cache_key(
-        "positions.open", user_id=user.id, generation=user_generation(user.id), params={"account": account.pk}
+        "positions:open", user_id=user.id, generation=user_generation(user.id), params={"account_id": account.pk}
     )
     assert 48 <= cache.ttl(key) <= 60
     cache.expire(key, 2)
