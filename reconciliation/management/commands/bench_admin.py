@@ -29,7 +29,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import connection
+from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -83,6 +83,7 @@ class Command(BaseCommand):
         logging.getLogger("tradingsite.request").setLevel(logging.WARNING)
         client = Client()
         client.force_login(self._superuser(options["username"]))
+        self.model: type[models.Model]
         if options["snapshots"]:
             self.model, self.changelist = EquitySnapshot, "admin:guards_equitysnapshot_changelist"
             pages = self._snapshot_pages()
