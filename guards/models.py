@@ -16,6 +16,7 @@ from accounts.fields import MoneyField
 from positions.models import PRICE
 
 PCT: dict[str, Any] = {"max_digits": 7, "decimal_places": 4}
+SPREAD_PIPS: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}  # MarketAlert.value_pips
 THRESHOLD: dict[str, Any] = {"max_digits": 6, "decimal_places": 3}
 
 
@@ -244,7 +245,12 @@ class EquitySnapshot(models.Model):
             models.UniqueConstraint(fields=["account", "sync_id"], name="%(app_label)s_%(class)s_unique_account_sync"),
             models.CheckConstraint(condition=Q(peak_equity__gte=0), name="%(app_label)s_%(class)s_peak_gte_0"),
         ]
-        indexes = [models.Index(fields=["user", "account", "created_at", "id"], name="equity_account_created")]
+        indexes = [
+            models.Index(fields=["user", "account", "created_at", "id"], name="equity_account_created"),
+            # The admin changelist: newest first over every account, and by drawdown level (its one filter).
+            models.Index(fields=["created_at", "id"], name="equity_created"),
+            models.Index(fields=["drawdown_level", "created_at", "id"], name="equity_level_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.broker_time:%Y-%m-%d %H:%M:%S} equity {self.equity} {self.currency}"
@@ -324,7 +330,7 @@ class MarketAlert(AlertBase):
     bid = models.DecimalField(**PRICE, null=True, blank=True)
     ask = models.DecimalField(**PRICE, null=True, blank=True)
     reference_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Previous mid (gaps).")
-    value_pips = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, help_text="Spreads.")
+    value_pips = models.DecimalField(**SPREAD_PIPS, null=True, blank=True, help_text="Spreads.")
     age_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Stale quotes: quote age at broker time."
     )

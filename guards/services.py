@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -28,6 +28,8 @@ from guards.cashflow import drawdown_pct as index_drawdown_pct
 from guards.models import (
     CONFIG_FIELDS,
     LEVEL_RANK,
+    PCT,
+    SPREAD_PIPS,
     DrawdownAlert,
     EquitySnapshot,
     GuardConfig,
@@ -37,7 +39,9 @@ from guards.models import (
 )
 from guards.sessions import Calendar, default_calendar, quote_age_seconds
 from positions.models import Instrument, Quote
+from tradingsite.bounds import INT32_MAX, clamp_decimal, decimal_limit
 from tradingsite.caching import bump_and_warm_user
+from tradingsite.db import lock_user_row, retry_conflict_once
 from tradingsite.metrics import GUARD_TRANSITIONS
 
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
@@ -47,7 +51,14 @@ HUNDRED = Decimal("100")
 
 
 def _pct(value: Decimal) -> Decimal:
-    return value.quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP)
+    """A percent as the PCT columns store it: clamped into ±999.9999 (a 1,000 % gap after a reverse split
+    is still critical, never a numeric overflow), then rounded half-up to 4 decimal places."""
+    return clamp_decimal(value, **PCT).quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _raw_if_clamped(raw: Decimal, stored: Decimal) -> str | None:
+    """The unclamped figure for ``details`` when :func:`_pct` had to clamp it, else None."""
+    return str(raw) if abs(raw) > abs(stored) and abs(raw) > decimal_limit(**PCT) else None
 
 
 def _money(value: Decimal) -> Decimal:
@@ -61,20 +72,34 @@ def _s(value: Any) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------
+def guard_config_create(*, user_id: int, account_id: int) -> GuardConfig:
+    """Create the account's thresholds with the model's defaults unless they exist (``INSERT … ON CONFLICT
+    DO NOTHING``, so a concurrent first use never fails on the one-config-per-account constraint); return
+    the row as stored (Decimal thresholds with their column's places, 15.000). Call with the user's and
+    the account's rows locked, in that order (``tradingsite.db.lock_user_row``, ``account_lock``)."""
+    GuardConfig.objects.bulk_create([GuardConfig(user_id=user_id, account_id=account_id)], ignore_conflicts=True)
+    return GuardConfig.objects.get(user_id=user_id, account_id=account_id)
+
+
+def _lock_user_and_account(user_id: int, account_id: int) -> None:
+    """The lock order of every writer: the user's row, then the account's (both FOR NO KEY UPDATE)."""
+    lock_user_row(user_id)
+    account_lock(Account(pk=account_id))
+
+
+@retry_conflict_once
 def guard_config_get_or_create(*, user_id: int, account_id: int) -> GuardConfig:
     """Return the account's guard thresholds, creating them with the model's defaults on first use.
 
-    A concurrent first use is absorbed (the one-config-per-account constraint fails inside a
-    savepoint and the existing row is read).
+    The first use locks the user's row, then the account's, as every writer does (``tradingsite.db``),
+    so it waits for a concurrent first sync instead of deadlocking with it.
     """
     config = GuardConfig.objects.filter(user_id=user_id, account_id=account_id).first()
     if config is not None:
         return config
-    try:
-        with transaction.atomic():
-            return GuardConfig.objects.create(user_id=user_id, account_id=account_id)
-    except IntegrityError:
-        return GuardConfig.objects.get(user_id=user_id, account_id=account_id)
+    with transaction.atomic():
+        _lock_user_and_account(user_id, account_id)
+        return guard_config_create(user_id=user_id, account_id=account_id)
 
 
 @transaction.atomic
@@ -88,7 +113,8 @@ def guard_config_update(*, user_id: int, account_id: int, **fields: Any) -> Guar
     unknown = sorted(set(fields) - set(CONFIG_FIELDS))
     if unknown:
         raise ValidationError({name: "Unknown or read-only field." for name in unknown})
-    guard_config_get_or_create(user_id=user_id, account_id=account_id)
+    _lock_user_and_account(user_id, account_id)
+    guard_config_create(user_id=user_id, account_id=account_id)
     config = GuardConfig.objects.select_for_update().get(user_id=user_id, account_id=account_id)
     for name, value in fields.items():
         setattr(config, name, value)
@@ -188,6 +214,7 @@ class _Measure:
     reference_price: Decimal | None = None
     value_pips: Decimal | None = None
     age_seconds: int | None = None
+    raw_pct: str | None = None  # the unclamped percent when value_pct had to be clamped
 
 
 def _guard_event(*, transition: str, message: str, details: dict[str, Any], symbol: str = "") -> GuardEvent:
@@ -231,12 +258,18 @@ def measure_quote(
     bid, ask = quote["bid"], quote["ask"]
     mid = (bid + ask) / 2
     measures: dict[str, _Measure] = {}
-    if previous is not None and (quote["time"] is None or quote["time"] >= previous.time):
+    stale_tick = (
+        previous is not None
+        and quote["time"] is not None
+        and previous.is_newer_than(quote["time"], broker_time=broker_time)
+    )
+    if previous is not None and not stale_tick:
         pct = gap_pct(mid=mid, previous_mid=previous.mid)
         level = gap_level(pct=pct, config=config)
         measures[MarketAlert.Condition.PRICE_GAP] = _Measure(
             level=level,
             value_pct=_pct(pct),
+            raw_pct=_raw_if_clamped(pct, _pct(pct)),
             threshold_pct=config.gap_critical_pct if level == Level.CRITICAL else config.gap_warning_pct,
             bid=bid,
             ask=ask,
@@ -246,10 +279,12 @@ def measure_quote(
     level = spread_level(pct=pct, config=config)
     spread_pips = None
     if instrument is not None:
-        spread_pips = ((ask - bid) / instrument.pip_size).quantize(PIPS_QUANTUM, rounding=ROUND_HALF_UP)
+        pips = clamp_decimal((ask - bid) / instrument.pip_size, **SPREAD_PIPS)  # 10^12 pips and more: clamped
+        spread_pips = pips.quantize(PIPS_QUANTUM, rounding=ROUND_HALF_UP)
     measures[MarketAlert.Condition.WIDE_SPREAD] = _Measure(
         level=level,
         value_pct=_pct(pct),
+        raw_pct=_raw_if_clamped(pct, _pct(pct)),
         threshold_pct=config.spread_critical_pct if level == Level.CRITICAL else config.spread_warning_pct,
         bid=bid,
         ask=ask,
@@ -266,7 +301,7 @@ def measure_quote(
         threshold_pct=Decimal("0"),
         bid=bid,
         ask=ask,
-        age_seconds=max(age, 0) if age is not None else 0,
+        age_seconds=min(max(age, 0), INT32_MAX) if age is not None else 0,  # the integer column
     )
     return measures
 
@@ -380,6 +415,11 @@ class GuardSession(AccountGuardsMixin):
         The first snapshot starts the index at equity / max(balance, equity) with peak 1 (a floating loss
         at the first sync is a drawdown from the balance). ``peak_equity`` = equity × index peak / index,
         the equity at which the drawdown would be 0, rounded half-up to 0.01.
+
+        A first sync with negative balance and equity is valid MT5 state (a stop-out through a gap
+        leaves the balance negative until the broker's negative-balance protection resets it): the
+        peak starts at 0 (the column's check, peak ≥ 0) and the level comes from ``min_equity``. A
+        drawdown that cannot fit its column is stored clamped, the raw figure in ``drawdown_pct_raw``.
         """
         config, user_id = self.config, self.user_id
         balance, equity = account["balance"], account["equity"]
@@ -387,7 +427,7 @@ class GuardSession(AccountGuardsMixin):
             self.state = GuardState(
                 user_id=user_id,
                 account_id=self.account_id,
-                peak_equity=max(balance, equity),
+                peak_equity=max(balance, equity, balance.copy_abs() * 0),  # 0 with the balance's places
                 peak_equity_at=broker_time,
             )
             start = IndexState(equity=max(balance, equity))
@@ -412,7 +452,10 @@ class GuardSession(AccountGuardsMixin):
         ):
             state.peak_equity, state.equity_index, state.equity_index_peak, state.index_equity = values
             self.state_dirty = True  # written once at flush; a flat account with no flow writes nothing
-        pct = index_drawdown_pct(index)
+        raw_pct = index_drawdown_pct(index)
+        pct = _pct(raw_pct)
+        clamped = _raw_if_clamped(raw_pct, pct)
+        raw = {"drawdown_pct_raw": clamped} if clamped else {}
         level = self._drawdown_level(
             index=index, equity=equity, previous=self.drawdown_alert.level if self.drawdown_alert else None
         )
@@ -483,6 +526,7 @@ class GuardSession(AccountGuardsMixin):
                         "equity": _s(equity),
                         "peak_equity": _s(peak),
                         "below_min_equity": below_min,
+                        **raw,
                     },
                 )
             )
@@ -500,6 +544,7 @@ class GuardSession(AccountGuardsMixin):
             "should_close_all": level == Level.CRITICAL,
             "cash_flow": _s(flow),
             "equity_index": _s(index.index),
+            **raw,
         }
 
     def _balance_continuity(self, *, account, new_deals, digits: int, outcome: GuardOutcome) -> None:
@@ -605,6 +650,7 @@ class GuardSession(AccountGuardsMixin):
                                 "bid": _s(m.bid),
                                 "ask": _s(m.ask),
                                 "reference_price": _s(m.reference_price),
+                                **({"value_pct_raw": m.raw_pct} if m.raw_pct else {}),
                             },
                         )
                     )
@@ -693,8 +739,8 @@ def peak_equity_reset(*, account_id: int, actor: str, record: Callable[..., None
     setting (the app above guards that keeps the log; guards never imports it). Bumps the user's cache
     generation after commit. Raises ``ValidationError`` before the first sync.
     """
-    account = account_lock(Account(pk=account_id))
-    user_id = account.user_id
+    user_id = Account.objects.values_list("user_id", flat=True).get(pk=account_id)
+    _lock_user_and_account(user_id, account_id)  # the lock order of every writer
     snapshot = EquitySnapshot.objects.filter(account_id=account_id).order_by("-created_at", "-id").first()
     state = GuardState.objects.filter(account_id=account_id).first()
     if snapshot is None or state is None:

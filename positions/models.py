@@ -5,6 +5,7 @@ money in the account currency, times aware UTC. Field names follow MT5's Python 
 (``positions_get()``: ticket, symbol, volume, price_open, price_current, sl, tp, swap, profit).
 """
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -270,6 +271,13 @@ class Quote(models.Model):
     def mid(self) -> Decimal:
         """(bid + ask) / 2, in the quote currency."""
         return (self.bid + self.ask) / 2
+
+    def is_newer_than(self, time: datetime, *, broker_time: datetime) -> bool:
+        """True when this stored quote should be kept over a tick stamped ``time`` in a sync taken at
+        ``broker_time``: it is newer, and not stamped after that sync's own clock. A stored quote from
+        the future (a wrong server-time offset, since corrected) is never "newer": otherwise it would
+        freeze the symbol, every later tick dropped and the gap reference never updated."""
+        return time < self.time <= broker_time
 
 
 class Deal(AppendOnlyModel):

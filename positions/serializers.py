@@ -140,11 +140,12 @@ class OpenPositionSerializer(serializers.Serializer):
     unrealized_pnl_pct = rounded_decimal(allow_null=True, help_text="Percent of the entry price.")
     pnl_pips = rounded_decimal(allow_null=True)
     valuation_reason = serializers.ChoiceField(
-        choices=["spec_missing", "calc_mode_unsupported", "no_rate", "no_price"],
+        choices=["spec_missing", "calc_mode_unsupported", "no_rate", "no_price", "out_of_range"],
         read_only=True,
         allow_null=True,
         help_text="Why unrealized_pnl is null: spec_missing (no contract spec for the symbol), "
-        "calc_mode_unsupported, no_rate (no quote converts it), no_price; null when valued.",
+        "calc_mode_unsupported, no_rate (no quote converts it), no_price, out_of_range (10^18 or more); "
+        "null when valued.",
     )
     rate_path = RateLegSerializer(many=True, read_only=True, help_text="Quotes that converted it, in order.")
     matched = serializers.BooleanField(read_only=True)

@@ -11,8 +11,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.services import account_for_write, account_lock
 from positions.models import Instrument, Position
 from tradingsite.caching import bump_and_warm_user
+from tradingsite.db import lock_user_row, retry_conflict_once
 
 
 def volume_on_step(*, volume: Decimal, step: Decimal) -> bool:
@@ -48,6 +50,26 @@ def instrument_for(*, account: Account, symbol: str) -> Instrument | None:
     return rows[0] if rows else None
 
 
+@retry_conflict_once
+@transaction.atomic
+def position_register_named(
+    *,
+    user_id: int,
+    account_id: int | None = None,
+    server: str | None = None,
+    login: int | None = None,
+    **fields: Any,
+) -> Position:
+    """Register a position on the account a request names (``account_id``, or ``server`` and ``login``,
+    or the single account: ``accounts.services.account_for_write``) in one transaction, so an account
+    named here for the first time is kept only with its position. Takes the user's row lock before the
+    account is found or created (the lock order of every writer); a deadlock or serialization failure
+    is retried once. ``fields`` are :func:`position_register`'s."""
+    lock_user_row(user_id)
+    account = account_for_write(user_id=user_id, account_id=account_id, server=server, login=login)
+    return position_register(user_id=user_id, account=account, **fields)
+
+
 @transaction.atomic
 def position_register(
     *,
@@ -69,7 +91,14 @@ def position_register(
     with field errors (→ 400, nothing written) on an unknown symbol, a bad volume or price, stops on
     the wrong side, or a ticket already registered on the account. Bumps the user's cache generation
     after commit.
+
+    Locks the user's row, then the account's, as every writer does (``tradingsite.db``): a registration
+    racing a sync waits for it instead of deadlocking with it. When the broker reported the ticket first
+    (an open ``broker``-origin row of the same symbol, logged ``unexpected_at_broker``), the registration
+    adopts that row (:func:`position_adopt`) instead of being refused.
     """
+    lock_user_row(user_id)
+    account_lock(account)
     symbol = symbol.strip().upper()
     errors: dict[str, str] = {}
     instrument = instrument_for(account=account, symbol=symbol)
@@ -90,10 +119,20 @@ def position_register(
     if "side" not in errors and requested_price > 0:
         for name, message in stops_errors(side=side, price=requested_price, sl=sl, tp=tp).items():
             errors.setdefault(name, message)
-    if Position.objects.filter(account_id=account.pk, ticket=ticket).exists():
+    existing = Position.objects.filter(account_id=account.pk, ticket=ticket).first()
+    adoptable = existing is not None and (existing.origin, existing.status, existing.symbol) == (
+        Position.Origin.BROKER,
+        Position.Status.OPEN,
+        symbol,
+    )
+    if existing is not None and not adoptable:
         errors["ticket"] = f"Ticket {ticket} is already registered."
     if errors:
         raise ValidationError(errors)
+    if existing is not None:  # adoptable: the broker reported it first
+        position = position_adopt(existing, side=side, volume=volume, requested_price=requested_price, sl=sl, tp=tp)
+        transaction.on_commit(lambda: bump_and_warm_user(user_id))
+        return position
 
     position = Position(
         user_id=user_id,
@@ -116,6 +155,30 @@ def position_register(
     except IntegrityError as exc:
         raise ValidationError({"ticket": f"Ticket {ticket} is already registered."}) from exc
     transaction.on_commit(lambda: bump_and_warm_user(user_id))
+    return position
+
+
+def position_adopt(
+    position: Position,
+    *,
+    side: str,
+    volume: Decimal,
+    requested_price: Decimal,
+    sl: Decimal | None,
+    tp: Decimal | None,
+) -> Position:
+    """Make a broker-first row (the broker reported the ticket before the bot registered it) the bot's.
+
+    The row becomes ``origin=bot`` with the bot's intent (side, volume in lots, requested price and
+    stops in the quote currency); the broker's facts (price_open, price_current, swap, profit) stay.
+    The next sync compares the broker's position with this intent as for any bot row:
+    ``unexpected_at_broker`` is logged resolved there and any real difference (entry slippage, partial
+    fill …) logged opened, in the reconciliation log. Call with the user's and the account's rows locked.
+    """
+    position.origin = Position.Origin.BOT
+    position.side, position.volume = side, volume
+    position.requested_price, position.sl, position.tp = requested_price, sl, tp
+    position.save(update_fields=["origin", "side", "volume", "requested_price", "sl", "tp", "updated_at"])
     return position
 
 

@@ -171,7 +171,8 @@ class PositionValue:
 
     ``pnl_pips`` in pips, ``pnl_pct`` in percent (0–100), ``quote_pnl`` in the quote currency,
     ``unrealized_pnl`` in the account currency (``None`` = unvalued), ``reason`` why it is unvalued
-    (``no_price``, ``spec_missing``, ``calc_mode_unsupported``, ``no_rate``; None when valued) and
+    (``no_price``, ``spec_missing``, ``calc_mode_unsupported``, ``no_rate``, ``out_of_range``; None when
+    valued) and
     ``rate_path`` the conversion legs used (``[]`` when the quote currency is the account currency).
     """
 
@@ -181,6 +182,16 @@ class PositionValue:
     unrealized_pnl: Decimal | None
     reason: str | None = None
     rate_path: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Figures at or beyond this magnitude are not shown (reason ``out_of_range``): the money columns hold
+# 18 integer digits, and rendering them at 2 decimal places must stay inside the 28-digit decimal context.
+VALUE_LIMIT = Decimal(10) ** 18
+
+
+def _bounded(value: Decimal | None) -> Decimal | None:
+    """``value``, or None when its magnitude is ``VALUE_LIMIT`` or more."""
+    return None if value is None or abs(value) >= VALUE_LIMIT else value
 
 
 def value_position(
@@ -203,12 +214,13 @@ def value_position(
 
     Futures modes (1, 33, 34) are valued by tick value / tick size (``tick_value`` is in the quote
     currency ``currency_profit``); a mode neither contract- nor futures-style is left unvalued
-    (reason ``calc_mode_unsupported``) rather than guessed.
+    (reason ``calc_mode_unsupported``) rather than guessed. A P&L of 10^18 or more (in the quote or the
+    account currency; an absurd but valid position) is left unvalued with reason ``out_of_range``.
     """
     if price_open is None or price_current is None or price_open <= 0:
         return PositionValue(None, None, None, None, reason="no_price")
-    pct = pnl_pct(side=side, price_open=price_open, price_current=price_current)
-    pips = (
+    pct = _bounded(pnl_pct(side=side, price_open=price_open, price_current=price_current))
+    pips = _bounded(
         pnl_pips(side=side, price_open=price_open, price_current=price_current, pip_size=pip_size) if pip_size else None
     )
     if contract_size is None or not quote_currency:
@@ -224,11 +236,15 @@ def value_position(
         )
     else:
         return PositionValue(pips, pct, None, None, reason="calc_mode_unsupported")
+    if _bounded(in_quote) is None:
+        return PositionValue(pips, pct, None, None, reason="out_of_range")
     in_account, path = convert_to_account(
         amount=in_quote, quote_currency=quote_currency, account_currency=account_currency, rates=rates
     )
     if in_account is None:
         return PositionValue(pips, pct, in_quote, None, reason="no_rate")
+    if _bounded(in_account) is None:
+        return PositionValue(pips, pct, in_quote, None, reason="out_of_range")
     return PositionValue(pips, pct, in_quote, in_account, reason=None, rate_path=path)
 
 

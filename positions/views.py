@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -12,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
-from accounts.services import account_for_write
 from positions.filters import DealFilter, PositionFilter
 from positions.models import Deal, Position
 from positions.selectors import OPEN_POSITIONS, deal_list, open_positions, position_deals, position_history
@@ -24,7 +22,7 @@ from positions.serializers import (
     PositionRegisterInputSerializer,
     PositionStopsInputSerializer,
 )
-from positions.services import position_declare_stops, position_register
+from positions.services import position_declare_stops, position_register_named
 from tradingsite.api import CreatedAtCursorPagination, UserScopedAPIView, UserScopedViewSet
 from tradingsite.authentication import HOT_READ_AUTHENTICATION
 from tradingsite.caching import page_cached
@@ -65,14 +63,13 @@ class PositionViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         serializer = PositionRegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-        with transaction.atomic():  # an account named here for the first time is kept only with its position
-            account = account_for_write(
-                user_id=self.user_id,
-                account_id=fields.pop("account", None),
-                server=fields.pop("server", None),
-                login=fields.pop("login", None),
-            )
-            position = position_register(user_id=self.user_id, account=account, **fields)
+        position = position_register_named(
+            user_id=self.user_id,
+            account_id=fields.pop("account", None),
+            server=fields.pop("server", None),
+            login=fields.pop("login", None),
+            **fields,
+        )
         return Response(PositionOutputSerializer(position).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PositionStopsInputSerializer, responses={200: PositionOutputSerializer})

@@ -1,6 +1,7 @@
 """Reconciliation: the append-only audit trail of every sync, match, divergence and close (SPEC §1, §3)."""
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -9,6 +10,8 @@ from django.utils import timezone
 
 from accounts.fields import MoneyField
 from positions.models import PRICE, VOLUME
+
+SLIPPAGE_PIPS: dict[str, Any] = {"max_digits": 12, "decimal_places": 2}  # ReconciliationLog.slippage_pips
 
 
 class AppendOnlyError(Exception):
@@ -92,7 +95,7 @@ class ReconciliationLog(models.Model):
     price_current = models.DecimalField(**PRICE, null=True, blank=True)
     matched = models.BooleanField(null=True, blank=True)
     divergence_reason = models.CharField(max_length=32, choices=DivergenceReason.choices, blank=True)
-    slippage_pips = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    slippage_pips = models.DecimalField(**SLIPPAGE_PIPS, null=True, blank=True)
     close_reason = models.CharField(max_length=20, blank=True)
     close_price = models.DecimalField(**PRICE, null=True, blank=True)
     realized_pnl = MoneyField(null=True, blank=True)

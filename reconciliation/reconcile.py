@@ -33,7 +33,8 @@ from typing import Any
 
 from positions.lifecycle import ENTRY_IN, Kind, Lifecycle, deal_money, deal_order_key, opposite, replay
 from positions.models import Instrument, Position
-from reconciliation.models import ReconciliationLog
+from reconciliation.models import SLIPPAGE_PIPS, ReconciliationLog
+from tradingsite.bounds import fits
 
 ENTRY_TOLERANCE_PIPS = Decimal("2")
 STOP_TOLERANCE_PIPS = Decimal("1")
@@ -259,6 +260,16 @@ class ReconcileOutcome:
     open_count: int = 0
 
 
+def _slippage_column(delta_pips: str | None) -> Decimal | None:
+    """The ``slippage_pips`` column value of a divergence row: the signed pips, or None when they cannot
+    fit ``numeric(12, 2)`` (10^10 pips and more: a mistyped requested price); the raw figure stays in
+    the row's ``details["delta_pips"]``."""
+    if delta_pips is None:
+        return None
+    value = Decimal(delta_pips)
+    return value if fits(value, **SLIPPAGE_PIPS) else None
+
+
 def reconcile(
     *,
     user_id: int,
@@ -347,7 +358,7 @@ class _Reconciler:
                 position,
                 matched=False,
                 divergence_reason=reason,
-                slippage_pips=Decimal(slippage) if slippage is not None else None,
+                slippage_pips=_slippage_column(slippage),
                 message=f"{reason} on {position.symbol} #{position.ticket}",
                 details={"reason": reason, **details},
             )
@@ -440,7 +451,9 @@ class _Reconciler:
         if position.origin == Position.Origin.BROKER:
             current = {Reason.UNEXPECTED_AT_BROKER: prior_details.get(Reason.UNEXPECTED_AT_BROKER, {"expected": None})}
             position.sl, position.tp = row["sl"], row["tp"]
-        elif first_seen:
+        elif first_seen or Reason.UNEXPECTED_AT_BROKER in (position.divergence_reasons or []):
+            # a bot row still carrying unexpected_at_broker was just adopted by a late registration
+            # (positions.services.position_adopt): its entry is measured now, as on a first sighting
             current = compare(ledger=position, broker=row, instrument=instrument)
         else:
             current = {r: prior_details[r] for r in ENTRY_REASONS if r in (position.divergence_reasons or [])}

@@ -35,6 +35,10 @@ MAX_QUOTES = 500
 MAX_DEALS = 1000
 MAX_SYMBOLS = 500
 MAX_BROKER_CLOCK_AHEAD = timedelta(minutes=5)
+# MT5 reports times as seconds since 1970-01-01 (server time); anything earlier is not an MT5 time (and a
+# quote before 1958 would make its age overflow the integer column), anything from 2100 on is absurd.
+MIN_BROKER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BROKER_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 # MT5 SYMBOL_TRADE_CALC_MODE values (positions.models.Instrument.CalcMode).
 CALC_MODES = frozenset({0, 1, 2, 3, 4, 5, 32, 33, 34, 37, 38, 39, 64})
 MAX_BIGINT = 2**63 - 1  # BIGINT columns (tickets, identifiers, magic numbers)
@@ -97,7 +101,9 @@ class FiniteDecimalField(serializers.Field):
             self.fail("positive")
         integer_digits = self.max_digits - self.decimal_places
         limit = Decimal(10) ** integer_digits
-        if abs(value) >= limit:  # checked before quantize, which would overflow the context precision
+        # |value| ≥ 10^n ⇔ its leading digit's exponent ≥ n: read from the representation, before any
+        # arithmetic (abs("1e+1000000") overflows the decimal context; quantize would exceed its precision).
+        if value != 0 and value.adjusted() >= integer_digits:
             self.fail("too_large", digits=integer_digits)
         rounded = value.quantize(self.quantum, rounding=ROUND_HALF_UP)
         if self.exact and rounded != value:  # volumes: 0.105 lots is not a broker volume, never round it
@@ -155,10 +161,16 @@ class BrokerTimeField(serializers.Field):
     default_error_messages = {
         "invalid": "Expected epoch seconds or an ISO 8601 time with an offset (e.g. 2026-11-30T10:00:05Z).",
         "naive": "ISO 8601 times need an offset (Z or ±hh:mm).",
-        "range": "Time out of range.",
+        "range": "Time out of range: MT5 times run from 1970-01-01 (epoch 0) to before 2100-01-01.",
     }
 
     def to_internal_value(self, data):
+        value = self._parse(data)
+        if not MIN_BROKER_TIME <= value < MAX_BROKER_TIME:
+            self.fail("range")
+        return value
+
+    def _parse(self, data) -> datetime:
         if isinstance(data, bool):
             self.fail("invalid")
         if isinstance(data, int | float):

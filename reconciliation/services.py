@@ -1,11 +1,13 @@
 """reconciliation services: ingest one broker sync — reconcile, store quotes, evaluate guards, log.
 
 One transaction per sync. The sync's ``account`` object names the MT5 account (server, login); an
-unseen one of the user is created. The account row is locked first (``FOR NO KEY UPDATE``: two syncs
-of one account serialize even when it is flat, while concurrent inserts that reference the account
-are not blocked), then its positions in primary-key order (Saleor's ``lock_objects`` pattern: one
-lock order everywhere). Ordering (409) and idempotency on ``sync_id`` are per account: the ``sync``
-log row stores the response summary and a replay returns it without writing anything.
+unseen one of the user is created. The user's row is locked first, then the account row (both ``FOR
+NO KEY UPDATE``: the user's writers serialize, so the log ids of one user commit in order, as the event
+stream reads them, while concurrent inserts that reference the rows are not blocked; one lock order for
+every writer, ``tradingsite.db``), then its positions in primary-key order (Saleor's ``lock_objects``
+pattern). A deadlock or serialization failure is retried once. Ordering (409) and idempotency on
+``sync_id`` are per account: the ``sync`` log row stores the response summary and a replay returns it
+without writing anything.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from accounts.models import Account
 from accounts.money import quantize_money
 from accounts.services import account_apply_sync, account_for_sync, account_save
 from guards.models import GuardConfig, GuardState
-from guards.services import GuardEvent, GuardSession, record_guard_transitions
+from guards.services import GuardEvent, GuardSession, guard_config_create, record_guard_transitions
 from positions.models import Deal, Instrument, Position, Quote, pip_size_for
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
 from reconciliation.serializers import ServerClockTime
 from tradingsite.caching import bump_and_warm_user
+from tradingsite.db import lock_user_row, retry_conflict_once
 from tradingsite.metrics import DIVERGENCES, SYNCS
 
 POSITION_SYNC_FIELDS = [
@@ -184,6 +187,7 @@ def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
     return sync_ingest_batch(user_id=user_id, batch=[data])[0]
 
 
+@retry_conflict_once
 def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[SyncResult]:
     """Ingest several validated syncs of one user, in order, in one transaction (a worker's backlog).
 
@@ -202,6 +206,7 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
     results: list[SyncResult | None] = [None] * len(batch)
     try:
         with transaction.atomic():
+            lock_user_row(user_id)  # the first lock of every writer of the user's data (tradingsite.db)
             for key in sorted(groups):
                 indexes = groups[key]
                 group = _Batch(user_id=user_id, started=started).run([batch[index] for index in indexes])
@@ -349,8 +354,7 @@ class _Batch:
         summaries: dict[int, dict[str, Any]] = {}
         if new:
             if config is None:
-                config = GuardConfig.objects.create(user_id=user_id, account=self.account)
-                config.refresh_from_db()  # Decimal thresholds as stored (15.000), as every later sync reads them
+                config = guard_config_create(user_id=user_id, account_id=self.account.pk)
             self.config = config
             self._load(new)
             self.guards = GuardSession(
@@ -497,7 +501,7 @@ class _Batch:
         for quote in quotes:
             when = quote["time"] or broker_time
             current = self.quotes.get(quote["symbol"])
-            if current is not None and current.time > when:
+            if current is not None and current.is_newer_than(when, broker_time=broker_time):
                 continue  # the stored quote is newer: keep it
             row = Quote(
                 user_id=self.user_id, account=self.account, symbol=quote["symbol"], bid=quote["bid"], ask=quote["ask"],

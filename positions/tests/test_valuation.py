@@ -197,3 +197,36 @@ def test_render_rounds_half_up():
 def test_unknown_side_raises():
     with pytest.raises(ValueError):
         valuation.direction("long")
+
+
+def _eurusd(**overrides):
+    values = dict(side="buy", volume=Decimal("1"), price_open=Decimal("1.10000"), price_current=Decimal("1.10100"),
+                  pip_size=Decimal("0.0001"), contract_size=Decimal("100000"), quote_currency="USD",
+                  account_currency="USD")  # fmt: skip
+    return valuation.value_position(**{**values, **overrides})
+
+
+def test_each_unvalued_position_names_its_reason_out_of_range_included():
+    # valued: (1.10100 − 1.10000) × 1 × 100000 = 100 USD, no reason
+    assert (_eurusd().unrealized_pnl, _eurusd().reason) == (Decimal("100.00000"), None)
+    assert _eurusd(contract_size=None).reason == "spec_missing"
+    # a EUR account with no EURUSD quote cannot convert USD profit
+    assert _eurusd(account_currency="EUR").reason == "no_rate"
+    # 10^9 lots from 1 to 10^11: (10^11 − 1) × 10^9 × 10^5 ≈ 10^25 ≥ 10^18 → out_of_range, in the quote currency
+    absurd = _eurusd(volume=Decimal("1000000000"), price_open=Decimal("1"), price_current=Decimal("100000000000"))
+    assert (absurd.quote_pnl, absurd.unrealized_pnl, absurd.reason) == (None, None, "out_of_range")
+    # pnl_pct (10^13 %) and pnl_pips ((10^11 − 1) / 0.0001 ≈ 10^15) are still under 10^18 and shown
+    assert absurd.pnl_pips == Decimal("999999999990000")
+
+
+def test_a_conversion_reaching_10_pow_18_is_out_of_range():
+    # 10^12 lots × 100000 × (2 − 1) = 10^17 USD, in range; in a JPY account at USDJPY 150 that is
+    # 1.5 × 10^19 JPY ≥ 10^18 → out_of_range (the quote-currency figure is kept)
+    value = _eurusd(
+        volume=Decimal("1000000000000"),
+        price_open=Decimal("1"),
+        price_current=Decimal("2"),
+        account_currency="JPY",
+        rates=rates({"USDJPY": Decimal("150")}),
+    )
+    assert (value.quote_pnl, value.unrealized_pnl, value.reason) == (Decimal("1E+17"), None, "out_of_range")

@@ -29,11 +29,12 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import connection
+from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from guards.models import EquitySnapshot
 from reconciliation.models import ReconciliationLog
 
 TARGET_MS = 300.0
@@ -71,17 +72,28 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="bench-admin", help="Superuser to log in as (created if missing).")
         parser.add_argument("--core-only", action="store_true", help="Only the four pages the target is set for.")
         parser.add_argument("--explain", action="store_true", help="Print EXPLAIN ANALYZE of each page's SQL.")
+        parser.add_argument(
+            "--snapshots",
+            action="store_true",
+            help="Time the equity-snapshot changelist instead (data: bench/equity_snapshots.sql).",
+        )
 
     def handle(self, *args, **options) -> None:
         # The per-request JSON access line would drown the figures.
         logging.getLogger("tradingsite.request").setLevel(logging.WARNING)
         client = Client()
         client.force_login(self._superuser(options["username"]))
-        pages = self._pages(core_only=options["core_only"])
-        total = ReconciliationLog.objects.count()
+        self.model: type[models.Model]
+        if options["snapshots"]:
+            self.model, self.changelist = EquitySnapshot, "admin:guards_equitysnapshot_changelist"
+            pages = self._snapshot_pages()
+        else:
+            self.model, self.changelist = ReconciliationLog, "admin:reconciliation_reconciliationlog_changelist"
+            pages = self._pages(core_only=options["core_only"])
+        total = self.model.objects.count()
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         self.stdout.write(
-            f"reconciliation log rows: {total:,} · database: {connection.vendor} · "
+            f"{self.model._meta.verbose_name} rows: {total:,} · database: {connection.vendor} · "
             f"{options['repeat']} timed requests per page after 1 warm-up · load average {load} "
             f"on {os.cpu_count()} CPUs"
         )
@@ -128,9 +140,20 @@ class Command(BaseCommand):
             (f"search user {sample['user__username']}", f"?q={sample['user__username']}"),
         ]
 
+    def _snapshot_pages(self) -> list[tuple[str, str]]:
+        """The equity-snapshot changelist: newest first, by drawdown level, deep page, one user."""
+        username = EquitySnapshot.objects.order_by("-id").values_list("user__username", flat=True).first() or "nobody"
+        return [
+            ("default (newest first)", ""),
+            ("filter drawdown_level=critical", "?drawdown_level__exact=critical"),
+            ("filter drawdown_level=warning, page 50", "?drawdown_level__exact=warning&p=50"),
+            ("page 50", "?p=50"),
+            (f"search user {username}", f"?q={username}"),
+        ]
+
     # -- measuring ----------------------------------------------------------------------------
     def _bench(self, client: Client, name: str, query: str, repeat: int, explain: bool) -> PageResult:
-        url = reverse("admin:reconciliation_reconciliationlog_changelist") + query
+        url = reverse(self.changelist) + query
         response = client.get(url)  # warm-up: caches, connection, plans
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}")
@@ -147,7 +170,7 @@ class Command(BaseCommand):
         html = response.content.decode()
         rows = html.count('name="_selected_action"')
         paginator_html = html[html.find('<p class="paginator">') :]
-        match = re.search(r"(about [\d,]+|[\d,]+\+?) reconciliation logs?", paginator_html)
+        match = re.search(r"(about [\d,]+|[\d,]+\+?) \w[\w ]*", paginator_html)
         shown = match.group(1) if match else "?"
         if explain:
             self._explain(captured.captured_queries)
@@ -161,7 +184,7 @@ class Command(BaseCommand):
                 sql = item["sql"]
                 if not sql.lstrip().upper().startswith("SELECT") or "set_config" in sql:
                     continue
-                if "reconciliation_reconciliationlog" not in sql and "pg_class" not in sql:
+                if self.model._meta.db_table not in sql and "pg_class" not in sql:
                     continue
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
                 plan = "\n".join(f"      {line}" for (line,) in cursor.fetchall())
