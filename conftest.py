@@ -56,6 +56,21 @@ def _clear_caches():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _throttle_windows_start_with_the_test(monkeypatch):
+    """The throttles count in fixed clock windows (``tradingsite.throttling.window_hit``): a test that makes
+    ``limit`` attempts and expects the next one refused would pass the limit silently if a minute boundary
+    fell between them (the count restarts). Shift the throttles' clock so every test starts 1 s into an
+    hour-long window, hence also into a minute-long one; time still runs at its real speed."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from tradingsite import throttling
+
+    shift = (3601 - real_time.time() % 3600) % 3600
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: real_time.time() + shift))
+
+
 @pytest.fixture
 def password() -> str:
     return "correct-horse-battery-staple"
