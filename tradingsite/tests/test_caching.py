@@ -25,7 +25,7 @@ from reconciliation.tests.factories import SYNC_URL, broker_position, quote, syn
 from reconciliation.tests.read_factories import ReconciliationLogFactory
 from tradingsite.api import UserScopedAPIView, UserScopedViewSet
 from tradingsite.cache_backend import breaker
-from tradingsite.caching import bump_user_generation
+from tradingsite.caching import _CACHED_READS, bump_user_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -260,10 +260,11 @@ def test_sync_is_visible_at_once_in_selectors_and_within_the_ttl_on_every_endpoi
     ],
 )
 def test_fifty_concurrent_cold_requests_compute_once(route, compute, book, monkeypatch):
-    # given a counting wrapper around the selector's computation
-    module_name, name = compute.rsplit(".", 1)
-    module = __import__(module_name, fromlist=[name])
-    original = getattr(module, name)
+    # given a counting wrapper around the selector's computation, as its declared read calls it (the
+    # CachedRead holds the function: patching the module attribute would not reach it)
+    read = _CACHED_READS[route]
+    original = read.compute
+    assert f"{original.__module__}.{original.__name__}" == compute
     calls = []
 
     def counting(**kwargs):
@@ -271,7 +272,7 @@ def test_fifty_concurrent_cold_requests_compute_once(route, compute, book, monke
         time.sleep(0.05)  # widen the race window
         return original(**kwargs)
 
-    monkeypatch.setattr(module, name, counting)
+    monkeypatch.setitem(read.__dict__, "compute", counting)  # a frozen dataclass: no setattr
     token = access_token_for(book)
     barrier = threading.Barrier(50)
     results: list[tuple[int, bytes]] = []
