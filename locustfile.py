@@ -196,7 +196,7 @@ def ticket_owner(ticket: int) -> int | None:
 
 
 def check_status_body(body: object) -> str | None:
-    """Return why a ``reconciliation/status/`` body is wrong, or None when it has the SPEC §6 shape."""
+    """Return why a ``reconciliation/status/`` body is wrong, or None when it has the documented shape."""
     if not isinstance(body, dict):
         return "body is not a JSON object"
     if body.get("status") not in STATUS_VALUES:
@@ -224,7 +224,7 @@ def check_open_body(body: object, account: int | None) -> str | None:
 
 
 def check_guards_body(body: object) -> str | None:
-    """Return why a ``guards/status/`` body is wrong, or None when it has the SPEC §6 shape."""
+    """Return why a ``guards/status/`` body is wrong, or None when it has the documented shape."""
     if not isinstance(body, dict):
         return "body is not a JSON object"
     if body.get("system_status") not in SYSTEM_STATUS_VALUES:
@@ -277,7 +277,7 @@ BOOK = (
 
 
 class SyntheticAccount:
-    """An MT5 account whose quotes walk randomly; produces SPEC §2 snapshots and what they should show.
+    """An MT5 account whose quotes walk randomly; produces snapshots and what they should show.
 
     Deterministic per account (seeded RNG). Position 0 (XAUUSD) changes price on every snapshot, so
     its ``price_current`` and the account ``equity`` identify the latest snapshot on the reads.
@@ -581,7 +581,7 @@ def allocate_account(role: str, environment) -> int:
 # Users
 # ------------------------------------------------------------------------------------------------
 class DashboardUser(FastHttpUser):
-    """A trader's dashboard: the three hot reads in a 5:3:2 mix, 0.5–2 s apart (SPEC §9)."""
+    """A trader's dashboard: the three hot reads in a 5:3:2 mix, 0.5–2 s apart."""
 
     wait_time = between(0.5, 2)
     weight = 1

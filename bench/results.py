@@ -4,7 +4,7 @@ No I/O and no Django here, so ``tradingsite/tests/test_bench_results.py`` checks
 captured sample output:
 
 * :func:`parse_prometheus` / :func:`view_counters` / :func:`counters_delta` — the service's own
-  ``/metrics`` counters (SPEC §9: the source of hit rate, SQL and Redis commands per request);
+  ``/metrics`` counters (the source of hit rate, SQL and Redis commands per request);
 * :func:`parse_locust_stats_csv` — Locust's ``*_stats.csv`` (the source of latency);
 * :func:`parse_wrk` — the ``WRK_JSON`` line printed by ``bench/wrk/rotate_tokens.lua``;
 * :func:`phase_stats` — per-phase figures from the locustfile's request log (chaos run);

@@ -1,4 +1,4 @@
-"""Guards admin: editable thresholds, the peak-equity reset action, read-only history (SPEC §5, §8).
+"""Guards admin: editable thresholds, the peak-equity reset action, read-only history.
 
 - ``GuardConfig``: editable; the form validates exactly as the API does (the model's ``clean`` and
   check constraints via ``full_clean``), and the save goes through ``guards.services.guard_config_update``.

@@ -1,4 +1,4 @@
-"""Guards: per-user thresholds, equity history with peak and drawdown, and stateful alerts (SPEC §1, §5).
+"""Guards: per-user thresholds, equity history with peak and drawdown, and stateful alerts.
 
 Percentages are 0–100 (15 means 15 %); money is in the account currency.
 """

@@ -2,8 +2,8 @@
 (keyword-only, ``user_id`` first, then ``account_id``; None = every account of the user).
 
 :func:`guard_status` is a hot read (``GET guards/status/``): it keeps plain, picklable facts in
-the per-user data cache (SPEC §7) and derives ``system_status`` at read time. It never recomputes a
-guard: levels were evaluated and stored by the sync (SPEC §5); this only reads them.
+the per-user data cache and derives ``system_status`` at read time. It never recomputes a
+guard: levels were evaluated and stored by the sync; this only reads them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _scoped(queryset: Any, *, user_id: int, account_id: int | None = None) -> Qu
 def guard_thresholds(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
     """Return the account's thresholds (``CONFIG_FIELDS`` → value), the model defaults when no config exists yet.
 
-    Percentages 0–100, ``min_equity`` in the account currency, staleness in seconds (SPEC §1). A read:
+    Percentages 0–100, ``min_equity`` in the account currency, staleness in seconds. A read:
     it never creates the config row (``guards.services`` does, on first write or ``GET guards/config/``).
     """
     values = _scoped(GuardConfig.objects, user_id=user_id, account_id=account_id).values(*CONFIG_FIELDS).first()
@@ -105,7 +105,7 @@ def _filter_alerts(alerts: QuerySet, *, level, is_open, created_after, created_b
 
 
 def guard_status(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
-    """Return the user's guard state (SPEC §6 ``guards/status/``) through the data cache.
+    """Return the user's guard state (``guards/status/``) through the data cache.
 
     Shape (Decimals unrounded, percentages 0–100, money in the account currency)::
 
@@ -146,7 +146,7 @@ def compute_guard_status(*, user_id: int, account_id: int | None = None, now: da
 
 
 def render_guard_status(facts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-    """Render the SPEC §6 guard status from :func:`compute_guard_facts` at ``now`` (no SQL): adds
+    """Render the guard status from :func:`compute_guard_facts` at ``now`` (no SQL): adds
     ``system_status`` and drops the facts' private ``sync_stale_seconds``."""
     drawdown, market_alerts = facts["drawdown"], facts["market_alerts"]
     margin, rules = facts.get("margin"), facts.get("rules", [])
@@ -225,7 +225,7 @@ def compute_guard_facts(*, user_id: int, account_id: int | None = None) -> dict[
             "bid": alert["bid"],
             "ask": alert["ask"],
             "reference_price": alert["reference_price"],
-            # SPEC §5: a critical market alert on a symbol the user holds.
+            # a critical market alert on a symbol the user holds.
             "should_close_positions": alert["level"] == Level.CRITICAL and alert["symbol"] in held,
             "since": alert["opened_at"],
         }

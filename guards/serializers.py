@@ -1,4 +1,4 @@
-"""guards serializers: thresholds (GET/PATCH) and alert episodes (SPEC §5, §6)."""
+"""guards serializers: thresholds (GET/PATCH) and alert episodes."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class DrawdownStatusSerializer(serializers.Serializer):
 
 
 class MarketAlertStatusSerializer(serializers.Serializer):
-    """One open market alert (SPEC §5, §6): prices in the quote currency, percentages 0–100 (2 dp, half-up)."""
+    """One open market alert: prices in the quote currency, percentages 0–100 (2 dp, half-up)."""
 
     symbol = serializers.CharField(read_only=True)
     condition = serializers.ChoiceField(choices=MarketAlert.Condition.choices, read_only=True)
@@ -154,7 +154,7 @@ class RuleStatusSerializer(serializers.Serializer):
 
 
 class GuardStatusOutputSerializer(serializers.Serializer):
-    """Body of ``GET guards/status/`` (SPEC §6); ``drawdown`` is null before the first sync."""
+    """Body of ``GET guards/status/``; ``drawdown`` is null before the first sync."""
 
     system_status = serializers.ChoiceField(choices=["healthy", "warning", "critical", "stale", "idle"], read_only=True)
     any_positions_should_close = serializers.BooleanField(read_only=True)

@@ -1,4 +1,4 @@
-"""guards services: thresholds, peak equity, and the guard evaluation run inside every sync (SPEC §5).
+"""guards services: thresholds, peak equity, and the guard evaluation run inside every sync.
 
 Percentages are 0–100 (15 means 15 %); money in the account currency; prices in the quote currency.
 Alerts are stateful, one row per episode: opened when a level is entered, escalated when the level
@@ -128,14 +128,14 @@ def guard_config_update(*, user_id: int, account_id: int, **fields: Any) -> Guar
 # Levels (pure)
 # --------------------------------------------------------------------------------------------
 def drawdown_pct(*, peak: Decimal, equity: Decimal) -> Decimal:
-    """(peak − equity) / peak × 100, unrounded (SPEC §5); 0 when the peak is not positive."""
+    """(peak − equity) / peak × 100, unrounded; 0 when the peak is not positive."""
     if peak <= 0:
         return Decimal("0")
     return (peak - equity) / peak * HUNDRED
 
 
 def drawdown_level(*, pct: Decimal, equity: Decimal, config: GuardConfig) -> str:
-    """SPEC §5: ``critical`` from the critical threshold or when equity < min_equity, ``warning`` from the
+    """``critical`` from the critical threshold or when equity < min_equity, ``warning`` from the
     warning threshold, else ``ok``. ``pct`` in percent (0–100)."""
     if pct >= config.drawdown_critical_pct or equity < config.min_equity:
         return Level.CRITICAL
@@ -145,12 +145,12 @@ def drawdown_level(*, pct: Decimal, equity: Decimal, config: GuardConfig) -> str
 
 
 def gap_pct(*, mid: Decimal, previous_mid: Decimal) -> Decimal:
-    """|mid − previous mid| / previous mid × 100, unrounded (SPEC §5)."""
+    """|mid − previous mid| / previous mid × 100, unrounded."""
     return abs(mid - previous_mid) / previous_mid * HUNDRED
 
 
 def gap_level(*, pct: Decimal, config: GuardConfig) -> str:
-    """``warning`` from ``gap_warning_pct``, ``critical`` from ``gap_critical_pct`` (SPEC §5)."""
+    """``warning`` from ``gap_warning_pct``, ``critical`` from ``gap_critical_pct``."""
     if pct >= config.gap_critical_pct:
         return Level.CRITICAL
     if pct >= config.gap_warning_pct:
@@ -159,12 +159,12 @@ def gap_level(*, pct: Decimal, config: GuardConfig) -> str:
 
 
 def spread_pct(*, bid: Decimal, ask: Decimal) -> Decimal:
-    """(ask − bid) / bid × 100, unrounded (SPEC §5)."""
+    """(ask − bid) / bid × 100, unrounded."""
     return (ask - bid) / bid * HUNDRED
 
 
 def spread_level(*, pct: Decimal, config: GuardConfig) -> str:
-    """``warning`` above ``spread_warning_pct``, ``critical`` from ``spread_critical_pct`` (SPEC §5)."""
+    """``warning`` above ``spread_warning_pct``, ``critical`` from ``spread_critical_pct``."""
     if pct >= config.spread_critical_pct:
         return Level.CRITICAL
     if pct > config.spread_warning_pct:

@@ -1,4 +1,4 @@
-"""guards views: the guard state, the alert history and the thresholds (SPEC §6 ``guards/``)."""
+"""guards views: the guard state, the alert history and the thresholds (``guards/``)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ ALERT_SERIALIZERS = {"drawdown": DrawdownAlertSerializer, "market": MarketAlertS
 
 
 class GuardStatusView(AccountScopedMixin, UserScopedAPIView):
-    """``GET guards/status/``: the guard levels the last sync stored (SPEC §5, §6); never recomputed here.
+    """``GET guards/status/``: the guard levels the last sync stored; never recomputed here.
 
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
-    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    backed by the per-user data cache, so a hit on either layer runs no SQL.
     """
 
     authentication_classes = HOT_READ_AUTHENTICATION

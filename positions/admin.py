@@ -1,4 +1,4 @@
-"""Positions admin: the ledger (browsable, read-only) and the instrument table (editable) — SPEC §8.
+"""Positions admin: the ledger (browsable, read-only) and the instrument table (editable) — for operators.
 
 Ledger rows are written by the sync and the registration services only, so the admin browses them:
 filters by status, symbol, origin and matched, and each row links to its reconciliation log rows.

@@ -1,4 +1,4 @@
-"""positions filters (django-filter): history by status and symbol (SPEC §6 ``GET positions/``)."""
+"""positions filters (django-filter): history by status and symbol (``GET positions/``)."""
 
 from __future__ import annotations
 

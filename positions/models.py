@@ -24,7 +24,7 @@ VOLUME: dict[str, Any] = {"max_digits": 12, "decimal_places": 2}
 def pip_size_for(*, digits: int, point: Decimal) -> Decimal:
     """Return the pip size for an instrument quoted with ``digits`` decimals and a ``point`` step.
 
-    Rule (SPEC §1): 10 × point for 3- and 5-digit quotes (fractional pips), else the point.
+    Rule: 10 × point for 3- and 5-digit quotes (fractional pips), else the point.
     EURUSD (5 digits, point 0.00001) → 0.0001; USDJPY (3, 0.001) → 0.01; XAUUSD (2, 0.01) → 0.01.
     """
     return point * 10 if digits in (3, 5) else point
@@ -115,7 +115,7 @@ class Position(models.Model):
 
     Lifecycle: ``pending`` (registered by the bot) → ``open`` (confirmed at the broker) → ``closed``.
     Positions first seen at the broker are created ``open`` with ``origin=broker``. ``matched`` and
-    ``divergence_reasons`` hold the current reconciliation state (SPEC §3).
+    ``divergence_reasons`` hold the current reconciliation state.
     """
 
     class Side(models.TextChoices):
@@ -237,15 +237,15 @@ class Position(models.Model):
 
     @property
     def direction(self) -> int:
-        """+1 for a buy, −1 for a sell (SPEC §4's d)."""
+        """+1 for a buy, −1 for a sell (d in the P&L formulas of docs/domain.md)."""
         return 1 if self.side == self.Side.BUY else -1
 
 
 class Quote(models.Model):
     """The latest accepted quote of one symbol for one user (``symbol_info_tick()``), from the syncs.
 
-    Used to value positions (conversion rates, SPEC §4) and as the previous quote of the price-gap
-    guard (SPEC §5). One row per (user, symbol), updated in place by each sync.
+    Used to value positions (conversion rates) and as the previous quote of the price-gap
+    guard. One row per (user, symbol), updated in place by each sync.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quotes", db_index=False)

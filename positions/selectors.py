@@ -5,7 +5,7 @@ history and a user with no account yet use).
 :func:`open_positions` is a hot read (``GET positions/open/``): it returns plain, picklable data
 through the per-user data cache (``OPEN_POSITIONS``, declared with :func:`tradingsite.caching.cached_read`). The
 reconciliation status takes its ``open_positions_count`` from the same cached result, so the two
-endpoints always agree (SPEC §6).
+endpoints always agree.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, 
 
 
 def open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
-    """Return the user's open positions valued in the account currency (SPEC §4, §6), through the data cache.
+    """Return the user's open positions valued in the account currency, through the data cache.
 
     Shape (Decimals unrounded; rendering rounds half-up to 2 dp)::
 

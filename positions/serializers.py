@@ -1,4 +1,4 @@
-"""positions serializers: registration input and the ledger row output (SPEC §2, §6)."""
+"""positions serializers: registration input and the ledger row output."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class RateLegSerializer(serializers.Serializer):
 
 
 class OpenPositionSerializer(serializers.Serializer):
-    """One open position with its valuation (SPEC §4, §6): prices in the quote currency, ``swap``/``profit``
+    """One open position with its valuation: prices in the quote currency, ``swap``/``profit``
     (broker) and ``unrealized_pnl`` (computed, null when no rate) in the account currency, ``unrealized_pnl_pct``
     in percent, ``pnl_pips`` in pips; computed values rounded half-up to 2 dp."""
 
@@ -155,7 +155,7 @@ class OpenPositionSerializer(serializers.Serializer):
 
 
 class OpenPositionsOutputSerializer(serializers.Serializer):
-    """Body of ``GET positions/open/`` (SPEC §6): the open book valued in the account currency ``currency``."""
+    """Body of ``GET positions/open/``: the open book valued in the account currency ``currency``."""
 
     count = serializers.IntegerField(read_only=True)
     currency = serializers.CharField(read_only=True, allow_null=True)

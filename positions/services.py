@@ -1,4 +1,4 @@
-"""positions services: writes to the ledger (SPEC §2 "The bot registers the positions it expects")."""
+"""positions services: writes to the ledger."""
 
 from __future__ import annotations
 

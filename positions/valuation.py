@@ -1,11 +1,11 @@
-"""Valuation of open positions (SPEC §4): pure functions over ``Decimal``, no database, no I/O.
+"""Valuation of open positions: pure functions over ``Decimal``, no database, no I/O.
 
 Units: prices in the instrument's quote currency (``Instrument.currency_profit``), volumes in lots,
 contract sizes in units per lot, pips in the instrument's ``pip_size``, percentages 0–100, money in
 the account currency unless a name says ``quote``. Nothing here rounds: rounding half-up to 2 dp
 happens only when rendering (:func:`render_2dp`, and the output serializers).
 
-Formulas (SPEC §4), with d = +1 for a buy and −1 for a sell:
+Formulas, with d = +1 for a buy and −1 for a sell:
 
 * ``pnl_pips = d × (price_current − price_open) / pip_size``
 * ``unrealized_pnl_pct = d × (price_current − price_open) / price_open × 100``
@@ -34,7 +34,7 @@ CENT = Decimal("0.01")
 
 
 def direction(side: str) -> int:
-    """Return SPEC §4's d: +1 for ``"buy"``, −1 for ``"sell"``. Raises ``ValueError`` otherwise."""
+    """Return the d: +1 for ``"buy"``, −1 for ``"sell"``. Raises ``ValueError`` otherwise."""
     if side == "buy":
         return 1
     if side == "sell":
@@ -43,7 +43,7 @@ def direction(side: str) -> int:
 
 
 def pnl_pips(*, side: str, price_open: Decimal, price_current: Decimal, pip_size: Decimal) -> Decimal:
-    """Return the move in pips, positive when the position gains (SPEC §4).
+    """Return the move in pips, positive when the position gains.
 
     EURUSD sell 1.0950 → 1.0945 with pip 0.0001: −1 × (−0.0005) / 0.0001 = 5 pips.
     """
@@ -51,7 +51,7 @@ def pnl_pips(*, side: str, price_open: Decimal, price_current: Decimal, pip_size
 
 
 def pnl_pct(*, side: str, price_open: Decimal, price_current: Decimal) -> Decimal:
-    """Return the move in percent of the entry price (0–100 scale), positive when the position gains (SPEC §4).
+    """Return the move in percent of the entry price (0–100 scale), positive when the position gains.
 
     XAUUSD buy 1950.50 → 1955.75: 5.25 / 1950.50 × 100 = 0.2691… %.
     """
@@ -61,7 +61,7 @@ def pnl_pct(*, side: str, price_open: Decimal, price_current: Decimal) -> Decima
 def quote_pnl(
     *, side: str, price_open: Decimal, price_current: Decimal, volume: Decimal, contract_size: Decimal
 ) -> Decimal:
-    """Return the unrealized P&L in the instrument's quote currency (SPEC §4).
+    """Return the unrealized P&L in the instrument's quote currency.
 
     ``volume`` in lots, ``contract_size`` in units per lot. XAUUSD buy 0.10 lot of 100 oz,
     1950.50 → 1955.75: 5.25 × 0.10 × 100 = 52.50 USD.
@@ -250,7 +250,7 @@ def value_position(
 
 @dataclass(frozen=True)
 class Totals:
-    """Portfolio totals (SPEC §4): ``total_unrealized_pnl`` in the account currency over valued positions,
+    """Portfolio totals: ``total_unrealized_pnl`` in the account currency over valued positions,
     ``total_unrealized_pnl_pct`` = total / equity × 100 (``None`` without an equity), ``unvalued_positions``
     = positions whose account-currency P&L is ``None``."""
 
@@ -260,7 +260,7 @@ class Totals:
 
 
 def totals(*, values: Iterable[Decimal | None], equity: Decimal | None) -> Totals:
-    """Sum the valued positions' account-currency P&L and relate it to the latest equity (SPEC §4)."""
+    """Sum the valued positions' account-currency P&L and relate it to the latest equity."""
     total = Decimal(0)
     unvalued = 0
     for value in values:

@@ -1,4 +1,4 @@
-"""positions views: history, detail and registration (SPEC §6 ``positions/``)."""
+"""positions views: history, detail and registration (``positions/``)."""
 
 from __future__ import annotations
 
@@ -107,10 +107,10 @@ class DealViewSet(AccountScopedMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
 
 class OpenPositionsView(AccountScopedMixin, UserScopedAPIView):
-    """``GET positions/open/?symbol=``: the user's open positions valued in the account currency (SPEC §4, §6).
+    """``GET positions/open/?symbol=``: the user's open positions valued in the account currency.
 
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
-    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    backed by the per-user data cache, so a hit on either layer runs no SQL.
     """
 
     authentication_classes = HOT_READ_AUTHENTICATION

@@ -1,4 +1,4 @@
-"""reconciliation filters (django-filter): the log's query parameters (SPEC §6 ``GET reconciliation/logs/``).
+"""reconciliation filters (django-filter): the log's query parameters (``GET reconciliation/logs/``).
 
 They only narrow: the viewset's queryset is already the requesting user's log, and
 ``UserScopedViewSet`` re-applies the owner filter after them.

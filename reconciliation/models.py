@@ -1,4 +1,4 @@
-"""Reconciliation: the append-only audit trail of every sync, match, divergence and close (SPEC §1, §3)."""
+"""Reconciliation: the append-only audit trail of every sync, match, divergence and close."""
 
 import uuid
 from typing import Any
@@ -123,8 +123,8 @@ class ReconciliationLog(models.Model):
             models.Index(fields=["user", "account", "event_type", "created_at"], name="reclog_account_event_created"),
             # ticket filter and a position's story: (user, account, ticket).
             models.Index(fields=["user", "account", "ticket"], name="reclog_account_ticket"),
-            # Exceptions to "indexes start with user" (SPEC §1), for the admin only: the admin is
-            # staff-only and deliberately not user-scoped (SPEC §8, STYLE §9.2), so its changelist
+            # Exceptions to "indexes start with user", for the admin only: the admin is
+            # staff-only and deliberately not user-scoped, so its changelist
             # orders all users' rows newest first, pages with OFFSET and filters date ranges across
             # users — without this index every admin page sorts the whole table (~0.9 s at 1M rows).
             models.Index(fields=["created_at", "id"], name="reclog_created"),

@@ -23,7 +23,7 @@ from reconciliation.models import ReconciliationLog
 from tradingsite.caching import cached_read
 
 RECENT_EVENTS = 5
-DIVERGENCE_WINDOW = timedelta(hours=24)  # SPEC §6 divergences_24h
+DIVERGENCE_WINDOW = timedelta(hours=24)  # divergences_24h
 # Divergence times kept in the cached facts so divergences_24h can age at read time (bounded memory).
 DIVERGENCE_TIMES_KEPT = 200
 
@@ -55,7 +55,7 @@ def recent_events(*, user_id: int, account_id: int | None = None, limit: int = R
 
 
 def reconciliation_status(*, user_id: int, account_id: int | None = None) -> dict[str, Any]:
-    """Return the user's reconciliation health (SPEC §6 ``reconciliation/status/``), rendered now from
+    """Return the user's reconciliation health (``reconciliation/status/``), rendered now from
     facts kept in the data cache (no SQL on a hit).
 
     Shape::
@@ -161,7 +161,7 @@ def _divergence_window_known(facts: dict[str, Any], *, now: datetime) -> bool:
 
 
 def render_reconciliation_status(facts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-    """Render the SPEC §6 status from :func:`compute_reconciliation_facts` at ``now`` (no SQL).
+    """Render the status from :func:`compute_reconciliation_facts` at ``now`` (no SQL).
 
     ``divergences_24h`` = the count at compute time − the kept times that have since left the window
     (rows are only ever added by writes, which bump the generation, so nothing else can change it).

@@ -173,7 +173,7 @@ def _previous(user_id: int, account_id: int, sync_ids: list[uuid.UUID]) -> _Prev
 
 
 def sync_ingest(*, user_id: int, data: dict[str, Any]) -> SyncResult:
-    """Ingest one validated sync (``SyncInputSerializer.validated_data``) for the user (SPEC §2, §3, §5).
+    """Ingest one validated sync (``SyncInputSerializer.validated_data``) for the user.
 
     In one transaction: lock the user, replay → ``SyncResult(stored summary, created=False)``; a
     ``broker_time`` older than the latest accepted sync → :class:`SyncOutOfOrder` (the view's 409);

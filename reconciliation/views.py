@@ -1,4 +1,4 @@
-"""reconciliation views: the sync endpoint (SPEC §2); read views (status, logs) live beside it."""
+"""reconciliation views: the sync endpoint; read views (status, logs) live beside it."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _reject_constant(name: str):
 
 
 class SyncCreateView(UserScopedAPIView):
-    """``POST /api/v1/reconciliation/syncs/``: ingest one broker snapshot (SPEC §2).
+    """``POST /api/v1/reconciliation/syncs/``: ingest one broker snapshot.
 
     201 with the sync summary on a new sync; 200 with the stored summary when the ``sync_id`` was
     already accepted; 400 with field errors on bad input; 409 when ``broker_time`` is older than the
@@ -113,10 +113,10 @@ class SyncCreateView(UserScopedAPIView):
 
 
 class ReconciliationStatusView(AccountScopedMixin, UserScopedAPIView):
-    """``GET reconciliation/status/``: the user's reconciliation health (SPEC §6).
+    """``GET reconciliation/status/``: the user's reconciliation health.
 
     A hot read: page-cached for ``API_CACHE_TTL_S`` after authentication (stateless JWT, no SQL), and
-    backed by the per-user data cache, so a hit on either layer runs no SQL (SPEC §7).
+    backed by the per-user data cache, so a hit on either layer runs no SQL.
     """
 
     authentication_classes = HOT_READ_AUTHENTICATION

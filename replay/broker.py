@@ -14,7 +14,7 @@ Conventions (those of MT5 for an FX/metal symbol quoted in the account currency)
   (the FX weekend convention): volume × contract_size × point × swap_points, rounded to 2 dp.
 * Equity = balance + Σ (profit + swap) of open positions; margin = Σ volume × contract_size × price / leverage.
 * A closing deal (``entry`` 1 = out) carries the MT5 ``reason`` code: 0 client, 1 mobile, 2 web, 3 expert,
-  4 SL, 5 TP (SPEC §2). Its profit + swap + commission is added to the balance.
+  4 SL, 5 TP. Its profit + swap + commission is added to the balance.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from replay.bars import Bar
 
 CENT = Decimal("0.01")
 
-# MT5 ENUM_DEAL_REASON values used here (SPEC §2).
+# MT5 ENUM_DEAL_REASON values used here.
 REASON_CLIENT = 0
 REASON_MOBILE = 1
 REASON_WEB = 2
@@ -36,7 +36,7 @@ REASON_SL = 4
 REASON_TP = 5
 REASON_STOP_OUT = 6
 
-# How tradingsite must map a closing deal's reason to a close reason (SPEC §2).
+# How tradingsite must map a closing deal's reason to a close reason.
 CLOSE_REASON_BY_DEAL_REASON = {
     REASON_CLIENT: "closed_manually",
     REASON_MOBILE: "closed_manually",
@@ -74,7 +74,7 @@ class SymbolSpec:
 
     @property
     def pip(self) -> Decimal:
-        """Pip size (SPEC §1): 10 × point for 3- and 5-digit quotes, else the point (EURUSD 0.0001)."""
+        """Pip size: 10 × point for 3- and 5-digit quotes, else the point (EURUSD 0.0001)."""
         return self.point * 10 if self.digits in (3, 5) else self.point
 
     def price(self, value: Decimal) -> Decimal:
@@ -132,7 +132,7 @@ class Deal:
 
     @property
     def realized(self) -> Decimal:
-        """profit + swap + commission (SPEC §2's realized_pnl), account currency."""
+        """profit + swap + commission (the realized_pnl), account currency."""
         return self.profit + self.swap + self.commission
 
 
@@ -302,7 +302,7 @@ class Broker:
         deals, self._unreported = self._unreported, []
         return deals
 
-    # ------------------------------------------------------------------ MT5-shaped payload parts (SPEC §2)
+    # ------------------------------------------------------------------ MT5-shaped payload parts
     def account_info(self) -> dict:
         """``account_info()``: login, server, currency, balance, equity, margin, margin_free (strings, 2 dp)."""
         equity = self.equity()
@@ -357,7 +357,7 @@ class Broker:
         }
 
     def symbol_info(self) -> dict:
-        """``symbol_info()`` specs of the symbol (SPEC §1: a sync may carry them to create/update the instrument)."""
+        """``symbol_info()`` specs of the symbol (a sync may carry them to create/update the instrument)."""
         spec = self.spec
         return {
             "symbol": spec.symbol,

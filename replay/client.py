@@ -3,7 +3,7 @@
 One keep-alive ``http.client`` connection; the access token is refreshed through ``auth/token/refresh/``
 (rotating: the new refresh token replaces the old) ``refresh_margin_s`` before its ``exp``, and after a 401;
 if the refresh is refused the client logs in again. A 429 waits for ``Retry-After`` and retries; a dropped
-connection is reopened and the request retried (a sync is idempotent by its ``sync_id``, SPEC §2).
+connection is reopened and the request retried (a sync is idempotent by its ``sync_id``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class Client:
             return parsed
 
     def pages(self, path: str, params: dict | None = None) -> Iterator[dict]:
-        """Every item of a paginated list, following ``next`` links (cursor pagination, SPEC §6)."""
+        """Every item of a paginated list, following ``next`` links (cursor pagination)."""
         url = path + (("&" if "?" in path else "?") + urlencode(params) if params else "")
         while url:
             page = self.call("GET", url)
@@ -189,9 +189,9 @@ class Client:
 
     # the worker's calls ------------------------------------------------
     def register_position(self, payload: dict) -> dict:
-        """``POST positions/`` (SPEC §2, last paragraph)."""
+        """``POST positions/`` (last paragraph)."""
         return self.call("POST", "positions/", payload, ok=(201,))
 
     def post_sync(self, payload: dict) -> dict:
-        """``POST reconciliation/syncs/`` (SPEC §2): 201 new, 200 a replay of the same ``sync_id``."""
+        """``POST reconciliation/syncs/``: 201 new, 200 a replay of the same ``sync_id``."""
         return self.call("POST", "reconciliation/syncs/", payload, ok=(200, 201))

@@ -16,7 +16,7 @@ Timeline of bar *i* (opening time t, period P, normal spread s from the CSV or t
    closing deals since the previous one; the bot sees the close and may signal for bar *i + 1*.
 
 Broker times are strictly increasing, so the service never answers 409 for a replay of a fresh account.
-The first snapshot carries the symbol's ``symbol_info()`` specs (SPEC §1), as a worker does on start-up.
+The first snapshot carries the symbol's ``symbol_info()`` specs, as a worker does on start-up.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def iso(moment: datetime) -> str:
 class Engine:
     """Replays ``bars`` through ``bot``/``broker``/``faults`` and posts everything to ``sink``.
 
-    ``spread_warning_pct`` (percent, SPEC §5) sizes the injected widened spreads; ``default_spread_points`` is
+    ``spread_warning_pct`` (percent) sizes the injected widened spreads; ``default_spread_points`` is
     used for bars without a spread column. ``progress`` is called with (bars done, bars total) every 100 bars.
     """
 

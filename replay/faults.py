@@ -1,6 +1,6 @@
 """Fault injection from a seeded RNG, and the ground truth of what tradingsite should report for each fault.
 
-Kinds, and what the service can see of each (SPEC §3, §5):
+Kinds, and what the service can see of each:
 
 =================  =====================================================  ==========================================
 kind               what happens at the simulated broker                   expected at tradingsite
@@ -45,7 +45,7 @@ ENTRY_KINDS = (ENTRY_SLIPPAGE, PARTIAL_FILL)
 BAR_KINDS = (MANUAL_CLOSE, MANUAL_TRADE, SLTP_CHANGE, WIDE_SPREAD)
 ALL_KINDS = ENTRY_KINDS + BAR_KINDS
 
-# Divergence reasons the service can report (SPEC §3); any reported reason outside the ground truth is a
+# Divergence reasons the service can report; any reported reason outside the ground truth is a
 # false positive.
 DIVERGENCE_REASONS = (
     "side_mismatch",
@@ -132,7 +132,7 @@ class FaultInjector:
         return None
 
     def slippage_pips(self) -> int:
-        """Signed slippage in whole pips, 3–10 either way (beyond the 2-pip entry tolerance of SPEC §3)."""
+        """Signed slippage in whole pips, 3–10 either way (beyond the 2-pip entry tolerance)."""
         return self.rng.randint(3, 10) * self.rng.choice((-1, 1))
 
     def partial_volume(self, requested: Decimal, step: Decimal) -> Decimal:

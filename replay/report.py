@@ -3,9 +3,9 @@
 * **Divergences**: every ``divergence`` log row is a (ticket, reason) pair; the truth is the set of pairs the
   injected faults cause (``FaultInjector.expected_divergences``). Precision = true positives / rows reported
   (a duplicate row is a false positive), recall = true positives / expected, per reason.
-* **Closes**: every closed ledger position against the broker's closing deal: reason (SPEC §2 mapping),
+* **Closes**: every closed ledger position against the broker's closing deal: reason (mapping),
   close price and realized P&L (profit + swap + commission) to the cent.
-* **Alerts**: the tool's own evaluation of SPEC §5 over the snapshots it posted (drawdown from its own
+* **Alerts**: the tool's own evaluation over the snapshots it posted (drawdown from its own
   equity/peak, price gap between consecutive quotes, spread) gives the expected episodes; an episode is
   identified by the sync that opened it, and matched with the service's alerts by ``sync_id``.
 * **Equity**: the tool's independent peak/drawdown series against the service's (each sync's summary, and
@@ -37,7 +37,7 @@ def pct4(value: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The user's guard thresholds (SPEC §1 ``GuardConfig``), percent 0–100 and money."""
+    """The user's guard thresholds (``GuardConfig``), percent 0–100 and money."""
 
     drawdown_warning_pct: Decimal = Decimal("15")
     drawdown_critical_pct: Decimal = Decimal("20")
@@ -49,7 +49,7 @@ class Thresholds:
 
     @classmethod
     def from_config(cls, config: dict) -> Thresholds:
-        """Build from the JSON of ``GET guards/config/`` (missing keys keep SPEC defaults)."""
+        """Build from the JSON of ``GET guards/config/`` (missing keys keep the service defaults)."""
         names = cls.__dataclass_fields__
         return cls(**{name: Decimal(str(config[name])) for name in names if config.get(name) is not None})
 
@@ -102,7 +102,7 @@ def score_by_key(expected: set[tuple], reported: list[tuple], keys) -> dict[str,
 
 # ---------------------------------------------------------------------------------------------------- equity
 def equity_series(syncs: list[SyncRecord]) -> list[dict]:
-    """The tool's independent peak and drawdown after each posted snapshot (SPEC §5).
+    """The tool's independent peak and drawdown after each posted snapshot.
 
     peak = max(previous peak, equity), the first snapshot starting at max(balance, equity);
     drawdown_pct = (peak − equity) / peak × 100 (4 dp); drawdown_money = peak − equity.
@@ -256,7 +256,7 @@ def _levels_to_episodes(condition: str, points: list[tuple[SyncRecord, str, str]
 def expected_alerts(
     syncs: list[SyncRecord], tool: list[dict], thresholds: Thresholds, injected_spread_syncs: set[str]
 ) -> list[Episode]:
-    """Evaluate SPEC §5 independently over the posted snapshots and return the expected episodes.
+    """Evaluate independently over the posted snapshots and return the expected episodes.
 
     Drawdown: critical from the critical threshold or equity < min_equity, warning from the warning
     threshold (on the 4-dp percentage). Gap: |mid − previous mid| / previous mid × 100, warning from / critical

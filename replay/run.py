@@ -23,7 +23,7 @@ from replay.client import ApiError, Client
 from replay.engine import Engine, iso
 from replay.faults import ALL_KINDS, DIVERGENCE_REASONS, ENTRY_SLIPPAGE, MANUAL_CLOSE, FaultInjector
 
-# Injected kind → what the service shows for it (SPEC §2, §3, §5).
+# Injected kind → what the service shows for it.
 OBSERVED_AS = {
     "entry_slippage": "divergence entry_slippage",
     "partial_fill": "divergence partial_fill",
@@ -124,7 +124,7 @@ def run(options: Options) -> dict:
     config = _optional(client, "GET", "guards/config/") or {}
     thresholds = report.Thresholds.from_config(config)
     _say(options, f"replaying {len(bars)} bars of {spec.symbol} from {options.csv} as {options.username}")
-    _say(options, f"guard thresholds: {config or 'SPEC defaults'}")
+    _say(options, f"guard thresholds: {config or 'service defaults'}")
 
     broker = Broker(spec=spec, balance=options.balance, login=options.login, server=REPLAY_SERVER)
     bot = SmaCrossBot(

@@ -1,6 +1,6 @@
 """API plumbing shared by every app: the user-scoped base viewset, pagination, errors.
 
-Scoping is by construction (PostHog's ``TeamAndOrgViewSetMixin`` pattern, STYLE.md §5): a viewset
+Scoping is by construction (PostHog's ``TeamAndOrgViewSetMixin`` pattern): a viewset
 implements :meth:`UserScopedViewSet.get_scoped_queryset`; it may not define ``get_queryset`` or
 ``get_object`` (class creation raises ``TypeError``), and the base always re-applies the owner
 filter, so filters, cursors and ordering can only narrow what the user owns. Another user's object
@@ -93,7 +93,7 @@ class PayloadTooLarge(exceptions.APIException):
 def request_user_id(request: Request | HttpRequest) -> int:
     """Return the authenticated user's id as an int.
 
-    SimpleJWT's stateless ``TokenUser`` carries the id as a string (PITFALLS §4.1), a session user
+    SimpleJWT's stateless ``TokenUser`` carries the id as a string, a session user
     as an int; scoping always filters on ``user_id`` with this value. A correctly signed token whose
     ``user_id`` claim is not an integer raises ``AuthenticationFailed`` (401), not a 500.
     """
@@ -236,7 +236,7 @@ def price_decimal(**kwargs: Any) -> serializers.DecimalField:
 # Pagination
 # --------------------------------------------------------------------------------------------
 class CreatedAtCursorPagination(CursorPagination):
-    """Newest first on (created_at, id): no COUNT, constant time, stable under inserts (PITFALLS §5.2)."""
+    """Newest first on (created_at, id): no COUNT, constant time, stable under inserts."""
 
     ordering = ("-created_at", "-id")
     page_size = 50

@@ -2,13 +2,13 @@
 
 django-redis with ``IGNORE_EXCEPTIONS`` turns a Redis failure into a cache miss, but each call still
 waits for the socket timeout (about 100 ms here), and a cached request makes several calls
-(PITFALLS §2.2). After a failure this client stops calling Redis for ``REDIS_BREAKER_COOLDOWN_S``
+. After a failure this client stops calling Redis for ``REDIS_BREAKER_COOLDOWN_S``
 seconds: every cache call fails at once with ``ConnectionInterrupted``, which django-redis's
 ``IGNORE_EXCEPTIONS`` turns into a miss, so requests fall through to the database without waiting.
 After the cool-down one call is let through (half-open); success closes the breaker.
 
 Source of the pattern: c2corg/v6_api PR #590 (skip Redis for N seconds per worker after a failure),
-cited in PITFALLS §2.2.
+cited.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set (gunicorn.conf.py) so every worker writes its
 samples to a shared directory and ``/metrics`` aggregates them, whichever worker answers.
-Counters are the benchmark's source for cache hit rate and SQL queries per request (SPEC §9).
+Counters are the benchmark's source for cache hit rate and SQL queries per request.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ class RateLimitFilter(logging.Filter):
     """Let one record per (logger, message template) through every ``interval_s`` seconds.
 
     Used for the Redis-ignored-exception logger so an outage logs once per interval, not once per
-    request (PITFALLS §2.1). The number of suppressed records is added to the next one let through.
+    request. The number of suppressed records is added to the next one let through.
     """
 
     def __init__(self, interval_s: float = 10.0) -> None:

@@ -24,6 +24,7 @@ the API really returns.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -103,3 +104,46 @@ class ErrorResponsesAutoSchema(AutoSchema):
             field = copy.copy(field)
             field.allow_blank = True
         return super()._map_serializer_field(field, direction, bypass_extensions)
+
+
+# --------------------------------------------------------------------------------------------
+# Text users see: docstrings are written for maintainers (reStructuredText roles and literals); the
+# browsable API and the OpenAPI descriptions show them to API users as plain text.
+# --------------------------------------------------------------------------------------------
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj|ref):`~?([^`<]+?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without reStructuredText markup: ``:func:`x``` → ``x``, double-backquoted literals → the
+    literal in single backquotes (Markdown code, which both the browsable API and Swagger UI render)."""
+    return _LITERAL.sub(r"`\1`", _ROLE.sub(r"\1", text))
+
+
+def view_description(view: Any, html: bool = False) -> str:
+    """DRF's ``VIEW_DESCRIPTION_FUNCTION``: DRF's own description of the view (its ``description`` or
+    docstring, dedented; Markdown to HTML when ``html``), in plain text."""
+    from django.utils.encoding import smart_str
+    from rest_framework.utils import formatting
+
+    description = getattr(view, "description", None) or view.__class__.__doc__ or ""
+    description = plain_text(formatting.dedent(smart_str(description)))
+    return formatting.markup_description(description) if html else description
+
+
+def plain_descriptions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: every ``description`` and ``summary`` of the schema in plain text."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("description", "summary") and isinstance(value, str):
+                    node[key] = plain_text(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(result)
+    return result

@@ -46,7 +46,7 @@ ALLOWED_HOSTS = _required(
     "DJANGO_ALLOWED_HOSTS",
     env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []),
 )
-# A key of its own for JWTs, never SECRET_KEY, so tokens rotate independently (PITFALLS §4.3).
+# A key of its own for JWTs, never SECRET_KEY, so tokens rotate independently.
 JWT_SIGNING_KEY = _required(
     "JWT_SIGNING_KEY",
     env.str("JWT_SIGNING_KEY", default="dev-only-jwt-signing-key-never-use-in-production-9876543210" if DEBUG else ""),
@@ -170,7 +170,7 @@ GUARD_EVENT_RECORDER = "reconciliation.services.guard_event_record"
 RECONCILIATION_LOG_SUBSCRIBERS = ["notifications.services.outbox_enqueue"]
 
 # ---------------------------------------------------------------------------------------------
-# Caches: in-process unless REDIS_URL is set. CACHES is written out by hand (STYLE.md §9.3).
+# Caches: in-process unless REDIS_URL is set. CACHES is written out by hand.
 #   default  — cache_page responses (pickle, 5 s) and selector data (plain dicts, 60 s from computation)
 #   throttle — DRF throttle histories; see tradingsite.throttling for the failure policy
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ if REDIS_URL:
                 "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_S,
                 "IGNORE_EXCEPTIONS": True,
-                # hiredis is installed, so redis-py picks its C parser by itself: no PARSER_CLASS (PITFALLS §2.5).
+                # hiredis is installed, so redis-py picks its C parser by itself: no PARSER_CLASS.
                 "CONNECTION_POOL_KWARGS": {"max_connections": env.int("REDIS_MAX_CONNECTIONS", default=64)},
             },
         }
@@ -230,7 +230,7 @@ SYNC_IN_FLIGHT_RETRY_AFTER_S = env.int("SYNC_IN_FLIGHT_RETRY_AFTER_S", default=1
 # Retry-After of a request refused because a database lock wait passed DB_LOCK_TIMEOUT_MS.
 LOCK_TIMEOUT_RETRY_AFTER_S = env.int("LOCK_TIMEOUT_RETRY_AFTER_S", default=1)
 
-# Admin and browsable-API sessions live in the database, never only in Redis (PITFALLS §2.8).
+# Admin and browsable-API sessions live in the database, never only in Redis.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # ---------------------------------------------------------------------------------------------
@@ -280,13 +280,14 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Body limit for every request; the sync endpoint answers 413 past it (SPEC §2: 1 MiB).
+# Body limit for every request; the sync endpoint answers 413 past it (1 MiB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 
 # ---------------------------------------------------------------------------------------------
 # Django REST framework, SimpleJWT, drf-spectacular
 # ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    "VIEW_DESCRIPTION_FUNCTION": "tradingsite.schema.view_description",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Checks the user row (a deactivated user is refused). Only the three hot reads use the
         # stateless class, by name (tradingsite.authentication.HOT_READ_AUTHENTICATION).
@@ -322,7 +323,7 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
     "ALGORITHM": "HS256",
-    # A key of its own, so tokens can be rotated independently of SECRET_KEY (PITFALLS §4.3).
+    # A key of its own, so tokens can be rotated independently of SECRET_KEY.
     "SIGNING_KEY": JWT_SIGNING_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "LEEWAY": 5,
@@ -336,6 +337,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Descriptions come from docstrings written for maintainers: shown to API users as plain text.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingsite.schema.plain_descriptions",
+    ],
     # Choice sets used by more than one app keep one name (webhook filters reuse the log's).
     "ENUM_NAME_OVERRIDES": {
         "EventTypeEnum": "reconciliation.models.ReconciliationLog.EventType",

@@ -31,7 +31,7 @@ class EquitySnapshotFactory(factory.django.DjangoModelFactory):
 
 
 class GuardConfigFactory(factory.django.DjangoModelFactory):
-    """A user's thresholds at the SPEC §1 defaults."""
+    """A user's thresholds at the defaults."""
 
     class Meta:
         model = GuardConfig
@@ -60,7 +60,7 @@ class DrawdownAlertFactory(factory.django.DjangoModelFactory):
 
 
 class MarketAlertFactory(factory.django.DjangoModelFactory):
-    """An open price-gap warning on XAUUSD: 1950.00 → 2049.50 is 5.10 % (SPEC §5)."""
+    """An open price-gap warning on XAUUSD: 1950.00 → 2049.50 is 5.10 %."""
 
     class Meta:
         model = MarketAlert

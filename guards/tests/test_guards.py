@@ -1,4 +1,4 @@
-"""Guards (SPEC §5): drawdown from a persistent peak, min equity, gaps, spreads, stale quotes, episodes."""
+"""Guards: drawdown from a persistent peak, min equity, gaps, spreads, stale quotes, episodes."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -45,7 +45,7 @@ def sync(user, clock, *, balance="10000.00", equity="10000.00", quotes=None, pos
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure formulas: SPEC §5 worked examples
+# Pure formulas: worked examples
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("equity", "pct", "level"),

@@ -1,4 +1,4 @@
-"""Read API of guards (SPEC §6): status, alert history (merged, cursor-paginated), config GET/PATCH, per user."""
+"""Read API of guards: status, alert history (merged, cursor-paginated), config GET/PATCH, per user."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -35,7 +35,7 @@ def test_route_names_resolve_to_the_spec_paths():
 
 
 def test_status_renders_drawdown_and_market_alerts(auth_client, user):
-    # given a stored warning: 8,500 against a 10,000 peak = 15 %, and a 5.10 % gap on XAUUSD (SPEC §5 examples)
+    # given a stored warning: 8,500 against a 10,000 peak = 15 %, and a 5.10 % gap on XAUUSD (examples)
     EquitySnapshotFactory(
         user=user,
         equity=D("8500.00"),
@@ -185,7 +185,7 @@ def test_bad_alert_parameters_are_4xx(auth_client, query):
 def test_config_get_creates_the_defaults(auth_client, user):
     # when
     body = auth_client.get(CONFIG_URL).json()
-    # then SPEC §1 defaults
+    # then defaults
     assert body["drawdown_warning_pct"] == "15.000"
     assert body["drawdown_critical_pct"] == "20.000"
     assert body["min_equity"] == "100.00"

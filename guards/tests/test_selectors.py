@@ -1,4 +1,4 @@
-"""guards selectors: the stored guard state of SPEC §5 as ``guards/status/`` shows it (SPEC §6)."""
+"""guards selectors: the stored guard state as ``guards/status/`` shows it."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,7 +45,7 @@ def test_guard_status_is_idle_before_the_first_sync(user):
 
 
 def test_guard_status_healthy_shows_the_stored_drawdown(user):
-    # given equity 9,500 against a 10,000 peak: 5 % (ok) as the sync stored it (SPEC §5 example)
+    # given equity 9,500 against a 10,000 peak: 5 % (ok) as the sync stored it (example)
     snapshot = _snapshot(
         user, equity=D("9500.00"), balance=D("10000.00"), peak_equity=D("10000.00"), drawdown_pct=D("5.0000")
     )
@@ -148,7 +148,7 @@ def test_guard_status_uses_the_users_thresholds(user):
 
 
 def test_thresholds_default_without_a_config_row(user):
-    # when / then SPEC §1 defaults, and no row is created by the read
+    # when / then defaults, and no row is created by the read
     assert guard_thresholds(user_id=user.id)["sync_stale_seconds"] == 60
     assert guard_thresholds(user_id=user.id)["drawdown_warning_pct"] == D("15")
     assert not GuardConfig.objects.filter(user=user).exists()

@@ -1,4 +1,4 @@
-"""GuardConfigSerializer validates exactly as GuardConfig.clean (SPEC §1)."""
+"""GuardConfigSerializer validates exactly as GuardConfig.clean."""
 
 from decimal import Decimal as D
 

@@ -1,4 +1,4 @@
-"""Ship the default instruments (SPEC §1): FX majors and crosses, JPY pairs, XAUUSD, XAGUSD, BTCUSD.
+"""Ship the default instruments: FX majors and crosses, JPY pairs, XAUUSD, XAGUSD, BTCUSD.
 
 Contract sizes: FX 100,000 units/lot, XAUUSD 100 oz, XAGUSD 5,000 oz, BTCUSD 1. Pip rule: 10 × point
 for 3- and 5-digit quotes, else the point. Existing rows are left as they are (a sync's symbol specs

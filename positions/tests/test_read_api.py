@@ -1,4 +1,4 @@
-"""Read API of positions (SPEC §6 ``positions/open/``): the valued open book, rendered and scoped per user."""
+"""Read API of positions (``positions/open/``): the valued open book, rendered and scoped per user."""
 
 from decimal import Decimal
 
@@ -20,7 +20,7 @@ def test_route_name_resolves_before_the_router_detail():
 
 @pytest.fixture
 def gbp_book(user):
-    """SPEC §2's example account: GBP, with an XAUUSD buy and a GBPUSD quote for the conversion."""
+    """The example account: GBP, with an XAUUSD buy and a GBPUSD quote for the conversion."""
     EquitySnapshotFactory(user=user, currency="GBP", equity=D("9850.00"), balance=D("10000.00"))
     QuoteFactory(user=user, symbol="GBPUSD", bid=D("1.26930"), ask=D("1.26950"))  # mid 1.26940
     return PositionFactory(

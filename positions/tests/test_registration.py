@@ -1,4 +1,4 @@
-"""Position registration (SPEC §2 ``POST positions/``) and the history/detail endpoints."""
+"""Position registration (``POST positions/``) and the history/detail endpoints."""
 
 from decimal import Decimal
 

@@ -1,4 +1,4 @@
-"""positions selectors: open positions valued per SPEC §4, scoped to the user, cached per generation (SPEC §7)."""
+"""positions selectors: open positions valued, scoped to the user, cached per generation."""
 
 from decimal import Decimal
 
@@ -19,7 +19,7 @@ D = Decimal
 
 @pytest.fixture
 def book(user):
-    """SPEC §4's worked examples as one USD account with 10,000 equity, plus one position with no rate."""
+    """the worked examples as one USD account with 10,000 equity, plus one position with no rate."""
     EquitySnapshotFactory(user=user, currency="USD", equity=D("10000.00"))
     QuoteFactory(user=user, symbol="USDJPY", bid=D("150.49"), ask=D("150.51"))  # mid 150.50
     return {

@@ -1,4 +1,4 @@
-"""Valuation (SPEC §4): every worked example by hand, sell sign, JPY pips, conversions, a missing rate."""
+"""Valuation: every worked example by hand, sell sign, JPY pips, conversions, a missing rate."""
 
 from decimal import Decimal
 
@@ -92,7 +92,7 @@ def test_usdjpy_50000_jpy_is_332_23_usd_at_150_50():
 
 
 def test_usd_pnl_in_a_gbp_account_divides_by_gbpusd():
-    # given 52.50 USD of P&L, a GBP account and GBPUSD bid/ask 1.26930/1.26950 (mid 1.26940), SPEC §2's example
+    # given 52.50 USD of P&L, a GBP account and GBPUSD bid/ask 1.26930/1.26950 (mid 1.26940), the example
     mids = {"GBPUSD": valuation.mid(bid=D("1.26930"), ask=D("1.26950"))}
     # when
     gbp, _ = valuation.convert_to_account(

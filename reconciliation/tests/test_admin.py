@@ -1,4 +1,4 @@
-"""Reconciliation log admin: read-only for everyone, filters, search, streaming CSV, bounded queries (SPEC §8)."""
+"""Reconciliation log admin: read-only for everyone, filters, search, streaming CSV, bounded queries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two syncs of one user at the same moment on PostgreSQL serialize on the user's row (SPEC §2)."""
+"""Two syncs of one user at the same moment on PostgreSQL serialize on the user's row."""
 
 import threading
 import uuid

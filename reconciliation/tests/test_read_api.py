@@ -1,4 +1,4 @@
-"""Read API of reconciliation (SPEC §6): status, and the log list/detail with filters and cursor, per user."""
+"""Read API of reconciliation: status, and the log list/detail with filters and cursor, per user."""
 
 from datetime import timedelta
 from decimal import Decimal

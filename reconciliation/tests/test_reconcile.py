@@ -1,4 +1,4 @@
-"""Pure reconciliation rules (SPEC §3): comparison of one position, inferred closes, deal reasons."""
+"""Pure reconciliation rules: comparison of one position, inferred closes, deal reasons."""
 
 from decimal import Decimal as D
 

@@ -1,4 +1,4 @@
-"""reconciliation selectors: the status of SPEC §6 (idle / healthy / warning / stale), counts and scoping."""
+"""reconciliation selectors: the status (idle / healthy / warning / stale), counts and scoping."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""Sync ingestion end to end (SPEC §2, §3): matches, divergences, closes, idempotency, ordering, null vs []."""
+"""Sync ingestion end to end: matches, divergences, closes, idempotency, ordering, null vs []."""
 
 import uuid
 from datetime import timedelta

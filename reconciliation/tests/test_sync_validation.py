@@ -1,4 +1,4 @@
-"""Bad sync input (SPEC §2): 400/413 with field errors, and zero rows written in every table."""
+"""Bad sync input: 400/413 with field errors, and zero rows written in every table."""
 
 import io
 import json

@@ -63,7 +63,7 @@ ACCOUNT = {"server": DEFAULT_SERVER, "login": DEFAULT_LOGIN}
 
 
 def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
-    """The two sync bodies of a trader with prices ``p`` (SPEC §2 field names)."""
+    """The two sync bodies of a trader with prices ``p`` (field names)."""
     t1 = broker_time
     t2 = broker_time + timedelta(seconds=30)
     quotes1 = [

@@ -1,4 +1,4 @@
-"""Abuse limits (issue 8, SPEC §2, §7, §10, PITFALLS §2.8, §8): throttles, body size, page size caps.
+"""Abuse limits (issue 8): throttles, body size, page size caps.
 
 * ``auth/token/`` is throttled per client IP (``THROTTLE_AUTH_IP``) and per submitted username
   (``THROTTLE_AUTH_USERNAME``); the sync endpoint per user (``THROTTLE_SYNC``). Past the limit: 429,
@@ -363,7 +363,7 @@ def test_every_paginated_list_has_a_row_factory_and_a_finite_cap(user, auth_clie
 @pytest.mark.parametrize("path", sorted(ROW_FACTORIES))
 def test_page_size_is_capped_on_every_paginated_list(path, user, auth_client):
     operation = next((op for op in collection_gets() if op.path == path), None)
-    assert operation is not None, f"{path} is not in the URL conf (SPEC §6)"
+    assert operation is not None, f"{path} is not in the URL conf"
     paginator = paginator_of(operation)
     cap, default = paginator.max_page_size, paginator.page_size
     # given more rows than the cap

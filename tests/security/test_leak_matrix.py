@@ -1,4 +1,4 @@
-"""The cross-user leak matrix (issue 8, SPEC §6, §7, §10, PITFALLS §1.2, §1.5, §4.4).
+"""The cross-user leak matrix (issue 8).
 
 Two traders with overlapping tickets and symbols (``tests/security/conftest.py``). For EVERY API
 operation in the URL conf, Bob is tried with Alice's ids (detail URLs), Alice's tickets and symbols

@@ -1,4 +1,4 @@
-"""Token attacks (issue 8, SPEC §10, PITFALLS §4): forged, expired, misused, rotated-out and orphaned tokens.
+"""Token attacks (issue 8): forged, expired, misused, rotated-out and orphaned tokens.
 
 Every protected endpoint of the URL conf (:func:`tests.security.endpoints.api_operations`) refuses a
 bad access token with 401, a JSON body and ``WWW-Authenticate: Bearer``; the refresh/verify/logout
@@ -162,7 +162,7 @@ FORGED = {
 
 
 def test_jwt_signing_key_is_not_the_secret_key():
-    # The SECRET_KEY attack below only means something while the keys differ (PITFALLS §4.3).
+    # The SECRET_KEY attack below only means something while the keys differ.
     assert settings.SIMPLE_JWT["SIGNING_KEY"] != settings.SECRET_KEY
     assert settings.SIMPLE_JWT["ALGORITHM"] == "HS256"
 
@@ -207,7 +207,7 @@ def test_cached_page_is_not_served_to_the_same_token_after_it_expired(user):
     lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
     with clock_advanced(lifetime + settings.SIMPLE_JWT["LEEWAY"] + 1):
         problems = refused_everywhere(client)
-    # then authentication runs before the page cache: 401, never the cached 200 (PITFALLS §1.3)
+    # then authentication runs before the page cache: 401, never the cached 200
     assert problems == []
 
 
@@ -420,7 +420,7 @@ def test_deactivated_user_refresh_is_refused_and_writes_are_refused(api_client, 
 
 
 def test_deactivated_user_access_token_still_reads_own_data_until_expiry_by_design(api_client, user, password):
-    # Documented behaviour of stateless access tokens (PITFALLS §4.1 caveat 3): a read endpoint on
+    # Documented behaviour of stateless access tokens (caveat 3): a read endpoint on
     # JWTStatelessUserAuthentication cannot see is_active, so the deactivated owner keeps reading
     # its own data for at most JWT_ACCESS_LIFETIME_S; endpoints on the DB-backed JWTAuthentication
     # refuse at once. Nothing is ever another user's data.

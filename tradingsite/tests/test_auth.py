@@ -1,4 +1,4 @@
-"""Authentication (SPEC §6 "Auth", §10): tokens, rotation, logout, inactive users, throttles, and a 401 from every
+"""Authentication: tokens, rotation, logout, inactive users, throttles, and a 401 from every
 endpoint without a valid token."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The two cache layers behind the hot reads (SPEC §7, PITFALLS §1–§3): what is stored, for whom, for how
+"""The two cache layers behind the hot reads: what is stored, for whom, for how
 long, what a hit costs, and what happens when Redis is stopped or hung. Plus the scoping guard of the bases."""
 
 from __future__ import annotations

@@ -124,3 +124,19 @@ def test_production_settings_without_collectstatic_serve_pages_and_static_files(
     assert "body" in pages["/static/admin/css/base.css"]["body"]  # the stylesheet itself
     assert pages["/static/rest_framework/css/default.css"]["status"] == 200
     assert "static file admin/" in result.stderr + result.stdout  # and it says so once in the log
+
+
+def test_api_users_see_descriptions_without_restructuredtext_markup(client, django_user_model):
+    # given a docstring written for maintainers (roles and double-backquoted literals)
+    from tradingsite.schema import plain_text
+
+    assert plain_text("See :func:`guards.selectors.guard_status` and ``?account=``.") == (
+        "See guards.selectors.guard_status and `?account=`."
+    )
+    # then neither the OpenAPI schema nor the browsable API shows that markup
+    schema = client.get("/api/schema/?format=json").content.decode()
+    assert "``" not in schema and ":func:`" not in schema and ":class:`" not in schema
+    django_user_model.objects.create_user(username="reader", password="pw-reader-2026")
+    client.login(username="reader", password="pw-reader-2026")
+    page = client.get("/api/v1/accounts/", HTTP_ACCEPT="text/html").content.decode()
+    assert "``" not in page and ":func:`" not in page

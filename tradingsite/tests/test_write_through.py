@@ -1,5 +1,5 @@
 """Write-through warming, the sliding data TTL, read-time derivation of time-dependent fields and the
-request-level outcome counter (SPEC §7; the hit-rate and SQL-per-read targets of the load scenario)."""
+request-level outcome counter (the hit-rate and SQL-per-read targets of the load scenario)."""
 
 from __future__ import annotations
 

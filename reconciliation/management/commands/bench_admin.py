@@ -1,4 +1,4 @@
-"""``manage.py bench_admin``: time the reconciliation-log changelist on a large table (SPEC §8).
+"""``manage.py bench_admin``: time the reconciliation-log changelist on a large table.
 
 Run against PostgreSQL after ``generate_logs`` (the target is "every page under 300 ms with a
 fixed, small number of queries on 1,000,000 rows")::

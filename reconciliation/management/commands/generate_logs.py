@@ -5,7 +5,7 @@ Example (1,000,000 rows over 100 users, about a minute on PostgreSQL)::
     DJANGO_DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/ts_c_bench \\
         .venv/bin/python manage.py generate_logs --rows 1000000 --users 100 --seed 1 --batch 10000
 
-The rows follow SPEC §3's "log by transition": each simulated sync writes one ``sync`` row and, now
+The rows follow the "log by transition": each simulated sync writes one ``sync`` row and, now
 and then, ``match`` / ``divergence`` / ``divergence_resolved`` / ``close`` rows for the tickets it
 touches, plus rare ``guard`` and ``error`` rows; so about 3 rows in 4 are ``sync`` rows. Symbols,
 prices, tickets and reasons are realistic; ``created_at`` rises steadily over ``--days`` (six weeks

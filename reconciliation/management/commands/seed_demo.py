@@ -58,7 +58,7 @@ DEMO_SERVER = "Demo-Server"
 TWO_ACCOUNTS_INDEX = 4
 MAX_BATCH = 20  # syncs ingested together at most (100 s of the simulated clock)
 TRADED = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "EURGBP"]
-# Conversion pairs so every P&L currency (USD, JPY, GBP) converts into GBP, USD and EUR accounts (SPEC §4).
+# Conversion pairs so every P&L currency (USD, JPY, GBP) converts into GBP, USD and EUR accounts.
 QUOTED = [*TRADED, "GBPJPY", "EURJPY"]
 START_MID = {
     "EURUSD": "1.09500",

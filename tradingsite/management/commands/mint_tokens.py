@@ -3,7 +3,7 @@
 Load generators (``locustfile.py``, ``bench/wrk/rotate_tokens.lua``) read the file instead of
 logging in through ``auth/token/``: Django's PBKDF2 hasher (1,000,000 iterations) makes a login
 cost hundreds of milliseconds of CPU, and 100 logins during ramp-up would pollute the measured
-percentiles (PITFALLS §6.1). The tokens are ordinary SimpleJWT tokens signed with
+percentiles. The tokens are ordinary SimpleJWT tokens signed with
 ``JWT_SIGNING_KEY``; only the access lifetime differs, so one token outlives a whole run.
 
 Output (``--output``, default ``bench-results/locust-tokens.json``, a git-ignored folder)::
