@@ -21,7 +21,7 @@ from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, syn
 
 STREAM = "/api/v1/events/stream/"
 FAST = {"SSE_POLL_S": 0.05, "SSE_HEARTBEAT_S": 0.2, "SSE_MAX_S": 0.6}
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def parse(text: str) -> list[dict]:

@@ -25,7 +25,7 @@ from reconciliation.tests.factories import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMS = 300
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def free_port() -> int:

@@ -253,7 +253,7 @@ def test_endpoints_per_user_are_capped(auth_client):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_at_once_never_send_an_event_twice(auth_client, user, receiver):
     # Two worker passes in parallel threads (two deliver_webhooks processes): each endpoint is locked
     # FOR UPDATE SKIP LOCKED while worked on, so every event still reaches each receiver once, in order.
