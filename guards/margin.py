@@ -203,12 +203,13 @@ def adverse_move_pips(*, distance_money: Decimal, exposures: Iterable[Exposure])
     return AdverseMove(symbol=largest.symbol, pips=pips, price_move=pips * largest.pip_size)
 
 
-def is_inferred_stop_out(*, closed_with_deal: bool, last_status: MarginStatus | None) -> bool:
+def is_inferred_stop_out(*, closed_with_deal: bool, last_at_or_under_stop_out: bool | None) -> bool:
     """Whether a position that disappeared from the broker's list should close as ``stop_out`` (inferred).
 
     True when no deal explains the close and the last margin measure before it was at or under the
-    stop-out level: the broker closes positions itself at ``margin_so_so`` (its deals carry reason 6,
-    SO), so a vanished position in that state is most likely one of them. A close with a deal is
-    classified from the deal's reason instead.
+    stop-out level (``MarginStatus.at_or_under_stop_out`` of the account's previous sync, kept in
+    ``GuardState.margin_at_or_under_stop_out``; None = never measured): the broker closes positions itself
+    at ``margin_so_so`` (its deals carry reason 6, SO), so a vanished position in that state is most
+    likely one of them. A close with a deal is classified from the deal's reason instead.
     """
-    return not closed_with_deal and last_status is not None and last_status.at_or_under_stop_out
+    return not closed_with_deal and bool(last_at_or_under_stop_out)

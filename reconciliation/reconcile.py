@@ -31,6 +31,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from guards.margin import is_inferred_stop_out
 from positions.lifecycle import ENTRY_IN, Kind, Lifecycle, deal_money, deal_order_key, opposite, replay
 from positions.models import Instrument, Position
 from reconciliation.models import SLIPPAGE_PIPS, ReconciliationLog
@@ -281,6 +282,7 @@ def reconcile(
     deals: list[dict[str, Any]],
     instruments: dict[str, Instrument],
     sync_stale_seconds: int,
+    last_margin_at_or_under_stop_out: bool = False,
 ) -> ReconcileOutcome:
     """Reconcile one snapshot against the account's ledger.
 
@@ -290,6 +292,9 @@ def reconcile(
     deal, no absence rule). ``deals``: this sync's trade deals not stored before (validated dicts).
     ``instruments``: by symbol (a missing symbol is compared without tolerances). Returns the rows to
     update/create, the transition log rows, the deal → position links and the summary parts.
+    ``last_margin_at_or_under_stop_out``: the account's previous sync measured a margin level at or
+    under the broker's stop-out level (``GuardState.margin_at_or_under_stop_out``); an open position
+    that vanishes without a deal then closes as ``stop_out``, inferred (issue 12, ``docs/guards.md``).
     """
     return _Reconciler(
         user_id=user_id,
@@ -299,14 +304,27 @@ def reconcile(
         ledger=ledger,
         instruments=instruments,
         sync_stale_seconds=sync_stale_seconds,
+        last_margin_at_or_under_stop_out=last_margin_at_or_under_stop_out,
     ).run(broker_positions, deals)
 
 
 class _Reconciler:
     """One snapshot's reconciliation state: the ledger by identifier, the log being written, the counts."""
 
-    def __init__(self, *, user_id, account_id, sync_id, broker_time, ledger, instruments, sync_stale_seconds):
+    def __init__(
+        self,
+        *,
+        user_id,
+        account_id,
+        sync_id,
+        broker_time,
+        ledger,
+        instruments,
+        sync_stale_seconds,
+        last_margin_at_or_under_stop_out=False,
+    ):
         self.user_id, self.account_id, self.sync_id = user_id, account_id, sync_id
+        self.last_margin_at_or_under_stop_out = last_margin_at_or_under_stop_out
         self.broker_time = broker_time
         self.ledger = ledger
         self.instruments = instruments
@@ -776,6 +794,15 @@ class _Reconciler:
                 return
         if position.status == Position.Status.OPEN:
             reason, info = infer_close_reason(position=position, instrument=self._instrument(position.symbol))
+            if is_inferred_stop_out(
+                closed_with_deal=False, last_at_or_under_stop_out=self.last_margin_at_or_under_stop_out
+            ):
+                # The broker closes positions itself at its stop-out level (deals of reason 6): the margin
+                # level of the previous sync was there, so that is the likeliest close; the price-based
+                # guess stays in the details. The deal, when it arrives, settles reason and P&L.
+                info = {**info, "stop_out_inferred": True, "price_based_reason": reason,
+                        "last_margin_at_or_under_stop_out": True}  # fmt: skip
+                reason = CloseReason.STOP_OUT
             self._closed(
                 position,
                 closed_at=self.broker_time,

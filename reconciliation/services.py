@@ -474,6 +474,7 @@ class _Batch:
 
     def _ledger_step(self, sync_id, broker_time, broker_positions, deals) -> ReconcileOutcome:
         """Reconcile the snapshot and the new deals against the locked ledger (positions app's rows)."""
+        state = self.guards.state
         outcome = reconcile(
             user_id=self.user_id,
             account_id=self.account.pk,
@@ -484,6 +485,8 @@ class _Batch:
             deals=deals,
             instruments={**stand_ins(broker_positions or [], self.ledger, self.instruments), **self.instruments},
             sync_stale_seconds=self.config.sync_stale_seconds,
+            # the previous sync's margin measure: the guards of this sync run after the ledger step
+            last_margin_at_or_under_stop_out=bool(state and state.margin_at_or_under_stop_out),
         )
         self.ledger.extend(outcome.created)
         self.new_positions.extend(outcome.created)

@@ -121,8 +121,12 @@ def test_inferred_stop_out_needs_no_deal_and_a_last_level_at_or_under_stop_out()
     at_stop_out = margin_status(equity=D("475"), **args)  # 50 % = stop-out level
     under = margin_status(equity=D("400"), **args)  # 42.1 %
     above = margin_status(equity=D("476"), **args)  # 50.105… % > 50
-    assert is_inferred_stop_out(closed_with_deal=False, last_status=at_stop_out) is True
-    assert is_inferred_stop_out(closed_with_deal=False, last_status=under) is True
-    assert is_inferred_stop_out(closed_with_deal=False, last_status=above) is False
-    assert is_inferred_stop_out(closed_with_deal=True, last_status=under) is False  # the deal's reason decides
-    assert is_inferred_stop_out(closed_with_deal=False, last_status=None) is False
+    assert (at_stop_out.at_or_under_stop_out, under.at_or_under_stop_out, above.at_or_under_stop_out) == (
+        True, True, False
+    )  # fmt: skip
+    assert is_inferred_stop_out(closed_with_deal=False, last_at_or_under_stop_out=at_stop_out.at_or_under_stop_out)
+    assert is_inferred_stop_out(closed_with_deal=False, last_at_or_under_stop_out=under.at_or_under_stop_out)
+    assert not is_inferred_stop_out(closed_with_deal=False, last_at_or_under_stop_out=above.at_or_under_stop_out)
+    # the deal's reason decides
+    assert not is_inferred_stop_out(closed_with_deal=True, last_at_or_under_stop_out=under.at_or_under_stop_out)
+    assert not is_inferred_stop_out(closed_with_deal=False, last_at_or_under_stop_out=None)  # never measured
