@@ -66,6 +66,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drawdown-critical-pct", type=_decimal, default=None)
     p.add_argument("--no-config", action="store_true", help="leave the user's guard thresholds as they are")
     p.add_argument("--no-chart", action="store_true")
+    p.add_argument(
+        "--no-scenarios",
+        action="store_true",
+        help="main account without partial closes, trailing SL, cash flows, the NAS100 trade and weekend syncs",
+    )
+    p.add_argument("--no-server-time", action="store_true", help="MT5 times in UTC instead of the server's clock")
+    p.add_argument("--no-netting-account", action="store_true")
+    p.add_argument("--netting-bars", type=int, default=600, help="bars the netting account trades")
+    p.add_argument("--no-stop-out-account", action="store_true")
+    p.add_argument("--stop-out-bars", type=int, default=1500, help="bars of the stop-out account (0: all)")
+    p.add_argument("--leverage", type=int, default=500, help="the stop-out account's leverage (1:N)")
+    p.add_argument("--stop-out-balance", type=_decimal, default=Decimal("1000.00"))
     p.add_argument("--out", type=Path, default=Path("replay-results"))
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -100,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         config=config,
         chart=not args.no_chart,
         quiet=args.quiet,
+        scenarios=not args.no_scenarios,
+        server_time=not args.no_server_time,
+        netting_account=not args.no_netting_account,
+        netting_bars=args.netting_bars,
+        stop_out_account=not args.no_stop_out_account,
+        stop_out_bars=args.stop_out_bars or None,
+        stop_out_leverage=args.leverage,
+        stop_out_balance=args.stop_out_balance,
     )
     try:
         summary = run(options)

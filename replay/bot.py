@@ -26,6 +26,7 @@ class SmaCrossBot:
     sl_pips: int = 30
     tp_pips: int = 60
     magic: int = 20260501
+    use_sl: bool = True  # False: entries carry a TP only (the high-leverage account rides to stop-out)
     _closes: deque = field(default_factory=deque, init=False, repr=False)
     _previous_diff: Decimal | None = field(default=None, init=False, repr=False)
 
@@ -52,7 +53,7 @@ class SmaCrossBot:
             return SELL
         return None
 
-    def levels(self, *, side: str, requested: Decimal, spec: SymbolSpec) -> tuple[Decimal, Decimal]:
+    def levels(self, *, side: str, requested: Decimal, spec: SymbolSpec) -> tuple[Decimal | None, Decimal]:
         """Return (sl, tp) for an entry requested at ``requested``: ``sl_pips`` against, ``tp_pips`` in favour.
 
         Example (EURUSD, 30/60 pips): buy at 1.07230 → SL 1.06930, TP 1.07830.
@@ -60,4 +61,4 @@ class SmaCrossBot:
         direction = 1 if side == BUY else -1
         sl = spec.price(requested - direction * self.sl_pips * spec.pip)
         tp = spec.price(requested + direction * self.tp_pips * spec.pip)
-        return sl, tp
+        return (sl if self.use_sl else None), tp

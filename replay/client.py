@@ -195,3 +195,9 @@ class Client:
     def post_sync(self, payload: dict) -> dict:
         """``POST reconciliation/syncs/``: 201 new, 200 a replay of the same ``sync_id``."""
         return self.call("POST", "reconciliation/syncs/", payload, ok=(200, 201))
+
+    def declare_stops(self, position_id: int | None, ticket: int, payload: dict) -> dict:
+        """``PATCH positions/{id}/`` with the bot's new ``sl``/``tp`` (``id`` from the registration's answer)."""
+        if position_id is None:
+            raise ApiError("PATCH", "positions/{id}/", 0, f"no service id for ticket {ticket}: it was never registered")
+        return self.call("PATCH", f"positions/{position_id}/", payload)

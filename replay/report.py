@@ -9,7 +9,13 @@
   equity/peak, price gap between consecutive quotes, spread) gives the expected episodes; an episode is
   identified by the sync that opened it, and matched with the service's alerts by ``sync_id``.
 * **Equity**: the tool's independent peak/drawdown series against the service's (each sync's summary, and
-  ``guards/status/`` at the end): final equity, peak, max drawdown (money and percent).
+  ``guards/status/`` at the end): final equity, peak, max drawdown (money and percent). Drawdown is taken
+  on the cash-flow-adjusted equity index (``docs/deals.md``): r = (equity − flow) / previous equity − 1, the
+  index chained × (1 + r) to 12 decimals, so deposits and withdrawals never move it; the peak in money is
+  equity × peak index / index.
+* **Lifecycle events** (partial close, declared SL seen, netting increase and reversal): (ticket, kind)
+  pairs from the log against the engine's ``events``; **closes** per lifecycle (a netting reversal closes
+  one and opens the next under the same ticket).
 
 Figures: money in the account currency (Decimal, 2 dp), percentages 0–100.
 """
@@ -22,10 +28,11 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from replay.broker import CLOSE_REASON_BY_DEAL_REASON, Deal
+from replay.broker import CLOSE_REASON_BY_DEAL_REASON, Deal, money
 from replay.engine import SyncRecord, iso
 
 PCT4 = Decimal("0.0001")
+INDEX_QUANTUM = Decimal("1E-12")
 CONDITIONS = ("drawdown", "price_gap", "wide_spread", "stale_quote")
 LEVEL_RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -46,6 +53,7 @@ class Thresholds:
     gap_critical_pct: Decimal = Decimal("10")
     spread_warning_pct: Decimal = Decimal("0.5")
     spread_critical_pct: Decimal = Decimal("1.0")
+    drawdown_hysteresis_pct: Decimal = Decimal("1")
 
     @classmethod
     def from_config(cls, config: dict) -> Thresholds:
@@ -102,16 +110,30 @@ def score_by_key(expected: set[tuple], reported: list[tuple], keys) -> dict[str,
 
 # ---------------------------------------------------------------------------------------------------- equity
 def equity_series(syncs: list[SyncRecord]) -> list[dict]:
-    """The tool's independent peak and drawdown after each posted snapshot.
+    """The tool's independent index, peak and drawdown after each posted snapshot (``docs/deals.md``).
 
-    peak = max(previous peak, equity), the first snapshot starting at max(balance, equity);
-    drawdown_pct = (peak − equity) / peak × 100 (4 dp); drawdown_money = peak − equity.
+    The first snapshot starts from max(balance, equity) (a floating loss at the start is a drawdown from
+    the balance); then index ×= (equity − flow) / previous equity, rounded half-up to 12 decimals (kept
+    while the previous equity is ≤ 0, never below 0); peak index = running max; drawdown_pct = (peak −
+    index) / peak × 100 (4 dp; ``drawdown_exact`` unrounded, for the levels); peak (money) = equity ×
+    peak index / index to the cent (the previous one while equity or index is ≤ 0).
     """
     series = []
+    index = peak_index = Decimal("1")
+    start: Decimal | None = None
     peak: Decimal | None = None
     for record in syncs:
-        peak = max(record.balance, record.equity) if peak is None else max(peak, record.equity)
-        drawdown = pct4((peak - record.equity) / peak * 100) if peak > 0 else Decimal("0")
+        if start is None:
+            start = max(record.balance, record.equity)
+            peak = max(record.balance, record.equity, Decimal("0.00"))
+        if start > 0:
+            index = (index * (record.equity - record.flow) / start).quantize(INDEX_QUANTUM, rounding=ROUND_HALF_UP)
+            index = max(index, Decimal("0"))
+        peak_index = max(peak_index, index)
+        start = record.equity
+        if index > 0 and record.equity > 0:
+            peak = money(record.equity * peak_index / index)
+        exact = (peak_index - index) / peak_index * 100 if peak_index > 0 else Decimal("0")
         series.append(
             {
                 "sync_id": record.sync_id,
@@ -119,8 +141,10 @@ def equity_series(syncs: list[SyncRecord]) -> list[dict]:
                 "balance": record.balance,
                 "equity": record.equity,
                 "peak": peak,
-                "drawdown_pct": drawdown,
+                "drawdown_pct": pct4(exact),
+                "drawdown_exact": exact,
                 "drawdown_money": peak - record.equity,
+                "index": index,
             }
         )
     return series
@@ -259,22 +283,25 @@ def expected_alerts(
     """Evaluate independently over the posted snapshots and return the expected episodes.
 
     Drawdown: critical from the critical threshold or equity < min_equity, warning from the warning
-    threshold (on the 4-dp percentage). Gap: |mid − previous mid| / previous mid × 100, warning from / critical
-    from. Spread: (ask − bid) / bid × 100, warning *above* the warning threshold, critical from the critical one.
-    Quotes carry the sync's broker time, so no quote is ever stale.
+    threshold, on the exact index drawdown; a level is left only ``min(drawdown_hysteresis_pct, warning / 2)``
+    points below its threshold (``docs/guards.md``, drawdown levels). Gap: |mid − previous mid| / previous
+    mid × 100, warning from / critical from. Spread: (ask − bid) / bid × 100, warning *above* the warning
+    threshold, critical from the critical one. While the market is open quotes carry the sync's broker time,
+    and while it is closed no quote is stale (``docs/guards.md``, sessions): no stale-quote episode is expected.
     """
     t = thresholds
     drawdown, gaps, spreads = [], [], []
     previous_mid = None
+    band = min(t.drawdown_hysteresis_pct, t.drawdown_warning_pct / 2)
+    open_level: str | None = None
     for record, point in zip(syncs, tool, strict=True):
-        dd = point["drawdown_pct"]
-        level = (
-            "critical"
-            if dd >= t.drawdown_critical_pct or record.equity < t.min_equity
-            else "warning"
-            if dd >= t.drawdown_warning_pct
-            else "ok"
-        )
+        if record.equity < t.min_equity:
+            level = "critical"
+        else:
+            level = level_with_band(
+                point["drawdown_exact"], t.drawdown_warning_pct, t.drawdown_critical_pct, open_level, band
+            )
+        open_level = level if level != "ok" else None
         drawdown.append((record, level, "equity"))
         mid = (record.bid + record.ask) / 2
         if previous_mid is not None:
@@ -290,6 +317,21 @@ def expected_alerts(
         *_levels_to_episodes("price_gap", gaps),
         *_levels_to_episodes("wide_spread", spreads),
     ]
+
+
+def level_with_band(value: Decimal, warning: Decimal, critical: Decimal, previous: str | None, band: Decimal) -> str:
+    """The drawdown level after ``value`` (percent) given the open episode's level ``previous``: a higher level
+    at once, a lower one only as far as the value is more than ``band`` below each threshold left."""
+    level = "critical" if value >= critical else "warning" if value >= warning else "ok"
+    if previous is None or LEVEL_RANK[level] >= LEVEL_RANK[previous]:
+        return level
+    current = previous
+    while LEVEL_RANK[current] > LEVEL_RANK[level]:
+        threshold = critical if current == "critical" else warning
+        if not value < threshold - band:
+            break
+        current = "warning" if current == "critical" else "ok"
+    return current
 
 
 def alert_condition(alert: dict) -> str:
@@ -327,32 +369,90 @@ def score_alerts(expected: list[Episode], service_alerts: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- closes
-def score_closes(deals: list[Deal], closed_positions: list[dict]) -> dict:
-    """Each closed ledger position against its closing deal: reason, price and realized P&L to the cent."""
-    truth = {(d.position_id, CLOSE_REASON_BY_DEAL_REASON.get(d.reason, "closed_externally")) for d in deals}
-    reported = [(int(p["ticket"]), p.get("close_reason")) for p in closed_positions]
-    by_ticket = {d.position_id: d for d in deals}
-    price_mismatches, pnl_mismatches = [], []
-    for position in closed_positions:
-        deal = by_ticket.get(int(position["ticket"]))
-        if deal is None:
+def expected_lifecycles(deals: list[Deal]) -> list[dict]:
+    """The closed lifecycles of the broker's positions from its trade deals, in order: each ends at a deal
+    marked ``final`` (a full close or an INOUT reversal) and gathers the position's deals since the previous
+    one. Realized P&L = Σ (profit + swap + commission) of those deals (the INOUT's to the lifecycle it
+    closes); close reason and price from the final deal; ``k`` numbers the lifecycles of one ticket."""
+    pending: dict[int, list[Deal]] = defaultdict(list)
+    counts: Counter = Counter()
+    lifecycles = []
+    for deal in deals:
+        if not deal.is_trade:
             continue
-        if position.get("close_price") is None or Decimal(position["close_price"]) != deal.price:
+        pending[deal.position_id].append(deal)
+        if deal.final:
+            group = pending.pop(deal.position_id)
+            lifecycles.append(
+                {
+                    "ticket": deal.position_id,
+                    "k": counts[deal.position_id],
+                    "close_reason": CLOSE_REASON_BY_DEAL_REASON.get(deal.reason, "closed_externally"),
+                    "deal_reason": deal.reason,
+                    "close_price": deal.price,
+                    "realized_pnl": sum((d.realized for d in group), Decimal("0.00")),
+                    "time": deal.time,
+                }
+            )
+            counts[deal.position_id] += 1
+    return lifecycles
+
+
+def score_closes(deals: list[Deal], closed_positions: list[dict]) -> dict:
+    """Each closed ledger position against its lifecycle's deals: reason, close price and realized P&L to the
+    cent. A ticket's closed rows are taken in close order (k = 0, 1, … after netting reversals)."""
+    lifecycles = expected_lifecycles(deals)
+    truth = {(c["ticket"], c["k"], c["close_reason"]) for c in lifecycles}
+    by_key = {(c["ticket"], c["k"]): c for c in lifecycles}
+    ordered = sorted(closed_positions, key=lambda p: (int(p["ticket"]), p.get("closed_at") or "", p.get("id") or 0))
+    seen: Counter = Counter()
+    reported = []
+    price_mismatches, pnl_mismatches = [], []
+    for position in ordered:
+        ticket = int(position["ticket"])
+        k = seen[ticket]
+        seen[ticket] += 1
+        reported.append((ticket, k, position.get("close_reason")))
+        expected = by_key.get((ticket, k))
+        if expected is None:
+            continue
+        if position.get("close_price") is None or Decimal(position["close_price"]) != expected["close_price"]:
             price_mismatches.append(
-                {"ticket": deal.position_id, "expected": str(deal.price), "service": position.get("close_price")}
+                {
+                    "ticket": ticket,
+                    "k": k,
+                    "expected": str(expected["close_price"]),
+                    "service": position.get("close_price"),
+                }
             )
-        if position.get("realized_pnl") is None or Decimal(position["realized_pnl"]) != deal.realized:
+        if position.get("realized_pnl") is None or Decimal(position["realized_pnl"]) != expected["realized_pnl"]:
             pnl_mismatches.append(
-                {"ticket": deal.position_id, "expected": str(deal.realized), "service": position.get("realized_pnl")}
-            )
+                {"ticket": ticket, "k": k, "expected": str(expected["realized_pnl"]),
+                 "service": position.get("realized_pnl")}
+            )  # fmt: skip
     return {
-        "by_reason_expected": dict(Counter(r for _, r in truth)),
-        "by_reason_service": dict(Counter(r for _, r in reported)),
-        "precision_recall": score_by_key(truth, reported, ()),
+        "by_reason_expected": dict(Counter(r for *_, r in truth)),
+        "by_reason_service": dict(Counter(r for *_, r in reported)),
+        "precision_recall": {
+            reason: precision_recall({i for i in truth if i[2] == reason}, [i for i in reported if i[2] == reason])
+            for reason in sorted({i[2] for i in truth} | {str(i[2]) for i in reported})
+        },
         "price_mismatches": len(price_mismatches),
         "pnl_mismatches": len(pnl_mismatches),
         "first_mismatches": (price_mismatches + pnl_mismatches)[:20],
     }
+
+
+def expected_balance_residues(syncs: list[SyncRecord]) -> set[str]:
+    """Sync ids whose balance change is not the money of their deals (more than one cent apart): the
+    service's balance continuity check must log ``unexplained_balance_change`` there (``docs/deals.md``);
+    it happens when a deal reaches the service one snapshot after the balance it moved."""
+    ids, previous = set(), None
+    for record in syncs:
+        if previous is not None and abs(record.balance - previous - record.deal_money) > Decimal("0.01"):
+            ids.add(record.sync_id)
+        previous = record.balance
+    return ids
 
 
 # ---------------------------------------------------------------------------------------------------- chart

@@ -210,6 +210,7 @@ def test_positions_and_deals_are_reported_in_mt5_shape():
     }
     assert b.deal_dict(deal) == {
         "ticket": 20,
+        "order": 12,  # the closing order: orders and positions share the ticket counter (10, 11 opened)
         "position_id": 10,
         "symbol": "EURUSD",
         "type": 1,  # a sell deal closes a buy

@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from replay import faults as F
+from replay import report
 from replay.__main__ import main
-from replay.run import Options, ReplayError, run
+from replay.run import Options, ReplayError, format_summary, run
 from replay.tests.synthetic import write_series
 from replay.tests.test_engine import ENTRY_SCHEDULE, SCHEDULE
 from tradingsite.throttling import SyncThrottle
@@ -54,6 +55,7 @@ def options(live_server, tmp_path, **overrides) -> Options:
         },
         "out": tmp_path / "out",
         "quiet": True,
+        "stop_out_delay_every": 1,  # the series brings one stop-out: deliver its deal late
     }
     values.update(overrides)
     return Options(**values)
@@ -63,6 +65,7 @@ def test_replay_reports_each_injected_fault_with_its_reason_and_nothing_else(liv
     # given a fresh user and a 150-bar series with exactly one fault of each kind
     # when the tool replays it over HTTP
     summary = run(options(live_server, tmp_path))
+    print(format_summary(summary))  # shown with -s; the assertions below say what must hold
 
     # then one fault of each kind went in …
     assert summary["faults_injected"] == dict.fromkeys(F.ALL_KINDS, 1)
@@ -75,14 +78,53 @@ def test_replay_reports_each_injected_fault_with_its_reason_and_nothing_else(liv
             1.0,
             1.0,
         )
-    reported = summary["divergences_reported"]
-    assert sum(reported.values()) == 4
+    main = summary["accounts"]["main"]
+    reported = main["divergences_reported"]
+    # the four faults that are divergences, plus the spec-less NAS100 trade at the terminal
+    assert sum(reported.values()) == 5
+    assert reported["unexpected_at_broker"] == 2
     assert {"entry_slippage", "partial_fill", "unexpected_at_broker"} <= set(reported)
     assert set(reported) - {"entry_slippage", "partial_fill", "unexpected_at_broker"} in (
         {"sl_mismatch"},
         {"tp_mismatch"},
     )
     assert summary["slippage_pips"] == {"checked": 1, "equal": 1}
+
+    # issue 11 scenarios: partial closes at 1R, the declared trailing SL, one deposit and one withdrawal …
+    events = main["scenario_events"]
+    assert events["partial_close"]["expected"] >= 1 and events["sl_updated"]["expected"] >= 1
+    assert (events["deposit"]["expected"], events["withdrawal"]["expected"]) == (1, 1)
+    assert all(report.perfect(s) for s in events.values())
+    # … the NAS100 trade shown unvalued, the guards still running (every sync answered 201 with its guards)
+    assert main["spec_missing"]["valuation_reason"] == "spec_missing"
+    # … Σ realized P&L and the balance to the cent, on every account
+    for account in summary["accounts"].values():
+        assert account["money"]["equal"] is True, account["money"]
+    # … a netting account: increases, partial closes and reversals, each a lifecycle event, no divergence
+    netting = summary["accounts"]["netting"]
+    assert all(netting["scenario_events"][k]["expected"] >= 1 for k in ("position_increased", "reversed"))
+    assert all(report.perfect(s) for s in netting["scenario_events"].values())
+    assert netting["divergences_reported"] == {}
+    # … and the accounts are separate (distinct ids, own tickets, the main account's thresholds not inherited)
+    assert summary["accounts_separate"]["ok"] is True
+
+    # issue 12: no stale quote while the market is closed, the Monday gap alerts
+    assert main["sessions"]["weekend_syncs"] == 2  # Saturday and Sunday 12:00 UTC inside the weekend gap
+    assert main["sessions"]["stale_quote_alerts"] == 0
+    assert main["sessions"]["monday_gap_alerts_service"] == main["sessions"]["monday_gap_alerts_expected"] == 1
+    # … and the high-leverage account is stopped out; its late deal is first inferred as stop_out, then settled
+    stop_outs = summary["accounts"]["stop_out"]["stop_outs"]
+    assert stop_outs["broker_stop_outs"] >= 1
+    assert stop_outs["service_inferred"] == stop_outs["deals_delivered_late"] == stop_outs["broker_stop_outs"]
+    assert stop_outs["inferred_matching_a_reason_6_deal"] == stop_outs["service_inferred"]
+    assert stop_outs["settled_by_deal"] == stop_outs["deals_delivered_late"]
+    # a deal delivered late leaves two balance changes unexplained (the sync without it, the sync with it)
+    residues = summary["accounts"]["stop_out"]["divergences"]["unexplained_balance_change"]
+    assert (residues["expected"], residues["precision"], residues["recall"]) == (
+        2 * stop_outs["broker_stop_outs"],
+        1.0,
+        1.0,
+    )
 
     # the closes carry the reasons of their deals: TP, SL, the bot's reversal, and the manual closes
     closes = summary["closes"]

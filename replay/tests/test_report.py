@@ -93,7 +93,8 @@ def test_expected_alerts_one_episode_per_excursion_with_its_worst_level():
         record(1, equity="10000.00"),
         record(2, equity="9400.00"),  # 6 % → drawdown warning opens
         record(3, equity="8900.00"),  # 11 % → escalates in the same episode
-        record(4, equity="9600.00"),  # 4 % → resolved
+        # 3 %: below 5 − 1 (the band, min(1, 5 / 2)) → resolved; 4 % would have kept the warning (4 < 4 is false)
+        record(4, equity="9700.00"),
         # weekend: mid 1.100050 → 1.105550: 0.0055 / 1.10005 × 100 = 0.49998 % → gap warning
         record(5, equity="9600.00", bid="1.10550", ask="1.10560", after_gap=True),
         # spread 0.00070 / 1.10520 × 100 = 0.0633 % > 0.05 → spread warning; mid 1.10555 (gap 0.0005 %)
