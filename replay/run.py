@@ -244,7 +244,13 @@ def run(options: Options) -> dict:
     account = {"server": REPLAY_SERVER, "login": options.login}  # the account the broker's syncs name
     if options.config:
         client.call("PATCH", "guards/config/", {**{k: str(v) for k, v in options.config.items()}, **account})
-    config = _optional(client, "GET", "guards/config/") or {}
+    main_id = _account_ids(client).get(options.login)  # the PATCH above created it; a user may hold others
+    try:
+        config = _optional(client, "GET", f"guards/config/?account={main_id}" if main_id else "guards/config/") or {}
+    except ApiError as error:
+        if error.status != 400:  # several accounts and ours not created yet: the defaults apply
+            raise
+        config = {}
     thresholds = report.Thresholds.from_config(config)
     _say(options, f"replaying {len(bars)} bars of {spec.symbol} from {options.csv} as {options.username}")
     _say(options, f"guard thresholds (main account): {config or 'service defaults'}")
