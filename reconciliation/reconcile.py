@@ -787,7 +787,9 @@ class _Reconciler:
         )
 
     def _absent(self, position: Position, deals: list[dict[str, Any]]) -> None:
-        """A live row the snapshot does not show: closed by its deals, closed by inference, or missing."""
+        """A live row the snapshot does not show: closed by its deals, closed by inference (``stop_out`` when
+        the previous sync's margin level was at or under the stop-out level, else from the last price and
+        stops), or missing."""
         if deals:
             position = self._apply_deals(position, deals, present=False)
             if position.status == Position.Status.CLOSED:

@@ -234,9 +234,7 @@ def run(options: Options) -> dict:
 
     client = Client(options.base_url, username=options.username, password=options.password)
     client.login()
-    existing = client.call("GET", "positions/?page_size=1")
-    logs = _optional(client, "GET", "reconciliation/logs/?page_size=1")
-    if existing.get("results") or (logs and logs.get("results")):
+    if _has_data(client):
         raise ReplayError(
             f"user {options.username} already has positions or reconciliation logs: replay needs a fresh account "
             "(create another user, or reset the database)"
@@ -340,6 +338,18 @@ def run(options: Options) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     summary["summary_json"] = str(out / "summary.json")
     return summary
+
+
+def _has_data(client: Client) -> bool:
+    """True when any of the user's accounts (each named with ``?account=``: a user with several must name
+    one) already has positions or reconciliation logs."""
+    scopes = [f"&account={account_id}" for account_id in _account_ids(client).values()] or [""]
+    for scope in scopes:
+        existing = client.call("GET", f"positions/?page_size=1{scope}")
+        logs = _optional(client, "GET", f"reconciliation/logs/?page_size=1{scope}")
+        if existing.get("results") or (logs and logs.get("results")):
+            return True
+    return False
 
 
 def _account_ids(client: Client) -> dict[int, int]:
