@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from unittest import mock
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -348,9 +347,18 @@ def validated_sync(body: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def simulated_clock(clock: list[datetime]) -> Iterator[None]:
-    """Make ``django.utils.timezone.now`` return ``clock[0]`` (the simulated broker time) inside the block."""
-    with mock.patch("django.utils.timezone.now", lambda: clock[0]):
+    """Make ``django.utils.timezone.now`` return ``clock[0]`` (the simulated broker time) inside the block.
+
+    Every service and ``auto_now``/``auto_now_add`` field reads the time through ``timezone.now``; the
+    services take no ``now`` argument, so the command rebinds that one function while it replays a
+    user's history (one thread: the command's), and restores it on the way out.
+    """
+    real_now = timezone.now
+    timezone.now = lambda: clock[0]
+    try:
         yield
+    finally:
+        timezone.now = real_now
 
 
 def last_fx_open(at: datetime) -> datetime:

@@ -7,9 +7,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from demo.management.commands.seed_demo import QUOTED, Terminal
 from guards.models import DrawdownAlert, MarketAlert
 from positions.models import Instrument, Position
-from reconciliation.management.commands.seed_demo import QUOTED, Terminal
 from reconciliation.models import ReconciliationLog
 from reconciliation.serializers import SyncInputSerializer
 
@@ -108,7 +108,7 @@ def test_demo_snapshots_are_json_sync_bodies_the_endpoint_accepts():
 def test_demo_history_seeded_on_a_weekend_ends_at_fridays_fx_close():
     from datetime import UTC, datetime
 
-    from reconciliation.management.commands.seed_demo import last_fx_open
+    from demo.management.commands.seed_demo import last_fx_open
 
     # Thursday 3 December 2026 10:00 UTC: the FX market is open, the history ends now
     thursday = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
