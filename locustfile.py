@@ -131,7 +131,7 @@ SYSTEM_STATUS_VALUES = {"healthy", "warning", "critical", "stale", "idle"}
 
 
 # ------------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested in tradingsite/tests/test_locustfile.py)
+# Pure helpers (unit-tested in tests/load/test_locustfile.py)
 # ------------------------------------------------------------------------------------------------
 def jwt_expiry(token: str) -> float | None:
     """Return the ``exp`` claim (epoch seconds) of a JWT without verifying it; None if unreadable."""
