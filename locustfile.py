@@ -52,8 +52,9 @@ Environment (all optional):
 
 Accounts are spread over processes without coordination: process ``w`` of ``W`` takes accounts
 ``w, w+W, w+2W, …``, so each sync worker owns its account as long as workers are started with the
-right ``--expect-workers`` (or ``TS_LOCUST_WORKERS``). This file imports only Locust and the standard
-library, so the docker compose Locust image can run it on its own.
+right ``--expect-workers`` (or ``TS_LOCUST_WORKERS``). This file imports only Locust, the standard
+library and the Django-free payload builder ``tradingsite/sync_payload.py`` (the docker compose Locust
+services mount it next to this file), so the Locust image runs it without the service's requirements.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ import json
 import os
 import random
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.request import Request, urlopen
@@ -75,6 +75,8 @@ from gevent.lock import Semaphore
 from locust import FastHttpUser, between, events, task
 from locust.exception import RescheduleTask
 from locust.runners import WorkerRunner
+
+from tradingsite import sync_payload as mt5
 
 API = "/api/v1/"
 STATUS_PATH = API + "reconciliation/status/"
@@ -129,7 +131,7 @@ SYSTEM_STATUS_VALUES = {"healthy", "warning", "critical", "stale", "idle"}
 
 
 # ------------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested in tradingsite/tests/test_locustfile.py)
+# Pure helpers (unit-tested in tests/load/test_locustfile.py)
 # ------------------------------------------------------------------------------------------------
 def jwt_expiry(token: str) -> float | None:
     """Return the ``exp`` claim (epoch seconds) of a JWT without verifying it; None if unreadable."""
@@ -353,7 +355,7 @@ class SyntheticAccount:
             point = Decimal(1).scaleb(-digits)
             bids[symbol] = self.mids[symbol]
             asks[symbol] = _q(self.mids[symbol] + point * spread, digits)
-            quotes.append({"symbol": symbol, "bid": str(bids[symbol]), "ask": str(asks[symbol]), "time": epoch})
+            quotes.append(mt5.tick(symbol=symbol, bid=bids[symbol], ask=asks[symbol], time=epoch))
         total_profit = Decimal("0.00")
         margin = Decimal("0.00")
         for k, (symbol, mt5_type, lots, tp_points) in enumerate(BOOK):
@@ -368,38 +370,24 @@ class SyntheticAccount:
             margin += _q(self.usd_to_account(notional_usd / 100, bids), 2)  # 1:100 leverage
             total_profit += profit
             positions.append(
-                {
-                    "ticket": synthetic_ticket(self.account, k),
-                    "symbol": symbol,
-                    "type": mt5_type,
-                    "volume": str(lots),
-                    "price_open": str(self.opens[symbol]),
-                    "price_current": str(current),
-                    "sl": "0",
-                    "tp": str(_q(self.opens[symbol] + direction * point * tp_points, digits)),
-                    "swap": "0.00",
-                    "commission": "0.00",
-                    "profit": str(profit),
-                    "time": self.opened_at,
-                }
-            )
+                mt5.position(
+                    ticket=synthetic_ticket(self.account, k), symbol=symbol, type=mt5_type, volume=lots,
+                    price_open=self.opens[symbol], price_current=current,
+                    tp=_q(self.opens[symbol] + direction * point * tp_points, digits), swap=Decimal("0.00"),
+                    commission=Decimal("0.00"), profit=profit, time=self.opened_at,
+                )
+            )  # fmt: skip
         equity = self.balance + total_profit
-        sync_id = str(uuid.uuid4())
-        payload = {
-            "sync_id": sync_id,
-            "broker_time": broker_time_iso(broker_time),
-            "account": {
-                "login": self.login,
-                "server": DEMO_SERVER,
-                "currency": self.currency,
-                "balance": str(self.balance),
-                "equity": str(equity),
-                "margin": str(margin),
-                "margin_free": str(equity - margin),
-            },
-            "positions": positions,
-            "quotes": quotes,
-        }
+        payload = mt5.sync_body(
+            broker_time=broker_time_iso(broker_time),
+            account=mt5.account_info(
+                login=self.login, server=DEMO_SERVER, currency=self.currency, balance=self.balance, equity=equity,
+                margin=margin,
+            ),
+            positions=positions,
+            quotes=quotes,
+        )  # fmt: skip
+        sync_id = payload["sync_id"]
         expected = {
             "sync_id": sync_id,
             "ticket": positions[0]["ticket"],

@@ -9,7 +9,8 @@ that lists them; a user with no account yet (no sync so far) reads empty data.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
@@ -81,6 +82,29 @@ def each_account(user_id: int) -> list[dict[str, Any]]:
     """``[{"account_id": id}, …]`` for each of the user's accounts: the ``warm_params`` of a hot read
     that is per account (``tradingsite.caching.cached_read``)."""
     return [{"account_id": account_id} for account_id in account_ids(user_id=user_id)]
+
+
+class AccountFigures(TypedDict):
+    """An account's currency, equity and balance (account currency) as its latest sync left them."""
+
+    currency: str
+    equity: Decimal | None
+    balance: Decimal | None
+    last_sync_at: datetime | None
+
+
+def account_latest_figures(*, user_id: int, account_id: int | None = None) -> AccountFigures | None:
+    """Return ``{"currency", "equity", "balance", "last_sync_at"}`` of the account as its latest sync left
+    it, or None before its first sync (1 query).
+
+    Every accepted sync writes these on the ``Account`` row (``accounts.services.account_apply_sync``,
+    money in the account currency, quantized to its ``currency_digits``). ``account_id`` None: the
+    user's most recently synced account.
+    """
+    accounts = Account.objects.filter(user_id=user_id, last_sync_at__isnull=False)
+    if account_id is not None:
+        accounts = accounts.filter(pk=account_id)
+    return accounts.order_by("-last_sync_at", "-id").values("currency", "equity", "balance", "last_sync_at").first()
 
 
 DEFAULT_SYNC_STALE_SECONDS = 60  # guards.models.GuardConfig.sync_stale_seconds's default

@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness as h  # noqa: E402
 from bench import results as r  # noqa: E402
+from tradingsite import sync_payload as mt5  # noqa: E402
 
 PG_VERSION = "15"
 SHARED_REDIS_START = [
@@ -85,19 +86,12 @@ def blip_during_sync(services, base_url: str, token: str, deadline_s: float = 15
     """Phase (d): a sync stored while Redis is paused, and how long after Redis answers again
     ``guards/status`` keeps showing the previous sync, counted from the later of Redis answering and the
     sync's answer (seconds; None if not shown within ``deadline_s``)."""
-    import uuid
-
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     def body(equity: str, broker_time: datetime) -> dict:
-        return {
-            "sync_id": str(uuid.uuid4()),
-            "broker_time": broker_time.isoformat().replace("+00:00", "Z"),
-            "account": {"login": 5099999, "currency": currency, "balance": equity, "equity": equity,
-                        "margin": "0", "margin_free": equity},
-            "positions": [],
-            "quotes": [],
-        }  # fmt: skip
+        account = mt5.account_info(login=5099999, server="Demo-Server", currency=currency, balance=equity,
+                                   equity=equity)  # fmt: skip
+        return mt5.sync_body(broker_time=broker_time, account=account, positions=[])
 
     def shown_equity() -> str | None:
         status, _headers, raw = h.http(base_url + GUARDS_PATH, headers)

@@ -1,6 +1,6 @@
 """Pure functions of the benchmark and chaos runs: parse what the tools print, compute, judge, render.
 
-No I/O and no Django here, so ``tradingsite/tests/test_bench_results.py`` checks every function on
+No I/O and no Django here, so ``bench/tests/test_results.py`` checks every function on
 captured sample output:
 
 * :func:`parse_prometheus` / :func:`view_counters` / :func:`counters_delta` — the service's own

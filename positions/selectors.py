@@ -16,8 +16,7 @@ from typing import Any
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.selectors import each_account
-from guards.models import EquitySnapshot
+from accounts.selectors import account_latest_figures, each_account
 from positions import valuation
 from positions.models import Deal, Instrument, Position, Quote
 from tradingsite.caching import cached_read
@@ -63,16 +62,6 @@ def open_position_list(*, user_id: int, account_id: int | None = None, symbol: s
     if symbol:
         positions = positions.filter(symbol=symbol.strip().upper())
     return positions.order_by(F("opened_at").desc(nulls_last=True), "-id")
-
-
-def latest_account(*, user_id: int, account_id: int | None = None) -> dict[str, Any] | None:
-    """Return ``{"currency", "equity", "balance", "created_at"}`` of the account's latest equity snapshot, or None."""
-    return (
-        _scoped(EquitySnapshot.objects, user_id=user_id, account_id=account_id)
-        .order_by("-created_at", "-id")
-        .values("currency", "equity", "balance", "created_at")
-        .first()
-    )
 
 
 INSTRUMENT_FIELDS = (
@@ -131,9 +120,9 @@ def open_positions(*, user_id: int, account_id: int | None = None, symbol: str |
                         "unrealized_pnl_pct", "pnl_pips", "valuation_reason", "rate_path", "matched",
                         "divergence_reasons", "opened_at", "last_synced_at"}, ...]}
 
-    ``unrealized_pnl`` is in the account currency (``currency``, from the latest equity snapshot);
+    ``unrealized_pnl`` is in the account currency (``currency``, the Account row as the latest sync left it);
     ``None`` when no conversion rate exists, and such positions are counted in ``unvalued_positions``.
-    ``total_unrealized_pnl_pct`` is total / latest equity × 100, ``None`` before the first snapshot.
+    ``total_unrealized_pnl_pct`` is total / latest equity × 100, ``None`` before the account's first sync.
     ``as_of`` is the time of this call (cached entries outlive seconds; the generation keeps them fresh).
     """
     symbol = symbol.strip().upper() if symbol else None
@@ -145,7 +134,7 @@ def open_positions(*, user_id: int, account_id: int | None = None, symbol: str |
 def compute_open_positions(*, user_id: int, account_id: int | None = None, symbol: str | None = None) -> dict[str, Any]:
     """Compute :func:`open_positions` from the database (no cache): 2–4 queries.
 
-    Positions (1) and the latest equity snapshot (1); when there are positions, their instruments (1);
+    Positions (1) and the account's latest figures (1); when there are positions, their instruments (1);
     the account's quotes (1, +1 for the specs of quoted symbols no position holds) only when a quote
     currency differs from the account currency. Each position is valued as the broker holds it
     (``valuation.broker_holding``); ``valuation_reason`` says why one is unvalued (``spec_missing``,
@@ -156,7 +145,7 @@ def compute_open_positions(*, user_id: int, account_id: int | None = None, symbo
             *_OPEN_FIELDS, "divergence_details"
         )
     )
-    account = latest_account(user_id=user_id, account_id=account_id)
+    account = account_latest_figures(user_id=user_id, account_id=account_id)
     currency = account["currency"] if account else None
     instruments = instrument_specs(account_id=account_id, symbols={row["symbol"] for row in rows}) if rows else {}
     needs_rates = any(item["currency_profit"].upper() != (currency or "").upper() for item in instruments.values())

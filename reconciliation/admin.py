@@ -38,39 +38,28 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from reconciliation.models import ReconciliationLog
+from reconciliation.models import (
+    LOG_CLOSE_FIELDS,
+    LOG_EVENT_FIELDS,
+    LOG_FIELDS,
+    LOG_POSITION_FIELDS,
+    LOG_SYNC_FIELDS,
+    ReconciliationLog,
+)
 from tradingsite.admin import DateRangeFilter, LargeTablePaginator, ReadOnlyModelAdmin
 
 # ---------------------------------------------------------------------------------------------
 # Streaming CSV export
 # ---------------------------------------------------------------------------------------------
 
-#: (CSV header, ORM path) of the exported columns, in order.
+#: (CSV header, ORM path) of the exported columns, in order: the keys, then every recorded column.
 CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "id"),
     ("created_at", "created_at"),
     ("username", "user__username"),
     ("user_id", "user_id"),
-    ("event_type", "event_type"),
-    ("status", "status"),
-    ("sync_id", "sync_id"),
     ("position_id", "position_id"),
-    ("ticket", "ticket"),
-    ("symbol", "symbol"),
-    ("side", "side"),
-    ("volume", "volume"),
-    ("price_open", "price_open"),
-    ("price_current", "price_current"),
-    ("matched", "matched"),
-    ("divergence_reason", "divergence_reason"),
-    ("slippage_pips", "slippage_pips"),
-    ("close_reason", "close_reason"),
-    ("close_price", "close_price"),
-    ("realized_pnl", "realized_pnl"),
-    ("duration_ms", "duration_ms"),
-    ("broker_time", "broker_time"),
-    ("message", "message"),
-    ("details", "details"),
+    *((name, name) for name in LOG_FIELDS),
 )
 CSV_CHUNK_ROWS = 2000
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -132,6 +121,16 @@ def log_csv_response(queryset: QuerySet) -> StreamingHttpResponse:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The detail page's sections (title, fields): the recorded columns in their groups, around the computed ones.
+DETAIL_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Event", ("time", "user", *LOG_EVENT_FIELDS, "message", "story_link")),
+    ("Position", ("position_link", *LOG_POSITION_FIELDS)),
+    ("Close", LOG_CLOSE_FIELDS),
+    ("Sync", LOG_SYNC_FIELDS),
+    ("Details: expected vs actual", ("details_table", "details_json")),
+)
+
+
 class LogChangeList(ChangeList):
     """The log changelist: the large columns (``details``, ``message``) are not read for the list."""
 
@@ -177,55 +176,8 @@ class ReconciliationLogAdmin(ReadOnlyModelAdmin):
     sortable_by = ("time",)  # only the indexed order; other columns would sort the whole table
     raw_id_fields = ("user", "position")
     actions = ("export_csv",)
-    fieldsets = (
-        ("Event", {"fields": ("time", "user", "event_type", "status", "sync_id", "message", "story_link")}),
-        (
-            "Position",
-            {
-                "fields": (
-                    "position_link",
-                    "ticket",
-                    "symbol",
-                    "side",
-                    "volume",
-                    "price_open",
-                    "price_current",
-                    "matched",
-                    "divergence_reason",
-                    "slippage_pips",
-                )
-            },
-        ),
-        ("Close", {"fields": ("close_reason", "close_price", "realized_pnl")}),
-        ("Sync", {"fields": ("broker_time", "duration_ms")}),
-        ("Details: expected vs actual", {"fields": ("details_table", "details_json")}),
-    )
-    readonly_fields = (
-        "time",
-        "user",
-        "event_type",
-        "status",
-        "sync_id",
-        "message",
-        "story_link",
-        "position_link",
-        "ticket",
-        "symbol",
-        "side",
-        "volume",
-        "price_open",
-        "price_current",
-        "matched",
-        "divergence_reason",
-        "slippage_pips",
-        "close_reason",
-        "close_price",
-        "realized_pnl",
-        "broker_time",
-        "duration_ms",
-        "details_table",
-        "details_json",
-    )
+    fieldsets = tuple((title, {"fields": fields}) for title, fields in DETAIL_SECTIONS)
+    readonly_fields = tuple(name for _title, fields in DETAIL_SECTIONS for name in fields)
 
     # -- changelist ---------------------------------------------------------------------------
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:

@@ -147,3 +147,26 @@ class ReconciliationLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("ReconciliationLog is append-only: rows cannot be deleted.")
+
+
+# The log's recorded columns, declared once, in groups, in the order every listing shows them. The API
+# serializer, the admin's detail page, the CSV export and ``generate_logs`` compose their column lists
+# from these (adding a column to the model means adding it here; each then shows it). The keys around
+# them (id, user, account, position, created_at) are added by each consumer where it needs them.
+LOG_EVENT_FIELDS = ("sync_id", "event_type", "status")
+LOG_POSITION_FIELDS = (
+    "ticket",
+    "symbol",
+    "side",
+    "volume",
+    "price_open",
+    "price_current",
+    "matched",
+    "divergence_reason",
+    "slippage_pips",
+)
+LOG_CLOSE_FIELDS = ("close_reason", "close_price", "realized_pnl")
+LOG_SYNC_FIELDS = ("duration_ms", "broker_time")
+LOG_TEXT_FIELDS = ("message", "details")
+LOG_FIELDS = (*LOG_EVENT_FIELDS, *LOG_POSITION_FIELDS, *LOG_CLOSE_FIELDS, *LOG_SYNC_FIELDS, *LOG_TEXT_FIELDS)
+"""Every column a log row records, without its keys (id, user, account, position, created_at)."""

@@ -28,7 +28,14 @@ from rest_framework import serializers
 
 from accounts.fields import MoneyModelSerializer
 from accounts.money import MAX_CURRENCY_DIGITS, MAX_LOGIN, MAX_UTC_OFFSET_MINUTES, MIN_UTC_OFFSET_MINUTES, MONEY
-from reconciliation.models import ReconciliationLog
+from reconciliation.models import (
+    LOG_CLOSE_FIELDS,
+    LOG_EVENT_FIELDS,
+    LOG_POSITION_FIELDS,
+    LOG_SYNC_FIELDS,
+    LOG_TEXT_FIELDS,
+    ReconciliationLog,
+)
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
@@ -507,26 +514,12 @@ class ReconciliationLogSerializer(MoneyModelSerializer):
         model = ReconciliationLog
         fields = (
             "id",
-            "sync_id",
-            "event_type",
-            "status",
+            *LOG_EVENT_FIELDS,
             "position",
-            "ticket",
-            "symbol",
-            "side",
-            "volume",
-            "price_open",
-            "price_current",
-            "matched",
-            "divergence_reason",
-            "slippage_pips",
-            "close_reason",
-            "close_price",
-            "realized_pnl",
-            "duration_ms",
-            "broker_time",
-            "message",
-            "details",
+            *LOG_POSITION_FIELDS,
+            *LOG_CLOSE_FIELDS,
+            *LOG_SYNC_FIELDS,
+            *LOG_TEXT_FIELDS,
             "created_at",
         )
         read_only_fields = fields

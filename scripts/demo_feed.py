@@ -13,7 +13,8 @@ replay's CSV when ``--bars`` (or ``DEMO_BARS``) names the file (docs/replay.md s
 The first account (demo001) is the showcase: it also reports a position the bot never registered
 (an ``unexpected_at_broker`` divergence that stays open) and a wide XAUUSD spread (a market alert),
 so its dashboard shows a divergence, an alert and a live chart. Its login is printed at start.
-Standard library and ``replay/`` only; stops with its parent process, or after ``--seconds``.
+Standard library, ``replay/`` and the payload builder ``tradingsite/sync_payload.py`` only; stops with its
+parent process, or after ``--seconds``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import random
 import sys
 import time
 import urllib.request
-import uuid
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from replay.bars import read_bars  # noqa: E402 - after the path set-up
 from replay.client import Client  # noqa: E402
+from tradingsite import sync_payload as mt5  # noqa: E402
 
 START_MID = {"EURUSD": "1.09500", "GBPUSD": "1.26900", "USDJPY": "150.000", "XAUUSD": "1950.00",
              "EURGBP": "0.86300", "GBPJPY": "190.400", "EURJPY": "164.300"}  # fmt: skip
@@ -96,8 +97,8 @@ class Account:
         quotes, positions, profit_total = [], [], Decimal(0)
         for symbol, mid in self.mids.items():
             spread = mid * Decimal("0.007") if (self.showcase and symbol == "XAUUSD") else mid * Decimal("0.00002")
-            quotes.append({"symbol": symbol, "bid": str(q(mid - spread / 2, digits(symbol))),
-                           "ask": str(q(mid + spread / 2, digits(symbol)))})  # fmt: skip
+            quotes.append(mt5.tick(symbol=symbol, bid=q(mid - spread / 2, digits(symbol)),
+                                   ask=q(mid + spread / 2, digits(symbol))))  # fmt: skip
         for row in self.positions:
             symbol, mid = row["symbol"], self.mids[row["symbol"]]
             sign = 1 if row["side"] == "buy" else -1
@@ -106,25 +107,13 @@ class Account:
                 move * Decimal(row["volume"]) * CONTRACT.get(symbol, Decimal(100000)) * self.rate(symbol[3:6]), 2
             )
             profit_total += profit
-            positions.append({"ticket": row["ticket"], "symbol": symbol, "type": row["side"], "volume": row["volume"],
-                              "price_open": row["price_open"], "price_current": str(mid), "sl": row.get("sl") or "0",
-                              "tp": row.get("tp") or "0", "profit": str(profit)})  # fmt: skip
+            positions.append(mt5.position(ticket=row["ticket"], symbol=symbol, type=row["side"], volume=row["volume"],
+                                          price_open=row["price_open"], price_current=mid, sl=row.get("sl"),
+                                          tp=row.get("tp"), profit=profit))  # fmt: skip
         equity = self.balance + profit_total
-        return {
-            "sync_id": str(uuid.uuid4()),
-            "broker_time": datetime.now(UTC).isoformat(),
-            "account": {
-                "login": self.login,
-                "server": "Demo-Server",  # seed_demo's trade server
-                "currency": self.currency,
-                "balance": str(self.balance),
-                "equity": str(equity),
-                "margin": "0",
-                "margin_free": str(equity),
-            },  # fmt: skip
-            "positions": positions,
-            "quotes": quotes,
-        }
+        account = mt5.account_info(login=self.login, server="Demo-Server",  # seed_demo's trade server
+                                   currency=self.currency, balance=self.balance, equity=equity)  # fmt: skip
+        return mt5.sync_body(broker_time=datetime.now(UTC), account=account, positions=positions, quotes=quotes)
 
 
 def wait_for(base_url: str, seconds: float) -> None:

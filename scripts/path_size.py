@@ -72,42 +72,29 @@ def measure(call: Callable[[], Any]) -> tuple[Any, set[tuple[str, str]]]:
     return result, seen
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _sync_body(broker_time: datetime, price: str) -> dict[str, Any]:
     """An MT5-shaped sync: account_info(), one EURUSD buy of 1.00 lot (ticket 1001), its quote."""
-    return {
-        "sync_id": str(uuid.uuid4()),
-        "broker_time": _iso(broker_time),
-        "account": {
-            "login": 5021337,
-            "server": "Demo-Server",
-            "currency": "USD",
-            "balance": "10000.00",
-            "equity": "10010.00",
-            "margin": "0",
-            "margin_free": "10010.00",
-        },
-        "positions": [
-            {
-                "ticket": 1001,
-                "identifier": 1001,
-                "symbol": "EURUSD",
-                "type": 0,
-                "volume": "1.00",
-                "price_open": "1.09500",
-                "price_current": price,
-                "sl": "0",
-                "tp": "0",
-                "swap": "0",
-                "commission": "0",
-                "profit": "10.00",
-            }
-        ],
-        "quotes": [{"symbol": "EURUSD", "bid": price, "ask": price, "time": _iso(broker_time)}],
-    }
+    from tradingsite import sync_payload as mt5
+
+    return mt5.sync_body(
+        broker_time=broker_time,
+        account=mt5.account_info(
+            login=5021337, server="Demo-Server", currency="USD", balance="10000.00", equity="10010.00", margin="0"
+        ),
+        positions=[
+            mt5.position(
+                ticket=1001,
+                identifier=1001,
+                symbol="EURUSD",
+                type=0,
+                volume="1.00",
+                price_open="1.09500",
+                price_current=price,
+                profit="10.00",
+            )
+        ],  # fmt: skip
+        quotes=[mt5.tick(symbol="EURUSD", bid=price, time=broker_time)],
+    )
 
 
 def main() -> int:

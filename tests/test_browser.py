@@ -22,7 +22,7 @@ import pytest
 from django.conf import settings
 
 from accounts.tests.factories import default_account
-from guards.models import EquitySnapshot
+from guards.tests.read_factories import EquitySnapshotFactory
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
 
@@ -135,10 +135,10 @@ def story(user, other_user):
         divergence_reasons=["entry_slippage"],
     )
     sync_id = uuid.uuid4()
-    # The account as the sync saw it: USD, so the gold position is valued in the account currency.
-    EquitySnapshot.objects.create(
+    # The account as the sync saw it (snapshot and account row): USD, so the gold position is valued in the
+    # account currency.
+    EquitySnapshotFactory(
         user=user,
-        account=default_account(user),
         sync_id=sync_id,
         broker_time=opened,
         currency="USD",

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "notifications",
     "history",
     "dashboard",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -8,15 +8,39 @@ from decimal import Decimal
 
 import factory
 
+from accounts.models import Account
 from accounts.tests.factories import account_of
 from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, Level, MarketAlert
 
 
+def account_as_synced(snapshot: EquitySnapshot) -> None:
+    """Write ``snapshot``'s figures on its ``Account`` row, as the sync that writes a snapshot does
+    (``accounts.services.account_apply_sync``), unless the account already shows a later sync.
+
+    Readers take the account's currency and equity from the Account row (``positions/open/``) or from
+    the snapshots (``guards/status``, ``history``): a fixture that writes one must write both.
+    """
+    account = Account.objects.get(pk=snapshot.account_id)
+    if account.last_sync_at is not None and account.last_sync_at > snapshot.created_at:
+        return
+    figures = {"currency": snapshot.currency, "balance": snapshot.balance, "equity": snapshot.equity,
+               "margin": snapshot.margin, "margin_free": snapshot.margin_free, "broker_time": snapshot.broker_time,
+               "last_sync_at": snapshot.created_at}  # fmt: skip
+    Account.objects.filter(pk=account.pk).update(**figures)
+
+
 class EquitySnapshotFactory(factory.django.DjangoModelFactory):
-    """A USD account at 10,000 equity, its peak, 0 % drawdown (override per test)."""
+    """A USD account at 10,000 equity, its peak, 0 % drawdown (override per test); the account row shows
+    the same figures (:func:`account_as_synced`)."""
 
     class Meta:
         model = EquitySnapshot
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        snapshot = super()._create(model_class, *args, **kwargs)
+        account_as_synced(snapshot)
+        return snapshot
 
     account = factory.LazyAttribute(account_of)
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts.tests.factories import default_account
 from guards.models import DrawdownAlert, EquitySnapshot, GuardConfig, GuardState, MarketAlert
+from guards.tests.read_factories import EquitySnapshotFactory
 from reconciliation.models import ReconciliationLog
 
 pytestmark = pytest.mark.django_db
@@ -46,9 +47,8 @@ def _config_form(**overrides) -> dict:
 
 
 def _snapshot(user, *, equity: str, peak: str) -> EquitySnapshot:
-    return EquitySnapshot.objects.create(
+    return EquitySnapshotFactory(
         user=user,
-        account=default_account(user),
         sync_id=uuid.uuid4(),
         broker_time=NOW,
         currency="USD",

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
+from accounts.models import Account
 from guards.tests.read_factories import EquitySnapshotFactory
 from positions.models import Position
 from positions.selectors import compute_open_positions, open_positions, position_history
@@ -99,8 +100,8 @@ def test_open_positions_symbol_filter_is_case_insensitive(user, book):
     assert data["count"] == 1
 
 
-def test_open_positions_before_the_first_snapshot_has_no_currency_and_no_pct(user):
-    # given a position but no equity snapshot (no account currency yet)
+def test_open_positions_before_the_first_sync_has_no_currency_and_no_pct(user):
+    # given a position but no sync of its account yet (no account currency, no equity)
     PositionFactory(user=user, symbol="EURUSD")
     # when
     data = compute_open_positions(user_id=user.id)
@@ -109,6 +110,29 @@ def test_open_positions_before_the_first_snapshot_has_no_currency_and_no_pct(use
     assert data["unvalued_positions"] == 1
     assert data["total_unrealized_pnl"] == D("0")
     assert data["total_unrealized_pnl_pct"] is None
+
+
+def test_open_positions_read_the_currency_and_equity_the_account_row_shows(user):
+    # given an account whose latest sync left it in GBP at 8,000.00 equity (the Account row; no snapshot row:
+    # positions sit below guards and read the account, not the guards' snapshots)
+    from django.utils import timezone
+
+    from accounts.tests.factories import default_account
+
+    account = default_account(user)
+    Account.objects.filter(pk=account.pk).update(
+        currency="GBP", equity=D("8000.00"), balance=D("8100.00"), last_sync_at=timezone.now()
+    )
+    # and an XAUUSD buy whose P&L is in USD, with a GBPUSD quote at mid 1.25 (bid 1.2499, ask 1.2501)
+    QuoteFactory(user=user, symbol="GBPUSD", bid=D("1.2499"), ask=D("1.2501"))
+    PositionFactory(user=user, symbol="XAUUSD", side="buy", volume=D("0.10"), price_open=D("1950.50"),
+                    price_current=D("1955.75"))  # fmt: skip
+    # when
+    data = compute_open_positions(user_id=user.id, account_id=account.pk)
+    # then it is valued in GBP: 5.25 × 0.10 × 100 = 52.50 USD / 1.25 = 42.00 GBP; 42 / 8,000 × 100 = 0.525 → 0.53 %
+    assert data["currency"] == "GBP"
+    assert render_2dp(data["total_unrealized_pnl"]) == D("42.00")
+    assert render_2dp(data["total_unrealized_pnl_pct"]) == D("0.53")
 
 
 def test_open_positions_queries_on_a_miss_and_none_on_a_hit(user, book, django_assert_num_queries):

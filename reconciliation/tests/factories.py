@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
+
+from tradingsite import sync_payload as mt5
 
 SYNC_URL = "/api/v1/reconciliation/syncs/"
 POSITIONS_URL = "/api/v1/positions/"
@@ -15,7 +17,7 @@ POSITIONS_URL = "/api/v1/positions/"
 
 def iso(when: datetime) -> str:
     """ISO 8601 UTC with a Z suffix."""
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(mt5.wire_time(when))
 
 
 class Clock:
@@ -45,23 +47,18 @@ def account(
     server: str = SERVER,
     **extra,
 ) -> dict[str, Any]:
-    """MT5 ``account_info()``-shaped dict (money as strings); ``extra`` adds fields (currency_digits …)."""
-    return {
-        **extra,
-        "login": login,
-        "server": server,
-        "currency": currency,
-        "balance": str(balance),
-        "equity": str(equity),
-        "margin": str(margin),
-        "margin_free": str(margin_free if margin_free is not None else equity),
-    }
+    """MT5 ``account_info()`` (``tradingsite.sync_payload.account_info``) with test defaults; ``extra`` adds
+    its optional fields (currency_digits, server_utc_offset, margin levels …); ``margin_free`` defaults to equity."""
+    return mt5.account_info(
+        login=login, server=server, currency=currency, balance=balance, equity=equity, margin=margin,
+        margin_free=margin_free if margin_free is not None else equity, **extra,
+    )  # fmt: skip
 
 
 def broker_position(
     ticket: int,
     symbol: str = "EURUSD",
-    type: int | str = 0,  # noqa: A002 - MT5's field name
+    type: mt5.Side = 0,  # noqa: A002 - MT5's field name
     volume="1.00",
     price_open="1.09500",
     price_current=None,
@@ -72,31 +69,16 @@ def broker_position(
     profit="0",
     time: int | str | None = None,
 ) -> dict[str, Any]:
-    """MT5 ``positions_get()``-shaped dict; ``sl``/``tp`` "0" = none."""
-    row = {
-        "ticket": ticket,
-        "symbol": symbol,
-        "type": type,
-        "volume": str(volume),
-        "price_open": str(price_open),
-        "price_current": str(price_current if price_current is not None else price_open),
-        "sl": str(sl),
-        "tp": str(tp),
-        "swap": str(swap),
-        "commission": str(commission),
-        "profit": str(profit),
-    }
-    if time is not None:
-        row["time"] = time
-    return row
+    """MT5 ``positions_get()`` row (``tradingsite.sync_payload.position``); ``sl``/``tp`` "0" = none."""
+    return mt5.position(
+        ticket=ticket, symbol=symbol, type=type, volume=volume, price_open=price_open, price_current=price_current,
+        sl=sl, tp=tp, swap=swap, commission=commission, profit=profit, time=time,
+    )  # fmt: skip
 
 
 def quote(symbol: str, bid, ask=None, time: datetime | int | None = None) -> dict[str, Any]:
-    """MT5 ``symbol_info_tick()``-shaped dict."""
-    row = {"symbol": symbol, "bid": str(bid), "ask": str(ask if ask is not None else bid)}
-    if time is not None:
-        row["time"] = iso(time) if isinstance(time, datetime) else time
-    return row
+    """MT5 ``symbol_info_tick()`` (``tradingsite.sync_payload.tick``)."""
+    return mt5.tick(symbol=symbol, bid=bid, ask=ask, time=time)
 
 
 def deal(
@@ -112,21 +94,11 @@ def deal(
     volume="1.00",
     time: datetime | None = None,
 ) -> dict[str, Any]:
-    """MT5 ``history_deals_get()``-shaped closing deal (entry 1 = out)."""
-    row = {
-        "ticket": ticket if ticket is not None else position_id * 10 + 1,
-        "position_id": position_id,
-        "entry": entry,
-        "reason": reason,
-        "price": str(price),
-        "volume": str(volume),
-        "profit": str(profit),
-        "swap": str(swap),
-        "commission": str(commission),
-    }
-    if time is not None:
-        row["time"] = iso(time)
-    return row
+    """MT5 ``history_deals_get()`` closing deal (entry 1 = out; ``tradingsite.sync_payload.deal``)."""
+    return mt5.deal(
+        ticket=ticket if ticket is not None else position_id * 10 + 1, position_id=position_id, entry=entry,
+        reason=reason, price=price, volume=volume, profit=profit, swap=swap, commission=commission, time=time,
+    )  # fmt: skip
 
 
 def sync_payload(
@@ -139,17 +111,14 @@ def sync_payload(
     omit_positions: bool = False,
     **account_kwargs,
 ) -> dict[str, Any]:
-    """A full sync body. ``positions=None`` sends ``"positions": null`` (unknown); ``omit_positions`` leaves it out."""
-    body: dict[str, Any] = {
-        "sync_id": str(sync_id or uuid.uuid4()),
-        "broker_time": iso(broker_time),
-        "account": account(**account_kwargs),
-        "quotes": quotes or [],
-    }
-    if not omit_positions:
-        body["positions"] = positions
-    if deals is not None:
-        body["deals"] = deals
+    """A full sync body (``tradingsite.sync_payload.sync_body``). ``positions=None`` sends ``"positions": null``
+    (unknown); ``omit_positions`` leaves it out."""
+    body = mt5.sync_body(
+        sync_id=sync_id, broker_time=broker_time, account=account(**account_kwargs), positions=positions,
+        quotes=quotes or [], deals=deals or [],
+    )  # fmt: skip
+    if omit_positions:
+        del body["positions"]
     return body
 
 

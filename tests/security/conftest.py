@@ -18,6 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.cache import caches
@@ -29,6 +30,7 @@ from conftest import access_token_for
 from guards.models import DrawdownAlert, EquitySnapshot, MarketAlert
 from positions.models import Deal, Position, Quote
 from reconciliation.models import ReconciliationLog
+from tradingsite import sync_payload as mt5
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Trader:
 
 
 # Both traders monitor the same (server, login): two users' accounts never share anything but the key.
-ACCOUNT = {"server": DEFAULT_SERVER, "login": DEFAULT_LOGIN}
+ACCOUNT: dict[str, Any] = {"server": DEFAULT_SERVER, "login": DEFAULT_LOGIN}
 
 
 def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
@@ -67,64 +69,40 @@ def _trader_data(p: dict[str, str], broker_time: datetime) -> tuple[dict, dict]:
     t1 = broker_time
     t2 = broker_time + timedelta(seconds=30)
     quotes1 = [
-        {"symbol": "XAUUSD", "bid": p["xau_current"], "ask": p["xau_ask"], "time": t1.isoformat()},
-        {"symbol": "EURUSD", "bid": p["eur_current"], "ask": p["eur_ask"], "time": t1.isoformat()},
-        {"symbol": "GBPUSD", "bid": p["gbp_open"], "ask": p["gbp_ask"], "time": t1.isoformat()},
+        mt5.tick(symbol="XAUUSD", bid=p["xau_current"], ask=p["xau_ask"], time=t1),
+        mt5.tick(symbol="EURUSD", bid=p["eur_current"], ask=p["eur_ask"], time=t1),
+        mt5.tick(symbol="GBPUSD", bid=p["gbp_open"], ask=p["gbp_ask"], time=t1),
     ]
     positions1 = [
         # matched: filled at the requested price, same stops
-        {
-            "ticket": 700101,
-            "symbol": "XAUUSD",
-            "type": 0,
-            "volume": p["xau_volume"],
-            "price_open": p["xau_open"],
-            "price_current": p["xau_current"],
-            "sl": "0",
-            "tp": p["xau_tp"],
-            "profit": p["xau_profit"],
-        },
+        mt5.position(ticket=700101, symbol="XAUUSD", type=0, volume=p["xau_volume"], price_open=p["xau_open"],
+                     price_current=p["xau_current"], tp=p["xau_tp"], profit=p["xau_profit"]),
         # sl_mismatch: the broker's stop loss differs from the registered one by far more than 1 pip
-        {
-            "ticket": 700102,
-            "symbol": "EURUSD",
-            "type": 1,
-            "volume": p["eur_volume"],
-            "price_open": p["eur_open"],
-            "price_current": p["eur_current"],
-            "sl": p["eur_broker_sl"],
-            "tp": "0",
-        },
+        mt5.position(ticket=700102, symbol="EURUSD", type=1, volume=p["eur_volume"], price_open=p["eur_open"],
+                     price_current=p["eur_current"], sl=p["eur_broker_sl"]),
         # unexpected_at_broker: never registered
-        {
-            "ticket": 700103,
-            "symbol": "GBPUSD",
-            "type": "buy",
-            "volume": p["gbp_volume"],
-            "price_open": p["gbp_open"],
-            "price_current": p["gbp_open"],
-        },
-    ]
-    sync1 = {
-        "broker_time": t1.isoformat(),
-        "account": {**ACCOUNT, "currency": "USD", "balance": p["balance"], "equity": p["equity1"]},
-        "positions": positions1,
-        "quotes": quotes1,
-    }
+        mt5.position(ticket=700103, symbol="GBPUSD", type="buy", volume=p["gbp_volume"], price_open=p["gbp_open"]),
+    ]  # fmt: skip
+    sync1 = mt5.sync_body(
+        broker_time=t1,
+        account=mt5.account_info(**ACCOUNT, currency="USD", balance=p["balance"], equity=p["equity1"]),
+        positions=positions1,
+        quotes=quotes1,
+    )
     # second sync: EURUSD closed (absent) by its deal (SL), a zero-amount balance operation; equity down
     # ~16 % from the peak → drawdown warning
     deals2 = [
-        {"ticket": 9100001, "position_id": 700102, "type": 0, "entry": 1, "reason": 4, "symbol": "EURUSD",
-         "volume": p["eur_volume"], "price": p["eur_current"], "profit": "0", "time": t2.isoformat()},
-        {"ticket": 9100002, "position_id": 0, "type": 2, "profit": "0", "time": t2.isoformat()},
+        mt5.deal(ticket=9100001, position_id=700102, type=0, entry=1, reason=4, symbol="EURUSD",
+                 volume=p["eur_volume"], price=p["eur_current"], time=t2),
+        mt5.deal(ticket=9100002, type=2, time=t2),
     ]  # fmt: skip
-    sync2 = {
-        "broker_time": t2.isoformat(),
-        "account": {**ACCOUNT, "currency": "USD", "balance": p["balance"], "equity": p["equity2"]},
-        "positions": [positions1[0], positions1[2]],
-        "quotes": [{**q, "time": t2.isoformat()} for q in quotes1],
-        "deals": deals2,
-    }
+    sync2 = mt5.sync_body(
+        broker_time=t2,
+        account=mt5.account_info(**ACCOUNT, currency="USD", balance=p["balance"], equity=p["equity2"]),
+        positions=[positions1[0], positions1[2]],
+        quotes=[{**q, "time": mt5.wire_time(t2)} for q in quotes1],
+        deals=deals2,
+    )
     return sync1, sync2
 
 

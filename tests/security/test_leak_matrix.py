@@ -33,6 +33,7 @@ from positions.models import Deal, Position
 from reconciliation.models import ReconciliationLog
 from tests.security.conftest import ACCOUNT, Trader, clear_caches, markers_in
 from tests.security.endpoints import api_operations
+from tradingsite import sync_payload as mt5
 
 pytestmark = pytest.mark.django_db
 
@@ -407,30 +408,20 @@ def case_sync(att: Attempts) -> None:
     before = _snapshot(alice)
     # Bob's worker posts Alice's sync id (the idempotency key) with Alice's tickets: a NEW sync of
     # Bob's (201), never a replay of Alice's stored summary (200), and Alice's rows are untouched
-    body = {
-        "sync_id": str(alice.sync_ids[0]),
-        "broker_time": (timezone.now() - timedelta(seconds=5)).isoformat(),
-        "account": {**ACCOUNT, "currency": "USD", "balance": "20222.00", "equity": "20230.29"},
-        "positions": [
-            {
-                "ticket": 700101,
-                "symbol": "XAUUSD",
-                "type": 0,
-                "volume": "0.20",
-                "price_open": "2922.29",
-                "price_current": "2925.29",
-            },
-            {
-                "ticket": 810001,
-                "symbol": "USDJPY",
-                "type": 0,
-                "volume": "0.50",
-                "price_open": "150.229",
-                "price_current": "150.329",
-            },
-        ],
-        "quotes": [{"symbol": "XAUUSD", "bid": "2925.29", "ask": "2925.59"}],
-    }
+    body = mt5.sync_body(
+        sync_id=alice.sync_ids[0],
+        broker_time=timezone.now() - timedelta(seconds=5),
+        account=mt5.account_info(**ACCOUNT, currency="USD", balance="20222.00", equity="20230.29"),
+        positions=[
+            mt5.position(
+                ticket=700101, symbol="XAUUSD", type=0, volume="0.20", price_open="2922.29", price_current="2925.29"
+            ),
+            mt5.position(
+                ticket=810001, symbol="USDJPY", type=0, volume="0.50", price_open="150.229", price_current="150.329"
+            ),
+        ],  # fmt: skip
+        quotes=[mt5.tick(symbol="XAUUSD", bid="2925.29", ask="2925.59")],
+    )
     response = bob.client.post("/api/v1/reconciliation/syncs/", body, format="json")
     att.bob_only("POST syncs/ with Alice's sync_id", response)
     if response.status_code != 201:

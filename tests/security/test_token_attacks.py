@@ -28,6 +28,7 @@ from accounts.tests.factories import default_account
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
 from tests.security.endpoints import Operation, api_operations, send
+from tradingsite import sync_payload as mt5
 
 pytestmark = pytest.mark.django_db
 
@@ -318,17 +319,9 @@ def test_wrong_password_and_unknown_user_are_json_401(api_client, user):
 # Deactivated and deleted users
 # --------------------------------------------------------------------------------------------
 def _sync_body() -> dict:
-    return {
-        "broker_time": (timezone.now() - timedelta(seconds=30)).isoformat(),
-        "account": {
-            "server": "MetaQuotes-Demo",
-            "login": 5021337,
-            "currency": "USD",
-            "balance": "1000.00",
-            "equity": "1000.00",
-        },
-        "positions": [],
-    }
+    account = mt5.account_info(server="MetaQuotes-Demo", login=5021337, currency="USD", balance="1000.00",
+                               equity="1000.00")  # fmt: skip
+    return mt5.sync_body(broker_time=timezone.now() - timedelta(seconds=30), account=account, positions=[])
 
 
 def _write_attempts(client: APIClient, user, *, pks: dict[tuple[str, str], int] | None = None) -> dict[str, int]:

@@ -6,12 +6,19 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ("tradingsite", "positions", "reconciliation", "guards")
+SHIPPED = (
+    "tradingsite",
+    "accounts",
+    "positions",
+    "reconciliation",
+    "guards",
+    "notifications",
+    "history",
+    "dashboard",
+    "demo",
+)
 # Benchmark commands drive the admin in-process through Django's test client and count its queries.
-BENCHMARK_TOOLS = {"reconciliation/management/commands/bench_admin.py"}
-# seed_demo replays 200 syncs per user on a simulated broker clock by patching timezone.now; removing
-# it needs a `now` parameter on the sync and guard services (their created_at and auto_now_add times).
-SIMULATED_CLOCK = {"reconciliation/management/commands/seed_demo.py": {"unittest"}}
+BENCHMARK_TOOLS = {"demo/management/commands/bench_admin.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -45,7 +52,6 @@ def test_shipped_code_imports_no_test_utilities():
             for name in imported_modules(path)
             if name == "unittest" or name.startswith(("unittest.", "django.test", "pytest"))
         }
-        test_imports -= SIMULATED_CLOCK.get(relative, set())
         if test_imports:
             offenders[relative] = sorted(test_imports)
     assert offenders == {}

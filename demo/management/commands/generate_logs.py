@@ -34,7 +34,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
 from accounts.models import Account
-from reconciliation.models import ReconciliationLog
+from reconciliation.models import LOG_FIELDS, ReconciliationLog
 
 DEFAULT_END = "2026-11-30T00:00:00+00:00"
 
@@ -72,30 +72,7 @@ REASON_WEIGHTS = {
 MAX_OPEN_POSITIONS = 8
 MAX_OPEN_DIVERGENCES = 1
 CLOSE_REASONS = {"tp_hit": 35, "sl_hit": 30, "closed_by_bot": 20, "closed_manually": 8, "closed_externally": 5}
-COLUMNS = (
-    "user_id",
-    "account_id",
-    "sync_id",
-    "event_type",
-    "status",
-    "ticket",
-    "symbol",
-    "side",
-    "volume",
-    "price_open",
-    "price_current",
-    "matched",
-    "divergence_reason",
-    "slippage_pips",
-    "close_reason",
-    "close_price",
-    "realized_pnl",
-    "duration_ms",
-    "broker_time",
-    "message",
-    "details",
-    "created_at",
-)
+COLUMNS = ("user_id", "account_id", *LOG_FIELDS, "created_at")  # the COPY column list
 
 
 @dataclass

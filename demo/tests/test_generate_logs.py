@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from accounts.models import Account
-from reconciliation.management.commands.generate_logs import COLUMNS, LogGenerator
+from demo.management.commands.generate_logs import COLUMNS, LogGenerator
 from reconciliation.models import ReconciliationLog
 
 pytestmark = pytest.mark.django_db

@@ -10,11 +10,11 @@ a GBP, USD or EUR account on the trade server "Demo-Server" (``demo004`` two acc
 currencies) and a simulated MT5 terminal per account: seeded random-walk prices for the traded
 symbols plus the conversion pairs its account currency needs, a bot that registers positions with
 ``positions.services.position_register``, and a broker that fills, modifies and closes them. Every
-snapshot goes through ``reconciliation.services.sync_ingest_batch`` (the function behind
-``sync_ingest``: the same rules, the user's state read once per batch of up to 20 syncs) in the shape
-``SyncInputSerializer`` validates to (``Terminal.snapshot``; a test checks the shapes agree) — no
-row of a position, log, quote, snapshot or alert is inserted directly. Scheduled events give every
-kind of row: entry slippage (both directions), partial fills, SL changes at the broker, manual
+snapshot is built as the worker posts it (``Terminal.snapshot``, ``tradingsite.sync_payload``), validated
+by the endpoint's ``SyncInputSerializer`` and goes through ``reconciliation.services.sync_ingest_batch``
+(the function behind ``sync_ingest``: the same rules, the user's state read once per batch of up to 20
+syncs) — no row of a position, log, quote, snapshot or alert is inserted directly. Scheduled events
+give every kind of row: entry slippage (both directions), partial fills, SL changes at the broker, manual
 trades unknown to the bot, a pending order that never fills (``missing_at_broker``), closes by
 SL/TP/bot/manual deals and closes inferred without a deal, drawdown episodes (warning and critical),
 price gaps, wide spreads and stale quotes.
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from unittest import mock
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -50,7 +49,9 @@ from accounts.services import account_get_or_create
 from guards.sessions import default_calendar
 from positions.models import Instrument
 from positions.services import position_register
+from reconciliation.serializers import SyncInputSerializer
 from reconciliation.services import sync_ingest_batch
+from tradingsite import sync_payload as mt5
 
 SYNC_INTERVAL = timedelta(seconds=5)
 DEMO_SERVER = "Demo-Server"
@@ -137,7 +138,7 @@ class Terminal:
     spreads: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[int, BrokerPosition] = field(default_factory=dict)
     orders: list[Order] = field(default_factory=list)
-    deals: list[dict[str, Any]] = field(default_factory=list)
+    deals: list[dict[str, Any]] = field(default_factory=list)  # MT5 history_deals_get() rows not yet sent
     balance: Decimal = Decimal("10000.00")
     next_ticket: int = 700001
     next_deal: int = 5000001
@@ -281,12 +282,11 @@ class Terminal:
             if self.rng.random() < 0.1 and not position.manual:
                 continue  # the worker missed the deal: the service infers the close from the last price
             self.deals.append(
-                {
-                    "ticket": self.next_deal, "order": 0, "position_id": ticket, "type": None, "entry": 1,
-                    "reason": reason, "symbol": position.symbol, "price": price, "volume": position.volume,
-                    "profit": profit, "swap": position.swap, "commission": Decimal("0"), "fee": Decimal("0"),
-                    "magic": 0, "comment": "", "time": now,
-                }
+                mt5.deal(
+                    ticket=self.next_deal, order=0, position_id=ticket, entry=1, reason=reason,
+                    symbol=position.symbol, price=price, volume=position.volume, profit=profit, swap=position.swap,
+                    commission=Decimal("0"), fee=Decimal("0"), magic=0, comment="", time=now,
+                )
             )  # fmt: skip
             self.next_deal += 1
 
@@ -303,6 +303,7 @@ class Terminal:
         return -_q(self.balance * depth * shape, 2)
 
     def snapshot(self, step: int, now: datetime) -> dict[str, Any]:
+        """The sync body the terminal's worker posts at ``now`` (``tradingsite.sync_payload``, JSON-ready)."""
         positions = []
         floating = Decimal("0")
         for position in self.positions.values():
@@ -312,43 +313,52 @@ class Terminal:
                 position.swap -= Decimal("0.25")
             floating += profit + position.swap
             positions.append(
-                {
-                    "ticket": position.ticket, "identifier": position.ticket, "symbol": position.symbol,
-                    "type": position.side,
-                    "volume": position.volume, "price_open": position.price_open, "price_current": price,
-                    "sl": position.sl, "tp": position.tp, "swap": position.swap, "commission": Decimal("0"),
-                    "profit": profit, "time": position.opened,
-                }
+                mt5.position(
+                    ticket=position.ticket, identifier=position.ticket, symbol=position.symbol, type=position.side,
+                    volume=position.volume, price_open=position.price_open, price_current=price, sl=position.sl,
+                    tp=position.tp, swap=position.swap, profit=profit, time=position.opened,
+                )
             )  # fmt: skip
-        equity = self.balance + floating + self.drawdown_shock(step)
+        equity = _q(self.balance + floating + self.drawdown_shock(step), 2)
         stale_symbol = "EURGBP" if self.index % 7 == 0 and 0.5 * self.syncs <= step < 0.5 * self.syncs + 3 else None
         quotes = []
         for symbol in QUOTED:
             bid, ask = self.bid_ask(symbol)
             tick_time = now - timedelta(seconds=120) if symbol == stale_symbol else now
-            quotes.append({"symbol": symbol, "bid": bid, "ask": ask, "time": tick_time})
-        payload = {
-            "sync_id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
-            "broker_time": now,
-            "account": {
-                "login": self.account_login, "server": DEMO_SERVER, "currency": self.currency,
-                "balance": _q(self.balance, 2), "equity": _q(equity, 2), "margin": Decimal("0"),
-                "margin_free": _q(equity, 2), "credit": Decimal("0"), "margin_level": None,
-            },
-            "positions": positions,
-            "quotes": quotes,
-            "deals": self.deals,
-            "symbols": [],
-        }  # fmt: skip
+            quotes.append(mt5.tick(symbol=symbol, bid=bid, ask=ask, time=tick_time))
+        account = mt5.account_info(
+            login=self.account_login, server=DEMO_SERVER, currency=self.currency, balance=_q(self.balance, 2),
+            equity=equity, credit=Decimal("0"),
+        )  # fmt: skip
+        payload = mt5.sync_body(
+            sync_id=uuid.UUID(int=self.rng.getrandbits(128), version=4), broker_time=now, account=account,
+            positions=positions, quotes=quotes, deals=self.deals,
+        )  # fmt: skip
         self.deals = []
         return payload
 
 
+def validated_sync(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` validated by the sync endpoint's serializer (what ``sync_ingest`` receives from the view)."""
+    serializer = SyncInputSerializer(data=body)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 @contextmanager
 def simulated_clock(clock: list[datetime]) -> Iterator[None]:
-    """Make ``django.utils.timezone.now`` return ``clock[0]`` (the simulated broker time) inside the block."""
-    with mock.patch("django.utils.timezone.now", lambda: clock[0]):
+    """Make ``django.utils.timezone.now`` return ``clock[0]`` (the simulated broker time) inside the block.
+
+    Every service and ``auto_now``/``auto_now_add`` field reads the time through ``timezone.now``; the
+    services take no ``now`` argument, so the command rebinds that one function while it replays a
+    user's history (one thread: the command's), and restores it on the way out.
+    """
+    real_now = timezone.now
+    timezone.now = lambda: clock[0]
+    try:
         yield
+    finally:
+        timezone.now = real_now
 
 
 def last_fx_open(at: datetime) -> datetime:
@@ -466,7 +476,7 @@ class Command(BaseCommand):
                 # Up to MAX_BATCH syncs go in as one backlog (sync_ingest_batch: the same rules, the user's
                 # state read and written once); their log rows carry the time of the batch's last sync.
                 if len(backlog) >= MAX_BATCH * len(terminals) or step == syncs:
-                    sync_ingest_batch(user_id=user.pk, batch=backlog)
+                    sync_ingest_batch(user_id=user.pk, batch=[validated_sync(body) for body in backlog])
                     backlog = []
 
     @staticmethod

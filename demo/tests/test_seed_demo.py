@@ -2,16 +2,14 @@
 
 import io
 import json
-from datetime import datetime
-from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from demo.management.commands.seed_demo import QUOTED, Terminal
 from guards.models import DrawdownAlert, MarketAlert
 from positions.models import Instrument, Position
-from reconciliation.management.commands.seed_demo import QUOTED, Terminal
 from reconciliation.models import ReconciliationLog
 from reconciliation.serializers import SyncInputSerializer
 
@@ -80,22 +78,7 @@ def test_seed_demo_is_deterministic_and_idempotent():
     assert "0 users seeded (3 already there)" in output and "x001 / demo-pass-2026" in output
 
 
-def _as_json(value):
-    """Render a validated value the way an MT5 worker would post it."""
-    if isinstance(value, dict):
-        return {k: _as_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_json(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None:
-        return None
-    return value if isinstance(value, int | str) else str(value)
-
-
-def test_demo_snapshots_have_the_shape_the_sync_serializer_produces():
+def test_demo_snapshots_are_json_sync_bodies_the_endpoint_accepts():
     # given a terminal run for a while (positions, deals and quotes present)
     import random
 
@@ -114,19 +97,18 @@ def test_demo_snapshots_have_the_shape_the_sync_serializer_produces():
         if order:
             terminal.orders.append(order)
         snapshots.append(terminal.snapshot(step, now))
-    assert any(s["positions"] for s in snapshots)
+    assert any(s["positions"] for s in snapshots) and any(s["deals"] for s in snapshots)
     for snapshot in snapshots:
-        # when the JSON form goes through the endpoint's serializer
-        serializer = SyncInputSerializer(data=json.loads(json.dumps(_as_json(snapshot))))
+        # when the body goes through JSON and the endpoint's serializer, then it is valid, unchanged by JSON
+        assert json.loads(json.dumps(snapshot)) == snapshot
+        serializer = SyncInputSerializer(data=snapshot)
         assert serializer.is_valid(), serializer.errors
-        # then it validates to exactly what seed_demo hands to sync_ingest
-        assert serializer.validated_data == snapshot
 
 
 def test_demo_history_seeded_on_a_weekend_ends_at_fridays_fx_close():
     from datetime import UTC, datetime
 
-    from reconciliation.management.commands.seed_demo import last_fx_open
+    from demo.management.commands.seed_demo import last_fx_open
 
     # Thursday 3 December 2026 10:00 UTC: the FX market is open, the history ends now
     thursday = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
