@@ -39,6 +39,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from replay.bars import Bar
+from tradingsite import sync_payload
 
 CENT = Decimal("0.01")
 
@@ -527,88 +528,86 @@ class Broker:
         ``utc_offset``, the server's offset at ``now`` (minutes)."""
         equity = self.equity()
         margin = self.margin()
-        info = {
-            "login": self.login,
-            "server": self.server,
-            "currency": self.currency,
-            "balance": str(money(self.balance)),
-            "equity": str(money(equity)),
-            "margin": str(margin),
-            "margin_free": str(money(equity - margin)),
-            "margin_level": str(self.margin_level()),
-            "margin_so_mode": 0,
-            "margin_so_call": str(self.margin_so_call),
-            "margin_so_so": str(self.margin_so_so),
-            "leverage": self.leverage,
-            "margin_mode": 0 if self.netting else 2,
-        }
-        if self.utc_offset is not None and now is not None:
-            info["server_utc_offset"] = self.utc_offset(now)
-        return info
+        return sync_payload.account_info(
+            login=self.login,
+            server=self.server,
+            currency=self.currency,
+            balance=money(self.balance),
+            equity=money(equity),
+            margin=margin,
+            margin_free=money(equity - margin),
+            margin_level=self.margin_level(),
+            margin_so_mode=0,
+            margin_so_call=self.margin_so_call,
+            margin_so_so=self.margin_so_so,
+            leverage=self.leverage,
+            margin_mode=0 if self.netting else 2,
+            server_utc_offset=self.utc_offset(now) if self.utc_offset is not None and now is not None else None,
+        )
 
     def positions_get(self) -> list[dict]:
         """``positions_get()``: one dict per open position (type 0 buy / 1 sell, ``sl``/``tp`` "0" for none)."""
         return [
-            {
-                "ticket": p.ticket,
-                "symbol": p.symbol or self.spec.symbol,
-                "type": 0 if p.side == BUY else 1,
-                "volume": str(p.volume),
-                "price_open": str(p.price_open),
-                "price_current": str(p.price_current),
-                "sl": str(p.sl) if p.sl is not None else "0",
-                "tp": str(p.tp) if p.tp is not None else "0",
-                "swap": str(p.swap),
-                "commission": "0.00",
-                "profit": str(p.profit),
-                "time": self.server_epoch(p.time),
-                "magic": p.magic,
-            }
+            sync_payload.position(
+                ticket=p.ticket,
+                symbol=p.symbol or self.spec.symbol,
+                type=0 if p.side == BUY else 1,
+                volume=p.volume,
+                price_open=p.price_open,
+                price_current=p.price_current,
+                sl=p.sl,
+                tp=p.tp,
+                swap=p.swap,
+                commission=Decimal("0.00"),
+                profit=p.profit,
+                time=self.server_epoch(p.time),
+                magic=p.magic,
+            )
             for p in self.positions.values()
         ]
 
     def deal_dict(self, deal: Deal) -> dict:
         """``history_deals_get()`` row of a deal (a closing deal's type is the opposite side: 1 sell closes a
         buy); ``time`` on the server's clock."""
-        return {
-            "ticket": deal.ticket,
-            "order": deal.order,
-            "position_id": deal.position_id,
-            "symbol": deal.symbol if deal.is_trade else "",
-            "type": deal.deal_type,
-            "entry": deal.entry,
-            "reason": deal.reason,
-            "price": str(deal.price),
-            "volume": str(deal.volume),
-            "profit": str(deal.profit),
-            "swap": str(deal.swap),
-            "commission": str(deal.commission),
-            "time": self.server_epoch(deal.time),
-            "magic": deal.magic,
-        }
+        return sync_payload.deal(
+            ticket=deal.ticket,
+            order=deal.order,
+            position_id=deal.position_id,
+            symbol=deal.symbol if deal.is_trade else None,
+            type=deal.deal_type,
+            entry=deal.entry,
+            reason=deal.reason,
+            price=deal.price,
+            volume=deal.volume,
+            profit=deal.profit,
+            swap=deal.swap,
+            commission=deal.commission,
+            time=self.server_epoch(deal.time),
+            magic=deal.magic,
+        )
 
     def symbol_info(self) -> dict:
         """``symbol_info()`` specs of the symbol (a sync may carry them to create/update the instrument)."""
         spec = self.spec
-        return {
-            "symbol": spec.symbol,
-            "trade_contract_size": str(spec.contract_size),
-            "digits": spec.digits,
-            "point": str(spec.point),
-            "currency_base": spec.currency_base,
-            "currency_profit": spec.currency_profit,
-            "volume_step": str(spec.volume_step),
-            "volume_min": str(spec.volume_step),
-        }
+        return sync_payload.symbol_spec(
+            symbol=spec.symbol,
+            trade_contract_size=spec.contract_size,
+            digits=spec.digits,
+            point=spec.point,
+            currency_base=spec.currency_base,
+            currency_profit=spec.currency_profit,
+            volume_step=spec.volume_step,
+            volume_min=spec.volume_step,
+        )
 
     def tick(self) -> dict:
-        """``symbol_info_tick()`` of the symbol at the current quote."""
-        return {
-            "symbol": self.spec.symbol,
-            "bid": str(self.bid),
-            "ask": str(self.ask),
-            "time": self.server_epoch(self.quote_time) if self.quote_time else 0,
-        }
+        """``symbol_info_tick()`` of the symbol at the current quote (``time`` on the server's clock)."""
+        return sync_payload.tick(
+            symbol=self.spec.symbol,
+            bid=self.bid,
+            ask=self.ask,
+            time=self.server_epoch(self.quote_time) if self.quote_time else 0,
+        )
 
 
 def stop_hit(position: Position, bar: Bar, spread: Decimal) -> tuple[int, Decimal] | None:

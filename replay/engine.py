@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import math
 import time as clock
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -65,6 +64,7 @@ from replay.broker import (
     Position,
     money,
 )
+from tradingsite import sync_payload
 
 
 class Sink(Protocol):
@@ -690,16 +690,15 @@ class Engine:
     def _sync(self, when: datetime, index: int, moment: str, *, after_gap: bool = False) -> None:
         deals: list[Deal] = self.broker.take_unreported_deals()
         account = self.broker.account_info(when)
-        payload = {
-            "sync_id": str(uuid.uuid4()),
-            "broker_time": iso(when),
-            "account": account,
-            "positions": self.broker.positions_get(),
-            "quotes": [self.broker.tick()],
-            "deals": [self.broker.deal_dict(d) for d in deals],
-        }
-        if not self.syncs:  # the worker forwards symbol_info() once, so the service knows the instrument
-            payload["symbols"] = [self.broker.symbol_info()]
+        payload = sync_payload.sync_body(
+            account=account,
+            broker_time=when,
+            positions=self.broker.positions_get(),
+            quotes=[self.broker.tick()],
+            deals=[self.broker.deal_dict(d) for d in deals],
+            # the worker forwards symbol_info() once, so the service knows the instrument
+            symbols=[] if self.syncs else [self.broker.symbol_info()],
+        )
         record = SyncRecord(
             number=len(self.syncs) + 1,
             sync_id=payload["sync_id"],
