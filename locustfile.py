@@ -646,7 +646,7 @@ class SyncWorkerUser(FastHttpUser):
         self.account_query = account_query(self.client, self.credentials, account_login(self.account))
         self._read_initial_state()
         self.book = SyntheticAccount(self.account, currency=self._account_currency())
-        self._register_positions()
+        self._register_positions(self.book)
 
     def _account_currency(self) -> str:
         """The account currency the service knows (from positions/open), USD before any snapshot."""
@@ -682,8 +682,8 @@ class SyncWorkerUser(FastHttpUser):
             with contextlib.suppress(ValueError):
                 self.last_broker_time = datetime.fromisoformat(last.replace("Z", "+00:00"))
 
-    def _register_positions(self) -> None:
-        for row in self.book.registrations():
+    def _register_positions(self, book: SyntheticAccount) -> None:
+        for row in book.registrations():
             with self.client.post(
                 WRITE_HOST + REGISTER_PATH,
                 data=json.dumps(row),
@@ -726,6 +726,7 @@ class SyncWorkerUser(FastHttpUser):
             self.min_total_syncs += 1
         if VISIBILITY_MODE == "off":
             return
+        paths: tuple[str, ...]
         if VISIBILITY_MODE == "all":
             paths = HOT_PATHS
         else:

@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         probe.stop()
         workers_after = gunicorn.worker_pids()
         locust.stop()
-        result["gunicorn_master_alive"] = gunicorn.process.poll() is None
+        result["gunicorn_master_alive"] = gunicorn.process is not None and gunicorn.process.poll() is None
         result["gunicorn_workers_replaced"] = sorted(workers_before - workers_after)
     except KeyboardInterrupt:
         h.say("interrupted: restoring Redis and PostgreSQL")
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     api_views = [*(views[p] for p in h.HOT_PATHS), views[h.SYNC_PATH]]
     for start_name, end_name in zip(boundaries, boundaries[1:], strict=False):
-        stats = r.phase_stats(logged, marks[start_name], marks[end_name])
+        stats: dict[str, Any] = r.phase_stats(logged, marks[start_name], marks[end_name])
         delta = r.counters_delta(
             r.view_counters(r.parse_prometheus(metrics_at[end_name])),
             r.view_counters(r.parse_prometheus(metrics_at[start_name])),
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     accepting = marks["c_pg_accepting"]
     probe_ok = probe.first_ok_after(accepting) if probe else None
     sync_ok = r.first_success_after(logged, accepting, h.SYNC_PATH, status=201)
-    recovery = {
+    recovery: dict[str, Any] = {
         "pg_restart_s": accepting - marks["c_pg_restart"],
         "probe": probe_url.replace(gunicorn.base_url, ""),
         "probe_first_ok_after_accepting_s": None if probe_ok is None else max(0.0, probe_ok - accepting),

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # ------------------------------------------------------------------------------------------------
 # Prometheus text format
@@ -217,13 +218,13 @@ def _number(value: str) -> float | None:
         return None
 
 
-def parse_locust_stats_csv(text: str) -> dict[str, dict[str, float | None]]:
+def parse_locust_stats_csv(text: str) -> dict[str, dict[str, Any]]:
     """Rows of Locust's ``<prefix>_stats.csv`` keyed by name (``Aggregated`` included).
 
     Each row: ``type``, ``requests``, ``failures``, ``rps``, ``p50``, ``p95``, ``p99``, ``max``,
     ``avg`` (milliseconds; None when Locust printed N/A).
     """
-    rows: dict[str, dict[str, float | None]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for row in csv.DictReader(io.StringIO(text)):
         name = row.get("Name", "")
         rows[name] = {

@@ -47,7 +47,7 @@ def _config_form(**overrides) -> dict:
 
 
 def _snapshot(user, *, equity: str, peak: str) -> EquitySnapshot:
-    return EquitySnapshotFactory(
+    return EquitySnapshotFactory.create(
         user=user,
         sync_id=uuid.uuid4(),
         broker_time=NOW,

@@ -18,8 +18,8 @@ THE5ERS_DAILY, THE5ERS_MAX = PRESETS["the5ers_high_stakes"]
 BREAKOUT_DAILY, BREAKOUT_MAX = PRESETS["breakout_1step_classic"]
 
 
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def run(rule, syncs, *, initial, state=None):

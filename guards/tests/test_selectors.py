@@ -22,7 +22,7 @@ D = Decimal
 
 
 def _snapshot(user, *, seconds_ago: float = 5, **fields) -> EquitySnapshot:
-    snapshot = EquitySnapshotFactory(user=user, **fields)
+    snapshot = EquitySnapshotFactory.create(user=user, **fields)
     # created_at is auto_now_add: move it to the wanted age
     EquitySnapshot.objects.filter(pk=snapshot.pk).update(created_at=timezone.now() - timedelta(seconds=seconds_ago))
     snapshot.refresh_from_db()

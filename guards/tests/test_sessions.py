@@ -14,8 +14,8 @@ from guards.sessions import (
 )
 
 
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 FRIDAY_TICK = utc(2026, 3, 6, 21, 59)  # Friday 16:59 New York (EST, UTC−5): one minute before the close

@@ -17,7 +17,7 @@ T = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
 def snapshot(user, at: datetime, *, balance="10000", equity="10000", margin="0", drawdown="0"):
-    row = EquitySnapshotFactory(
+    row = EquitySnapshotFactory.create(
         user=user, balance=D(balance), equity=D(equity), margin=D(margin), drawdown_pct=D(drawdown)
     )
     EquitySnapshot.objects.filter(pk=row.pk).update(created_at=at)  # created_at is auto_now_add

@@ -53,7 +53,7 @@ def read_stream(headers: dict, *, query: str = "", during=None) -> str:
         assert response.status_code == 200, response.content
         assert response["Content-Type"] == "text/event-stream"
         chunks = []
-        async for chunk in response.streaming_content:
+        async for chunk in response.streaming_content:  # type: ignore[attr-defined]  # a streaming response
             chunks.append(chunk.decode())
             if during is not None and len(chunks) == 1:  # the first chunk (retry:) means the stream is open
                 await sync_to_async(during)()

@@ -142,8 +142,8 @@ def table_counts() -> dict[str, int]:
     from positions.models import Instrument, Position, Quote
     from reconciliation.models import ReconciliationLog
 
-    models = [Account, Position, Quote, Instrument, ReconciliationLog, EquitySnapshot, GuardState, GuardConfig,
-              DrawdownAlert, MarketAlert]  # fmt: skip
+    models: list[Any] = [Account, Position, Quote, Instrument, ReconciliationLog, EquitySnapshot, GuardState,
+                         GuardConfig, DrawdownAlert, MarketAlert]  # fmt: skip
     return {m.__name__: m.objects.count() for m in models}
 
 
@@ -167,7 +167,14 @@ def register(user, ticket: int, *, server: str = SERVER, login: int = LOGIN, **f
     from positions.services import position_register
 
     account = account_for_write(user_id=user.pk, server=server, login=login)
-    values = {"symbol": "EURUSD", "side": "buy", "volume": "1.00", "requested_price": "1.09500", "sl": None, "tp": None}
+    values: dict[str, Any] = {
+        "symbol": "EURUSD",
+        "side": "buy",
+        "volume": "1.00",
+        "requested_price": "1.09500",
+        "sl": None,
+        "tp": None,
+    }
     values.update(fields)
     for name in ("volume", "requested_price", "sl", "tp"):
         if values[name] is not None:

@@ -184,6 +184,7 @@ def check_invariants(trader: Trader, sync_id: str | None, deals_sent: dict[int, 
     )
     if sync_id is not None:
         for row in ReconciliationLog.objects.filter(user_id=user_id, sync_id=sync_id, event_type="close"):
+            assert row.position_id is not None  # a close row names its position
             position = Position.objects.get(pk=row.position_id)
             if position.ticket in deals_sent:
                 money = sum((d["profit"] + d["swap"] + d["commission"] for d in deals_sent[position.ticket]), D(0))

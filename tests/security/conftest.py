@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -37,7 +38,7 @@ from tradingsite import sync_payload as mt5
 class Trader:
     """One user with data, a JWT client and the strings that identify its data."""
 
-    user: object
+    user: User
     password: str
     client: APIClient
     token: str

@@ -15,6 +15,7 @@ import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -58,7 +59,7 @@ def assert_throttled(response, where: str) -> None:
 
 
 def login(client: APIClient, username: str, password: str = "wrong-password", ip: str | None = None):
-    extra = {"HTTP_X_FORWARDED_FOR": ip} if ip else {}
+    extra: dict[str, Any] = {"HTTP_X_FORWARDED_FOR": ip} if ip else {}
     return client.post(TOKEN, {"username": username, "password": password}, format="json", **extra)
 
 
@@ -158,7 +159,7 @@ def _counts() -> tuple[int, ...]:
 def _oversized_valid_body(operation: Operation, user) -> bytes:
     """A body that would be accepted but for its size: a valid payload padded past the limit."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    payloads = {
+    payloads: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/api/v1/positions/"): {
             "ticket": 424242,
             "symbol": "EURUSD",

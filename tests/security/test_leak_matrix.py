@@ -15,7 +15,7 @@ Runs on both backends; CI's second run puts the cache attempts on Redis (and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -254,7 +254,7 @@ def case_logout(att: Attempts) -> None:
 
 
 def _list_attempts(
-    att: Attempts, path: str, queries: list[dict], *, ids, owned, cursors: list[dict], empty: list[dict] = ()
+    att: Attempts, path: str, queries: list[dict], *, ids, owned, cursors: list[dict], empty: Sequence[dict] = ()
 ) -> None:
     """Bob lists ``path`` with each of ``queries`` (Alice's tickets and symbols among them), with the
     ``empty`` filters that only Alice's rows match, and follows Alice's ``next`` links for ``cursors``."""
@@ -578,7 +578,8 @@ def _history_attempts(att: Attempts, path: str, extra: list[dict]) -> None:
         "from": (timezone.now() - timedelta(hours=1)).isoformat(),
         "to": (timezone.now() + timedelta(hours=1)).isoformat(),
     }
-    for params in [{}, around, {"user": att.alice.id}, *extra]:
+    queries: list[dict[str, Any]] = [{}, around, {"user": att.alice.id}, *extra]
+    for params in queries:
         url = with_query(path, **params)
         att.bob_only(f"GET {url}", att.bob.client.get(url))
     account_attempts(att, path)

@@ -23,7 +23,7 @@ BENCHMARK_TOOLS = {"demo/management/commands/bench_admin.py"}
 
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

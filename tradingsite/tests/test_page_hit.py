@@ -68,7 +68,7 @@ def dispatched(monkeypatch):
 def plant(url: str, authorization: str, response) -> None:
     """Store ``response`` exactly where cache_page (and the fast path) would look for ``url`` requested
     with ``authorization``: the learned header list and the page under the key of those headers."""
-    from django.utils.cache import _generate_cache_header_key, _generate_cache_key
+    from django.utils.cache import _generate_cache_header_key, _generate_cache_key  # type: ignore[attr-defined]
 
     request = RequestFactory().get(url, HTTP_AUTHORIZATION=authorization, HTTP_COOKIE="")
     cache = caches["default"]

@@ -177,7 +177,7 @@ def test_unknown_positions_are_sent_as_null_and_a_flat_account_as_an_empty_list(
 
 def test_floats_and_naive_times_are_refused_by_the_builder():
     with pytest.raises(TypeError):
-        mt5.tick(symbol="EURUSD", bid=1.095)  # type: ignore[arg-type]  # a float is not a price
+        mt5.tick(symbol="EURUSD", bid=1.095)  # a float is not a price
     with pytest.raises(ValueError):
         mt5.wire_time(datetime(2026, 3, 3, 10))  # naive: which clock?
 
