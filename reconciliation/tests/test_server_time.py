@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from accounts.models import Account
-from positions.models import Position, Quote
+from positions.models import Deal, Position, Quote
 from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, iso, quote, sync_payload, table_counts
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +19,10 @@ def test_epoch_times_are_shifted_by_the_offset_the_worker_sends(auth_client, use
     opened_utc = broker_time - timedelta(hours=1)
     server_epoch = int((opened_utc + timedelta(minutes=120)).timestamp())
     tick_epoch = int((broker_time + timedelta(minutes=120)).timestamp())  # the tick of this very second
+    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": 0, "entry": 0, "reason": 3, "symbol": "EURUSD",
+             "volume": "1.00", "price": "1.09500", "time": server_epoch}  # fmt: skip
     payload = sync_payload(
-        broker_time=broker_time, server_utc_offset=120,
+        broker_time=broker_time, server_utc_offset=120, deals=[entry],
         positions=[broker_position(1, time=server_epoch)], quotes=[quote("EURUSD", "1.09500", time=tick_epoch)],
     )  # fmt: skip
     # when
@@ -28,6 +30,7 @@ def test_epoch_times_are_shifted_by_the_offset_the_worker_sends(auth_client, use
     # then 12:00 server time − 2 h = 10:00 UTC; the tick is at broker_time exactly (not 2 h in the future)
     assert response.status_code == 201, response.content[:300]
     assert Position.objects.get(user=user, ticket=1).opened_at == opened_utc
+    assert Deal.objects.get(user=user, ticket=101).time == opened_utc  # the entry deal: same shift
     assert Quote.objects.get(user=user, symbol="EURUSD").time == broker_time
     assert Account.objects.get(user=user).server_utc_offset == 120
 
@@ -55,15 +58,18 @@ def test_an_iso_time_carries_its_own_offset_and_is_not_shifted(auth_client, user
     assert Position.objects.get(user=user, ticket=1).opened_at == opened
 
 
-@pytest.mark.parametrize("part", ["positions", "quotes"])
+@pytest.mark.parametrize("part", ["positions", "quotes", "deals"])
 def test_a_time_after_broker_time_is_a_400_and_writes_nothing(auth_client, user, part):
     # given a worker that forgot the offset: its UTC+2 server time reads as 2 h in the future
     broker_time = Clock().tick()
     future = int((broker_time + timedelta(hours=2)).timestamp())
+    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": 0, "entry": 0, "reason": 3, "symbol": "EURUSD",
+             "volume": "1.00", "price": "1.09500", "time": future if part == "deals" else None}  # fmt: skip
     payload = sync_payload(
         broker_time=broker_time,
         positions=[broker_position(1, time=future if part == "positions" else None)],
         quotes=[quote("EURUSD", "1.09500", time=future if part == "quotes" else None)],
+        deals=[{k: v for k, v in entry.items() if v is not None}],
     )
     before = table_counts()
     # when
