@@ -139,3 +139,43 @@ def test_stats_of_a_trade_list_and_an_equity_curve(user, other_user, auth_client
     # flows: day 1 balance +580 = realized 580 → 0; day 2 +500 with nothing realized → 500; day 3 0.
     # TWR = 1580/1000 × (2130 − 500)/1580 × 2000/2130 − 1 = 1630/1000 × 2000/2130 − 1 = 3260/2130 − 1 = 53.05 %
     assert body["time_weighted_return_pct"] == "53.05"
+
+
+def btc_account_with_a_closed_sell(user):
+    """A BTC account (currency_digits 8, netting) whose sell of 1.00 EURUSD opened with a −0.00000123
+    commission and closed for +0.00012345, both through the sync; returns the account."""
+    from accounts.models import Account
+    from reconciliation.tests.factories import Clock, broker_position, ingest, register, sync_payload
+
+    clock = Clock()
+    name = {"login": 777, "server": "Crypto-Live", "currency": "BTC", "currency_digits": 8, "margin_mode": 0}
+    register(user, 1, server="Crypto-Live", login=777, side="sell")
+    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": 1, "entry": 0, "reason": 3, "symbol": "EURUSD",
+             "volume": "1.00", "price": "1.09500", "commission": "-0.00000123"}  # fmt: skip
+    close = {**entry, "ticket": 102, "order": 2, "type": 0, "entry": 1, "price": "1.09400", "commission": "0",
+             "profit": "0.00012345"}  # fmt: skip
+    ingest(user, sync_payload(broker_time=clock.tick(), positions=[broker_position(1, type=1)], deals=[entry],
+                              balance="0.50000000", equity="0.50000000", **name))  # fmt: skip
+    # balance 0.50000000 + 0.00012345 (the closing deal) = 0.50012345: explained, no divergence
+    summary = ingest(user, sync_payload(broker_time=clock.tick(), positions=[], deals=[close],
+                                        balance="0.50012345", equity="0.50012345", **name)).summary  # fmt: skip
+    assert summary["divergences"] == []
+    return Account.objects.get(user=user, login=777)
+
+
+def test_history_money_keeps_the_accounts_currency_digits(user, auth_client):
+    # given (issue 11 "Money precision", on the history reads) a BTC account's closed sell:
+    # realized −0.00000123 + 0.00012345 = 0.00012222 BTC, balance 0.50012345 BTC
+    account = btc_account_with_a_closed_sell(user)
+    query = {"account": account.pk}
+    # when / then pnl/daily/ shows today's 0.00012222, not 0.00 (rounded to cents)
+    days = auth_client.get("/api/v1/pnl/daily/", query).json()["days"]
+    assert (days[-1]["realized_pnl"], days[-1]["trades"]) == ("0.00012222", 1)
+    assert days[0]["realized_pnl"] == "0.00000000"
+    # stats/ shows the one trade's 0.00012222 as net P&L, gross profit, expectancy and largest win
+    stats = auth_client.get("/api/v1/stats/", query).json()
+    assert (stats["net_pnl"], stats["gross_profit"], stats["gross_loss"]) == ("0.00012222", "0.00012222", "0.00000000")
+    assert (stats["expectancy"], stats["largest_win"], stats["largest_loss"]) == ("0.00012222", "0.00012222", None)
+    # equity/ shows the last balance and equity with 8 digits: 0.50012345
+    (point,) = auth_client.get("/api/v1/equity/", query).json()["points"]
+    assert (point["balance"], point["equity"], point["margin"]) == ("0.50012345", "0.50012345", "0.00000000")
