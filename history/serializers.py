@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.fields import MoneyOutputField
 from history.selectors import INTERVALS
 from tradingsite.api import rounded_decimal
 
@@ -75,13 +76,13 @@ class DailyPnlQuerySerializer(RangeQuerySerializer):
 
 
 class EquityPointSerializer(serializers.Serializer):
-    """One bucket of the equity curve: the last snapshot in it."""
+    """One bucket of the equity curve: the last snapshot in it (money rounded to the account's currency_digits)."""
 
     time = serializers.DateTimeField(help_text="Bucket start (UTC).")
-    balance = rounded_decimal()
-    equity = rounded_decimal()
+    balance = MoneyOutputField()
+    equity = MoneyOutputField()
     drawdown_pct = rounded_decimal(help_text="Below the guard's peak equity, percent.")
-    margin = rounded_decimal()
+    margin = MoneyOutputField()
     margin_level_pct = rounded_decimal(allow_null=True, help_text="Equity / margin × 100; null with no margin used.")
 
 
@@ -96,10 +97,11 @@ class EquityOutputSerializer(serializers.Serializer):
 
 
 class DailyPnlDaySerializer(serializers.Serializer):
-    """One day: realized P&L of the positions closed that day (account currency), trades, wins."""
+    """One day: realized P&L of the day's trading deals (account currency, rounded to its currency_digits),
+    closing deals (trades) and the winning ones."""
 
     date = serializers.DateField()
-    realized_pnl = rounded_decimal()
+    realized_pnl = MoneyOutputField()
     trades = serializers.IntegerField()
     wins = serializers.IntegerField()
 
@@ -118,13 +120,14 @@ class DrawdownSerializer(serializers.Serializer):
     """Largest fall of the equity curve from a running peak: percent, amount, peak (start) and trough (end)."""
 
     pct = rounded_decimal()
-    amount = rounded_decimal()
+    amount = MoneyOutputField()
     start = serializers.DateTimeField(allow_null=True)
     end = serializers.DateTimeField(allow_null=True)
 
 
 class StatsOutputSerializer(serializers.Serializer):
-    """Body of ``GET stats/`` (money in the account currency, rates in percent; null where undefined)."""
+    """Body of ``GET stats/`` (money in the account currency rounded to its currency_digits, rates in percent
+    rounded to 2 dp; null where undefined)."""
 
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -134,15 +137,15 @@ class StatsOutputSerializer(serializers.Serializer):
     losses = serializers.IntegerField()
     breakeven = serializers.IntegerField()
     win_rate_pct = rounded_decimal(allow_null=True)
-    net_pnl = rounded_decimal()
-    gross_profit = rounded_decimal()
-    gross_loss = rounded_decimal()
+    net_pnl = MoneyOutputField()
+    gross_profit = MoneyOutputField()
+    gross_loss = MoneyOutputField()
     profit_factor = rounded_decimal(allow_null=True)
-    expectancy = rounded_decimal(allow_null=True, help_text="Net P&L per trade.")
-    average_win = rounded_decimal(allow_null=True)
-    average_loss = rounded_decimal(allow_null=True)
-    largest_win = rounded_decimal(allow_null=True)
-    largest_loss = rounded_decimal(allow_null=True)
+    expectancy = MoneyOutputField(allow_null=True, help_text="Net P&L per trade.")
+    average_win = MoneyOutputField(allow_null=True)
+    average_loss = MoneyOutputField(allow_null=True)
+    largest_win = MoneyOutputField(allow_null=True)
+    largest_loss = MoneyOutputField(allow_null=True)
     max_drawdown = DrawdownSerializer()
     curve_interval = serializers.CharField(help_text="Sampling of the equity curve the drawdown and return use.")
     time_weighted_return_pct = rounded_decimal(

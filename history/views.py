@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from history.selectors import INTERVALS, closed_trades, daily_pnl, equity_series
 from history.serializers import (
     DailyPnlOutputSerializer,
@@ -53,7 +53,7 @@ class EquityView(AccountScopedMixin, UserScopedAPIView):
             "currency": points[-1]["currency"] if points else None,
             "points": points,
         }
-        return Response(EquityOutputSerializer(body).data)
+        return Response(EquityOutputSerializer(body, context=money_context(self.request_account())).data)
 
 
 class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
@@ -72,7 +72,7 @@ class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
         end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
         days = daily_pnl(user_id=self.user_id, account_id=self.request_account_id(), start=start, end=end, tz=tz)
         body = {"tz": str(tz), "realized_from": "deals", "days": days}
-        return Response(DailyPnlOutputSerializer(body).data)
+        return Response(DailyPnlOutputSerializer(body, context=money_context(self.request_account())).data)
 
 
 def curve_interval(span: timedelta) -> str:
@@ -118,7 +118,7 @@ class StatsView(AccountScopedMixin, UserScopedAPIView):
             "curve_interval": interval,
             "time_weighted_return_pct": time_weighted_return([point["equity"] for point in curve], flows),
         }
-        return Response(StatsOutputSerializer(body).data)
+        return Response(StatsOutputSerializer(body, context=money_context(self.request_account())).data)
 
 
 def _cash_flows(curve: list[dict], trades, size: int) -> list[Decimal]:
