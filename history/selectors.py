@@ -89,8 +89,9 @@ def closed_trades(
 ) -> list[Trade]:
     """The user's positions closed in [start, end) as :class:`history.stats.Trade` (net realized P&L), by close time.
 
-    The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission of the closing
-    deals, account currency); a closed row without one (no closing deal seen) is left out.
+    The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission + fee of all the
+    position's deals, or inferred from the last snapshot; docs/deals.md, "Realized P&L"; account
+    currency); a closed row without one is left out.
     """
     positions = Position.objects.filter(
         user_id=user_id,

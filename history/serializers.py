@@ -75,6 +75,45 @@ class DailyPnlQuerySerializer(RangeQuerySerializer):
         return self._range(attrs, timedelta(days=30), MAX_RANGE)
 
 
+class PnlQuerySerializer(serializers.Serializer):
+    """Query of ``GET pnl/``: ``from`` (inclusive) and ``to`` (exclusive), ISO 8601 with a time zone; each
+    optional (left out: no bound, so neither given sums every deal of the account)."""
+
+    to = serializers.DateTimeField(required=False, help_text="End (exclusive); default: no bound.")
+
+    def validate(self, attrs):
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and start >= end:
+            raise serializers.ValidationError({"from": "Must be before 'to'."})
+        return {**attrs, "from": start, "to": end}
+
+
+PnlQuerySerializer._declared_fields["from"] = serializers.DateTimeField(
+    required=False, help_text="Start (inclusive); default: no bound (the account's first deal)."
+)
+
+
+class PnlOutputSerializer(serializers.Serializer):
+    """Body of ``GET pnl/``: the account's realized P&L from its MT5 deals over [start, end), in the account
+    currency rounded to its currency_digits."""
+
+    account = serializers.IntegerField(allow_null=True, help_text="The account id; null before the first sync.")
+    currency = serializers.CharField(allow_null=True)
+    start = serializers.DateTimeField(allow_null=True, help_text="Null: from the first deal.")
+    end = serializers.DateTimeField(allow_null=True, help_text="Null: up to the last deal.")
+    realized_from = serializers.CharField(help_text="deals: the account's trading deals (MT5 history_deals_get).")
+    realized_pnl = MoneyOutputField(help_text="profit + swap + commission + fee of every trading deal.")
+    profit = MoneyOutputField()
+    swap = MoneyOutputField()
+    commission = MoneyOutputField(help_text="Entry and exit commissions.")
+    fee = MoneyOutputField()
+    trade_deals = serializers.IntegerField(help_text="Trading deals (buy/sell): entries and closes.")
+    closing_deals = serializers.IntegerField(help_text="Deals that closed volume: entry out, inout, out_by.")
+    cash_flow = MoneyOutputField(
+        help_text="Balance operations (deposits +, withdrawals −, charges, bonuses …): not P&L, shown apart."
+    )
+
+
 class EquityPointSerializer(serializers.Serializer):
     """One bucket of the equity curve: the last snapshot in it (money rounded to the account's currency_digits)."""
 

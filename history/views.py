@@ -1,4 +1,4 @@
-"""history views: ``equity/``, ``pnl/daily/`` and ``stats/`` — range-bounded reads of the user's history."""
+"""history views: ``equity/``, ``pnl/``, ``pnl/daily/`` and ``stats/`` — range-bounded reads of the user's history."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from history.serializers import (
     DailyPnlQuerySerializer,
     EquityOutputSerializer,
     EquityQuerySerializer,
+    PnlOutputSerializer,
+    PnlQuerySerializer,
     StatsOutputSerializer,
     StatsQuerySerializer,
 )
 from history.stats import max_drawdown, time_weighted_return, trade_stats
+from positions.selectors import deal_totals
 from tradingsite.api import UserScopedAPIView
 
 
@@ -73,6 +76,36 @@ class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
         days = daily_pnl(user_id=self.user_id, account_id=self.request_account_id(), start=start, end=end, tz=tz)
         body = {"tz": str(tz), "realized_from": "deals", "days": days}
         return Response(DailyPnlOutputSerializer(body, context=money_context(self.request_account())).data)
+
+
+class PnlView(AccountScopedMixin, UserScopedAPIView):
+    """``GET pnl/``: the account's realized P&L over a range, from its MT5 deals.
+
+    realized_pnl = profit + swap + commission + fee of every trading deal (buy/sell) whose time is in
+    [from, to): entry commissions and fees, partial closes, closes and reversals, the same figures
+    positions/{id}/ books per position (docs/deals.md). Deposits, withdrawals and the other balance
+    operations are not P&L: their sum is cash_flow. Both bounds are optional; without them the total
+    covers every deal the service has stored for the account. Per day: pnl/daily/; trade statistics:
+    stats/. Money in the account currency, rounded to its currency_digits. One aggregate query, not
+    cached.
+    """
+
+    @extend_schema(parameters=[ACCOUNT_PARAMETER, PnlQuerySerializer], responses=PnlOutputSerializer)
+    def get(self, request: Request) -> Response:
+        query = _query(PnlQuerySerializer, request)
+        account = self.request_account()
+        totals = deal_totals(
+            user_id=self.user_id, account_id=account["id"] if account else None, start=query["from"], end=query["to"]
+        )
+        body = {
+            "account": account["id"] if account else None,
+            "currency": account["currency"] if account else None,
+            "start": query["from"],
+            "end": query["to"],
+            "realized_from": "deals",
+            **totals,
+        }
+        return Response(PnlOutputSerializer(body, context=money_context(account)).data)
 
 
 def curve_interval(span: timedelta) -> str:
