@@ -141,20 +141,21 @@ def test_stats_of_a_trade_list_and_an_equity_curve(user, other_user, auth_client
     assert body["time_weighted_return_pct"] == "53.05"
 
 
-def btc_account_with_a_closed_sell(user):
-    """A BTC account (currency_digits 8, netting) whose sell of 1.00 EURUSD opened with a −0.00000123
-    commission and closed for +0.00012345, both through the sync; returns the account."""
+def btc_account_with_a_closed_trade(user, side="sell", mode=0):
+    """A BTC account (currency_digits 8; netting 0 or hedging 2) whose buy or sell of 1.00 EURUSD opened
+    with a −0.00000123 commission and closed for +0.00012345, both through the sync; returns the account."""
+    open_type, close_type = (0, 1) if side == "buy" else (1, 0)
     from accounts.models import Account
     from reconciliation.tests.factories import Clock, broker_position, ingest, register, sync_payload
 
     clock = Clock()
-    name = {"login": 777, "server": "Crypto-Live", "currency": "BTC", "currency_digits": 8, "margin_mode": 0}
-    register(user, 1, server="Crypto-Live", login=777, side="sell")
-    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": 1, "entry": 0, "reason": 3, "symbol": "EURUSD",
-             "volume": "1.00", "price": "1.09500", "commission": "-0.00000123"}  # fmt: skip
-    close = {**entry, "ticket": 102, "order": 2, "type": 0, "entry": 1, "price": "1.09400", "commission": "0",
+    name = {"login": 777, "server": "Crypto-Live", "currency": "BTC", "currency_digits": 8, "margin_mode": mode}
+    register(user, 1, server="Crypto-Live", login=777, side=side)
+    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": open_type, "entry": 0, "reason": 3,
+             "symbol": "EURUSD", "volume": "1.00", "price": "1.09500", "commission": "-0.00000123"}  # fmt: skip
+    close = {**entry, "ticket": 102, "order": 2, "type": close_type, "entry": 1, "price": "1.09400", "commission": "0",
              "profit": "0.00012345"}  # fmt: skip
-    ingest(user, sync_payload(broker_time=clock.tick(), positions=[broker_position(1, type=1)], deals=[entry],
+    ingest(user, sync_payload(broker_time=clock.tick(), positions=[broker_position(1, type=open_type)], deals=[entry],
                               balance="0.50000000", equity="0.50000000", **name))  # fmt: skip
     # balance 0.50000000 + 0.00012345 (the closing deal) = 0.50012345: explained, no divergence
     summary = ingest(user, sync_payload(broker_time=clock.tick(), positions=[], deals=[close],
@@ -163,10 +164,14 @@ def btc_account_with_a_closed_sell(user):
     return Account.objects.get(user=user, login=777)
 
 
-def test_history_money_keeps_the_accounts_currency_digits(user, auth_client):
-    # given (issue 11 "Money precision", on the history reads) a BTC account's closed sell:
-    # realized −0.00000123 + 0.00012345 = 0.00012222 BTC, balance 0.50012345 BTC
-    account = btc_account_with_a_closed_sell(user)
+SIDES_AND_MODES = [("buy", 2), ("sell", 2), ("buy", 0), ("sell", 0)]
+
+
+@pytest.mark.parametrize(("side", "mode"), SIDES_AND_MODES)
+def test_history_money_keeps_the_accounts_currency_digits(user, auth_client, side, mode):
+    # given (issue 11 "Money precision", on the history reads) a BTC account's closed buy or sell, hedging
+    # or netting: realized −0.00000123 + 0.00012345 = 0.00012222 BTC, balance 0.50012345 BTC
+    account = btc_account_with_a_closed_trade(user, side, mode)
     query = {"account": account.pk}
     # when / then pnl/daily/ shows today's 0.00012222, not 0.00 (rounded to cents)
     days = auth_client.get("/api/v1/pnl/daily/", query).json()["days"]
@@ -227,7 +232,7 @@ def test_pnl_range_is_validated(auth_client, params, field):
     assert response.status_code == 400 and field in response.json()
 
 
-def test_pnl_before_the_first_sync_is_zero(api_client, password, django_user_model):
+def test_pnl_before_the_first_sync_is_zero(password, django_user_model):
     # a user without any account (no sync yet) reads zeros, no account and no currency
     from rest_framework.test import APIClient
 
@@ -267,9 +272,10 @@ def test_pnl_books_the_issue_partial_close_example(user, auth_client, mode, side
     assert (body["realized_pnl"], body["trade_deals"], body["closing_deals"]) == ("500.00", 3, 2)
 
 
-def test_pnl_keeps_the_accounts_currency_digits(user, auth_client):
-    # given the BTC account's closed sell: −0.00000123 + 0.00012345 = 0.00012222 BTC realized
-    account = btc_account_with_a_closed_sell(user)
+@pytest.mark.parametrize(("side", "mode"), SIDES_AND_MODES)
+def test_pnl_keeps_the_accounts_currency_digits(user, auth_client, side, mode):
+    # given the BTC account's closed buy or sell: −0.00000123 + 0.00012345 = 0.00012222 BTC realized
+    account = btc_account_with_a_closed_trade(user, side, mode)
     body = auth_client.get(PNL_URL, {"account": account.pk}).json()
     assert (body["realized_pnl"], body["commission"], body["profit"], body["currency"]) == (
         "0.00012222", "-0.00000123", "0.00012345", "BTC"
