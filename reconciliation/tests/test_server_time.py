@@ -13,17 +13,19 @@ from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, iso
 pytestmark = pytest.mark.django_db
 
 
-def test_epoch_times_are_shifted_by_the_offset_the_worker_sends(auth_client, user):
+@pytest.mark.parametrize(("mt5_type", "margin_mode"), [(0, 2), (1, 0)])  # a buy on hedging, a sell on netting
+def test_epoch_times_are_shifted_by_the_offset_the_worker_sends(auth_client, user, mt5_type, margin_mode):
     # given a trade server at UTC+2 (120 min): a position opened at 10:00 UTC is stamped 12:00 on its clock
     broker_time = Clock().tick()
     opened_utc = broker_time - timedelta(hours=1)
     server_epoch = int((opened_utc + timedelta(minutes=120)).timestamp())
     tick_epoch = int((broker_time + timedelta(minutes=120)).timestamp())  # the tick of this very second
-    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": 0, "entry": 0, "reason": 3, "symbol": "EURUSD",
-             "volume": "1.00", "price": "1.09500", "time": server_epoch}  # fmt: skip
+    entry = {"ticket": 101, "order": 1, "position_id": 1, "type": mt5_type, "entry": 0, "reason": 3,
+             "symbol": "EURUSD", "volume": "1.00", "price": "1.09500", "time": server_epoch}  # fmt: skip
     payload = sync_payload(
-        broker_time=broker_time, server_utc_offset=120, deals=[entry],
-        positions=[broker_position(1, time=server_epoch)], quotes=[quote("EURUSD", "1.09500", time=tick_epoch)],
+        broker_time=broker_time, server_utc_offset=120, deals=[entry], margin_mode=margin_mode,
+        positions=[broker_position(1, type=mt5_type, time=server_epoch)],
+        quotes=[quote("EURUSD", "1.09500", time=tick_epoch)],
     )  # fmt: skip
     # when
     response = auth_client.post(SYNC_URL, payload, format="json")
