@@ -15,6 +15,7 @@ from django.db.models import BigIntegerField, Func, Max
 from guards.models import EquitySnapshot
 from history.stats import Trade
 from positions.models import Deal, Position
+from positions.selectors import CLOSING_DEAL_ENTRIES, TRADE_DEAL_TYPES
 
 INTERVALS = {"5m": 300, "1h": 3600, "1d": 86400}
 
@@ -112,11 +113,6 @@ def closed_trades(
     ]
 
 
-# ENUM_DEAL_TYPE buy/sell: trading deals (balance operations are cash flows, not P&L); the entries that close.
-TRADE_DEAL_TYPES = (Deal.Type.BUY, Deal.Type.SELL)
-CLOSING_ENTRIES = (Deal.Entry.OUT, Deal.Entry.INOUT, Deal.Entry.OUT_BY)
-
-
 def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
     """Realized P&L per calendar day in ``tz`` for the days [start, end], every day listed (0 when none).
 
@@ -139,7 +135,7 @@ def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id:
         day = at.astimezone(tz).date()
         money = profit + swap + commission + fee
         totals[day] += money
-        if entry in CLOSING_ENTRIES:
+        if entry in CLOSING_DEAL_ENTRIES:
             closes[day].append(money)
     out = []
     day = start
