@@ -15,6 +15,7 @@ from django.db.models import BigIntegerField, Func, Max
 from guards.models import EquitySnapshot
 from history.stats import Trade
 from positions.models import Deal, Position
+from positions.selectors import CLOSING_DEAL_ENTRIES, TRADE_DEAL_TYPES
 
 INTERVALS = {"5m": 300, "1h": 3600, "1d": 86400}
 
@@ -89,8 +90,9 @@ def closed_trades(
 ) -> list[Trade]:
     """The user's positions closed in [start, end) as :class:`history.stats.Trade` (net realized P&L), by close time.
 
-    The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission of the closing
-    deals, account currency); a closed row without one (no closing deal seen) is left out.
+    The realized P&L is the ledger's ``realized_pnl`` (profit + swap + commission + fee of all the
+    position's deals, or inferred from the last snapshot; docs/deals.md, "Realized P&L"; account
+    currency); a closed row without one is left out.
     """
     positions = Position.objects.filter(
         user_id=user_id,
@@ -109,11 +111,6 @@ def closed_trades(
         for closed_at, sym, pnl in rows
         if closed_at is not None and pnl is not None  # excluded above; for the type checker
     ]
-
-
-# ENUM_DEAL_TYPE buy/sell: trading deals (balance operations are cash flows, not P&L); the entries that close.
-TRADE_DEAL_TYPES = (Deal.Type.BUY, Deal.Type.SELL)
-CLOSING_ENTRIES = (Deal.Entry.OUT, Deal.Entry.INOUT, Deal.Entry.OUT_BY)
 
 
 def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id: int | None = None) -> list[dict]:
@@ -138,7 +135,7 @@ def daily_pnl(*, user_id: int, start: date, end: date, tz: ZoneInfo, account_id:
         day = at.astimezone(tz).date()
         money = profit + swap + commission + fee
         totals[day] += money
-        if entry in CLOSING_ENTRIES:
+        if entry in CLOSING_DEAL_ENTRIES:
             closes[day].append(money)
     out = []
     day = start

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.fields import MoneyOutputField
 from history.selectors import INTERVALS
 from tradingsite.api import rounded_decimal
 
@@ -74,14 +75,53 @@ class DailyPnlQuerySerializer(RangeQuerySerializer):
         return self._range(attrs, timedelta(days=30), MAX_RANGE)
 
 
+class PnlQuerySerializer(serializers.Serializer):
+    """Query of ``GET pnl/``: ``from`` (inclusive) and ``to`` (exclusive), ISO 8601 with a time zone; each
+    optional (left out: no bound, so neither given sums every deal of the account)."""
+
+    to = serializers.DateTimeField(required=False, help_text="End (exclusive); default: no bound.")
+
+    def validate(self, attrs):
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and start >= end:
+            raise serializers.ValidationError({"from": "Must be before 'to'."})
+        return {**attrs, "from": start, "to": end}
+
+
+PnlQuerySerializer._declared_fields["from"] = serializers.DateTimeField(
+    required=False, help_text="Start (inclusive); default: no bound (the account's first deal)."
+)
+
+
+class PnlOutputSerializer(serializers.Serializer):
+    """Body of ``GET pnl/``: the account's realized P&L from its MT5 deals over [start, end), in the account
+    currency rounded to its currency_digits."""
+
+    account = serializers.IntegerField(allow_null=True, help_text="The account id; null before the first sync.")
+    currency = serializers.CharField(allow_null=True)
+    start = serializers.DateTimeField(allow_null=True, help_text="Null: from the first deal.")
+    end = serializers.DateTimeField(allow_null=True, help_text="Null: up to the last deal.")
+    realized_from = serializers.CharField(help_text="deals: the account's trading deals (MT5 history_deals_get).")
+    realized_pnl = MoneyOutputField(help_text="profit + swap + commission + fee of every trading deal.")
+    profit = MoneyOutputField()
+    swap = MoneyOutputField()
+    commission = MoneyOutputField(help_text="Entry and exit commissions.")
+    fee = MoneyOutputField()
+    trade_deals = serializers.IntegerField(help_text="Trading deals (buy/sell): entries and closes.")
+    closing_deals = serializers.IntegerField(help_text="Deals that closed volume: entry out, inout, out_by.")
+    cash_flow = MoneyOutputField(
+        help_text="Balance operations (deposits +, withdrawals −, charges, bonuses …): not P&L, shown apart."
+    )
+
+
 class EquityPointSerializer(serializers.Serializer):
-    """One bucket of the equity curve: the last snapshot in it."""
+    """One bucket of the equity curve: the last snapshot in it (money rounded to the account's currency_digits)."""
 
     time = serializers.DateTimeField(help_text="Bucket start (UTC).")
-    balance = rounded_decimal()
-    equity = rounded_decimal()
+    balance = MoneyOutputField()
+    equity = MoneyOutputField()
     drawdown_pct = rounded_decimal(help_text="Below the guard's peak equity, percent.")
-    margin = rounded_decimal()
+    margin = MoneyOutputField()
     margin_level_pct = rounded_decimal(allow_null=True, help_text="Equity / margin × 100; null with no margin used.")
 
 
@@ -96,10 +136,11 @@ class EquityOutputSerializer(serializers.Serializer):
 
 
 class DailyPnlDaySerializer(serializers.Serializer):
-    """One day: realized P&L of the positions closed that day (account currency), trades, wins."""
+    """One day: realized P&L of the day's trading deals (account currency, rounded to its currency_digits),
+    closing deals (trades) and the winning ones."""
 
     date = serializers.DateField()
-    realized_pnl = rounded_decimal()
+    realized_pnl = MoneyOutputField()
     trades = serializers.IntegerField()
     wins = serializers.IntegerField()
 
@@ -118,13 +159,14 @@ class DrawdownSerializer(serializers.Serializer):
     """Largest fall of the equity curve from a running peak: percent, amount, peak (start) and trough (end)."""
 
     pct = rounded_decimal()
-    amount = rounded_decimal()
+    amount = MoneyOutputField()
     start = serializers.DateTimeField(allow_null=True)
     end = serializers.DateTimeField(allow_null=True)
 
 
 class StatsOutputSerializer(serializers.Serializer):
-    """Body of ``GET stats/`` (money in the account currency, rates in percent; null where undefined)."""
+    """Body of ``GET stats/`` (money in the account currency rounded to its currency_digits, rates in percent
+    rounded to 2 dp; null where undefined)."""
 
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -134,15 +176,15 @@ class StatsOutputSerializer(serializers.Serializer):
     losses = serializers.IntegerField()
     breakeven = serializers.IntegerField()
     win_rate_pct = rounded_decimal(allow_null=True)
-    net_pnl = rounded_decimal()
-    gross_profit = rounded_decimal()
-    gross_loss = rounded_decimal()
+    net_pnl = MoneyOutputField()
+    gross_profit = MoneyOutputField()
+    gross_loss = MoneyOutputField()
     profit_factor = rounded_decimal(allow_null=True)
-    expectancy = rounded_decimal(allow_null=True, help_text="Net P&L per trade.")
-    average_win = rounded_decimal(allow_null=True)
-    average_loss = rounded_decimal(allow_null=True)
-    largest_win = rounded_decimal(allow_null=True)
-    largest_loss = rounded_decimal(allow_null=True)
+    expectancy = MoneyOutputField(allow_null=True, help_text="Net P&L per trade.")
+    average_win = MoneyOutputField(allow_null=True)
+    average_loss = MoneyOutputField(allow_null=True)
+    largest_win = MoneyOutputField(allow_null=True)
+    largest_loss = MoneyOutputField(allow_null=True)
     max_drawdown = DrawdownSerializer()
     curve_interval = serializers.CharField(help_text="Sampling of the equity curve the drawdown and return use.")
     time_weighted_return_pct = rounded_decimal(

@@ -1,4 +1,4 @@
-"""history views: ``equity/``, ``pnl/daily/`` and ``stats/`` — range-bounded reads of the user's history."""
+"""history views: ``equity/``, ``pnl/``, ``pnl/daily/`` and ``stats/`` — range-bounded reads of the user's history."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
+from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin, money_context
 from history.selectors import INTERVALS, closed_trades, daily_pnl, equity_series
 from history.serializers import (
     DailyPnlOutputSerializer,
     DailyPnlQuerySerializer,
     EquityOutputSerializer,
     EquityQuerySerializer,
+    PnlOutputSerializer,
+    PnlQuerySerializer,
     StatsOutputSerializer,
     StatsQuerySerializer,
 )
 from history.stats import max_drawdown, time_weighted_return, trade_stats
+from positions.selectors import deal_totals
 from tradingsite.api import UserScopedAPIView
 
 
@@ -53,7 +56,7 @@ class EquityView(AccountScopedMixin, UserScopedAPIView):
             "currency": points[-1]["currency"] if points else None,
             "points": points,
         }
-        return Response(EquityOutputSerializer(body).data)
+        return Response(EquityOutputSerializer(body, context=money_context(self.request_account())).data)
 
 
 class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
@@ -72,7 +75,37 @@ class DailyPnlView(AccountScopedMixin, UserScopedAPIView):
         end = (query["to"] - timedelta(microseconds=1)).astimezone(tz).date()
         days = daily_pnl(user_id=self.user_id, account_id=self.request_account_id(), start=start, end=end, tz=tz)
         body = {"tz": str(tz), "realized_from": "deals", "days": days}
-        return Response(DailyPnlOutputSerializer(body).data)
+        return Response(DailyPnlOutputSerializer(body, context=money_context(self.request_account())).data)
+
+
+class PnlView(AccountScopedMixin, UserScopedAPIView):
+    """``GET pnl/``: the account's realized P&L over a range, from its MT5 deals.
+
+    realized_pnl = profit + swap + commission + fee of every trading deal (buy/sell) whose time is in
+    [from, to): entry commissions and fees, partial closes, closes and reversals, the same figures
+    positions/{id}/ books per position (docs/deals.md). Deposits, withdrawals and the other balance
+    operations are not P&L: their sum is cash_flow. Both bounds are optional; without them the total
+    covers every deal the service has stored for the account. Per day: pnl/daily/; trade statistics:
+    stats/. Money in the account currency, rounded to its currency_digits. One aggregate query, not
+    cached.
+    """
+
+    @extend_schema(parameters=[ACCOUNT_PARAMETER, PnlQuerySerializer], responses=PnlOutputSerializer)
+    def get(self, request: Request) -> Response:
+        query = _query(PnlQuerySerializer, request)
+        account = self.request_account()
+        totals = deal_totals(
+            user_id=self.user_id, account_id=account["id"] if account else None, start=query["from"], end=query["to"]
+        )
+        body = {
+            "account": account["id"] if account else None,
+            "currency": account["currency"] if account else None,
+            "start": query["from"],
+            "end": query["to"],
+            "realized_from": "deals",
+            **totals,
+        }
+        return Response(PnlOutputSerializer(body, context=money_context(account)).data)
 
 
 def curve_interval(span: timedelta) -> str:
@@ -118,7 +151,7 @@ class StatsView(AccountScopedMixin, UserScopedAPIView):
             "curve_interval": interval,
             "time_weighted_return_pct": time_weighted_return([point["equity"] for point in curve], flows),
         }
-        return Response(StatsOutputSerializer(body).data)
+        return Response(StatsOutputSerializer(body, context=money_context(self.request_account())).data)
 
 
 def _cash_flows(curve: list[dict], trades, size: int) -> list[Decimal]:

@@ -10,10 +10,11 @@ endpoints always agree.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.selectors import account_latest_figures, each_account
@@ -219,13 +220,51 @@ def position_deals(*, user_id: int, position_id: int) -> QuerySet[Deal]:
     return Deal.objects.filter(user_id=user_id, position_id=position_id).order_by("time", "id")
 
 
+# ENUM_DEAL_TYPE: buy/sell are trades; 13/14 (canceled buy/sell) neither trade nor cash; the rest
+# (2–12, 15–17) are balance operations (docs/deals.md, "Deals").
+TRADE_DEAL_TYPES = (Deal.Type.BUY, Deal.Type.SELL)
+NOT_CASH_FLOW_TYPES = (*TRADE_DEAL_TYPES, Deal.Type.BUY_CANCELED, Deal.Type.SELL_CANCELED)
+CLOSING_DEAL_ENTRIES = (Deal.Entry.OUT, Deal.Entry.INOUT, Deal.Entry.OUT_BY)
+
+
+def deal_totals(
+    *, user_id: int, account_id: int | None, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, Any]:
+    """Sum the account's deals whose ``time`` is in [start, end) (a bound left None is open), in one query.
+
+    Returns ``{"profit", "swap", "commission", "fee", "realized_pnl", "cash_flow", "trade_deals",
+    "closing_deals"}``: the money columns summed over the trading deals (buy/sell; entries with their
+    commission and fee, partial and full closes, reversals), ``realized_pnl`` = profit + swap +
+    commission + fee of those (docs/deals.md "Realized P&L": Σ over all deals of a position, so over
+    an account its trading deals); ``cash_flow`` = Σ money of the balance operations (deposits +,
+    withdrawals −, charges, corrections, bonuses, interest …; docs/deals.md "Deals"); the counts of
+    trading deals and of closing ones (entry out, inout, out_by). Money in the account currency,
+    unrounded ``Decimal`` (0 when there is no deal). ``account_id`` None (the user has no account
+    yet) reads the user's deals, which are none.
+    """
+    deals = _scoped(Deal.objects, user_id=user_id, account_id=account_id)
+    if start is not None:
+        deals = deals.filter(time__gte=start)
+    if end is not None:
+        deals = deals.filter(time__lt=end)
+    trade = Q(type__in=TRADE_DEAL_TYPES)
+    money = F("profit") + F("swap") + F("commission") + F("fee")
+    # the aliases differ from the column names: an alias named like a column would shadow it in ``money``
+    sums = deals.aggregate(
+        total_profit=Sum("profit", filter=trade),
+        total_swap=Sum("swap", filter=trade),
+        total_commission=Sum("commission", filter=trade),
+        total_fee=Sum("fee", filter=trade),
+        total_realized_pnl=Sum(money, filter=trade),
+        total_cash_flow=Sum(money, filter=~Q(type__in=NOT_CASH_FLOW_TYPES)),
+        total_trade_deals=Count("id", filter=trade),
+        total_closing_deals=Count("id", filter=trade & Q(entry__in=CLOSING_DEAL_ENTRIES)),
+    )
+    return {name.removeprefix("total_"): Decimal("0") if value is None else value for name, value in sums.items()}
+
+
 def realized_pnl(*, user_id: int, account_id: int) -> Decimal:
     """The account's realized P&L: Σ profit + swap + commission + fee over its buy/sell deals (account
-    currency; balance operations are cash flows, not P&L)."""
-    money = F("profit") + F("swap") + F("commission") + F("fee")
-    total = (
-        Deal.objects.filter(user_id=user_id, account_id=account_id, type__in=[Deal.Type.BUY, Deal.Type.SELL])
-        .aggregate(total=Sum(money))
-        .get("total")
-    )
-    return total if total is not None else Decimal("0")
+    currency; balance operations are cash flows, not P&L). See :func:`deal_totals`."""
+    total: Decimal = deal_totals(user_id=user_id, account_id=account_id)["realized_pnl"]
+    return total

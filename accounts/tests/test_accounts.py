@@ -8,7 +8,9 @@ import pytest
 
 from accounts.models import Account
 from guards.models import EquitySnapshot, GuardState
-from reconciliation.tests.factories import SYNC_URL, Clock, sync_payload, table_counts
+from positions.models import Quote
+from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, quote, register, sync_payload, table_counts
+from tests.security.conftest import clear_caches
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +81,57 @@ def test_several_accounts_without_a_choice_is_a_400_that_lists_them(auth_client,
         assert f"id {ids[5021337]}: MetaQuotes-Demo login 5021337 (USD)" in message
         # and naming one answers
         assert auth_client.get(f"{url}?account={ids[222]}").status_code == 200, url
+
+
+def account_scoped_reads() -> list[str]:
+    """Every GET list/summary URL of the API whose view takes ``?account=`` (from the URL conf, so a new
+    read cannot be left out)."""
+    from accounts.api import AccountScopedMixin
+    from tests.security.endpoints import api_operations
+
+    return sorted(
+        op.path
+        for op in api_operations()
+        if op.method == "GET"
+        and not op.has_path_parameter
+        and issubclass(op.view, AccountScopedMixin)
+        and op.path not in ACCOUNT_FREE_READS
+    )
+
+
+# Reads of an account-scoped view that are the same for every account: the prop-firm rule presets.
+ACCOUNT_FREE_READS = {"/api/v1/guards/rules/presets/"}
+
+
+def test_every_account_scoped_read_defaults_to_the_single_account_and_400s_with_several(
+    auth_client, user, django_capture_on_commit_callbacks
+):
+    reads = account_scoped_reads()
+    # the history reads are among them (equity, pnl/daily, stats), and deals and the loss rules
+    for path in ("/api/v1/equity/", "/api/v1/pnl/daily/", "/api/v1/stats/", "/api/v1/deals/",
+                 "/api/v1/guards/rules/", GUARDS_URL, STATUS_URL, OPEN_URL):  # fmt: skip
+        assert path in reads
+    clock = Clock()
+    post(auth_client, sync_payload(broker_time=clock.tick(), positions=[]))
+    (only,) = Account.objects.filter(user=user)
+    # given one account: every read answers without ?account= (that account is meant) and with it
+    for path in reads:
+        assert auth_client.get(path).status_code == 200, path
+        assert auth_client.get(path, {"account": only.pk}).status_code == 200, path
+    # given a second account (its sync committed: the cached account list is invalidated on commit):
+    # without ?account= a 400 on "account" that lists both; with it a 200; an unknown id a 404
+    with django_capture_on_commit_callbacks(execute=True):
+        post(auth_client, sync_payload(broker_time=clock.tick(), positions=[], login=222, server="Broker-Live"))
+    second = Account.objects.get(user=user, login=222)
+    clear_caches()  # the hot reads' pages above live API_CACHE_TTL_S (docs/read-api.md): read after it
+    for path in reads:
+        response = auth_client.get(path)
+        assert response.status_code == 400, path
+        assert f"id {second.pk}: Broker-Live login 222 (USD)" in response.json()["account"][0], path
+        assert auth_client.get(path, {"account": second.pk}).status_code == 200, path
+        assert auth_client.get(path, {"account": 999_999_999}).status_code == 404, path
+    # GET accounts/ itself lists both and takes no account
+    assert sorted(row["login"] for row in auth_client.get(ACCOUNTS_URL).json()) == [222, 5021337]
 
 
 def test_accounts_lists_the_users_accounts_with_latest_figures(auth_client, other_client, user):
@@ -176,3 +229,58 @@ def test_a_usd_account_rounds_money_to_cents_where_it_enters(auth_client, user):
     # then half-up to cents: 10,000.005 → 10,000.01; 9,999.994 → 9,999.99
     account = Account.objects.get(user=user)
     assert (account.balance, account.equity) == (D("10000.01"), D("9999.99"))
+
+
+def test_two_accounts_keep_their_own_positions_quotes_alerts_and_logs_buy_hedging_sell_netting(auth_client, user):
+    # given (issue 11 "Second account", the sell and netting mirror) one user, two accounts on one server,
+    # both holding POSITION_IDENTIFIER 1 on EURUSD: login 111 (hedging) a buy, login 222 (netting) a sell
+    clock = Clock()
+    hedging = {"login": 111, "server": "Broker-Live", "margin_mode": 2}
+    netting = {"login": 222, "server": "Broker-Live", "margin_mode": 0}
+    register(user, 1, server="Broker-Live", login=111, side="buy")
+    register(user, 1, server="Broker-Live", login=222, side="sell")
+    buy = broker_position(1, type=0, price_open="1.09500", price_current="1.09600", profit="100")
+    sell = broker_position(1, type=1, price_open="1.09500", price_current="1.09400", profit="100")
+    for name, position, bid in ((hedging, buy, "1.09600"), (netting, sell, "1.09400")):
+        post(auth_client, sync_payload(broker_time=clock.tick(), positions=[position], quotes=[quote("EURUSD", bid)],
+                                       equity="10100.00", **name))  # fmt: skip
+    # when the netting account's sell closes by its deal (+100.00, balance 10,100) and the hedging account
+    # falls 25 %: equity 10,100 → 7,575 (a −2,425 floating loss on the buy)
+    close = {"ticket": 502, "position_id": 1, "type": 0, "entry": 1, "reason": 3, "symbol": "EURUSD",
+             "volume": "1.00", "price": "1.09400", "profit": "100"}  # fmt: skip
+    post(auth_client, sync_payload(broker_time=clock.tick(), positions=[], deals=[close], balance="10100.00",
+                                   equity="10100.00", quotes=[quote("EURUSD", "1.09410")], **netting))  # fmt: skip
+    losing = {**buy, "price_current": "1.07075", "profit": "-2425"}
+    post(auth_client, sync_payload(broker_time=clock.tick(), positions=[losing], equity="7575.00",
+                                   quotes=[quote("EURUSD", "1.07075")], **hedging))  # fmt: skip
+    first = Account.objects.get(user=user, login=111)
+    second = Account.objects.get(user=user, login=222)
+
+    def read(url, account):
+        response = auth_client.get(url, {"account": account.pk})
+        assert response.status_code == 200, (url, response.content[:200])
+        return response.json()
+
+    # then the buy is still open on 111 and the sell closed on 222 with realized +100.00: same identifier,
+    # separate ledgers
+    (open_buy,) = read(OPEN_URL, first)["positions"]
+    assert (open_buy["side"], open_buy["ticket"]) == ("buy", 1)
+    assert read(OPEN_URL, second)["positions"] == []
+    closed = read("/api/v1/positions/", second)["results"]
+    assert [(row["side"], row["status"], row["realized_pnl"]) for row in closed] == [("sell", "closed", "100.00")]
+    # each account's own last quote: 111's drawdown is (10,100 − 7,575) / 10,100 = 25 % (critical, alert
+    # opened), 222's is 0 % with no alert
+    assert read(GUARDS_URL, first)["drawdown"]["drawdown_pct"] == "25.00"
+    assert read(GUARDS_URL, second)["drawdown"]["drawdown_pct"] == "0.00"
+    assert len(read("/api/v1/guards/alerts/", first)["results"]) >= 1
+    assert read("/api/v1/guards/alerts/", second)["results"] == []
+    # each account keeps its own EURUSD quote (the last one it posted)
+    assert Quote.objects.get(account=first, symbol="EURUSD").bid == D("1.07075")
+    assert Quote.objects.get(account=second, symbol="EURUSD").bid == D("1.09410")
+    # and the logs: 111 has its match and the critical drawdown's guard row; 222 its match and its close
+    logs = {
+        account.login: sorted(row["event_type"] for row in read("/api/v1/reconciliation/logs/", account)["results"])
+        for account in (first, second)
+    }
+    assert [event for event in logs[111] if event != "sync"] == ["guard", "match"]
+    assert [event for event in logs[222] if event != "sync"] == ["close", "match"]

@@ -27,20 +27,29 @@ def spec(name, *, contract="100000", digits=5, point="0.00001", base="EUR", prof
             "currency_base": base, "currency_profit": profit, **extra}  # fmt: skip
 
 
-def test_gbp_account_values_usdjpy_through_usd_with_a_suffixed_pair(auth_client, user):
-    # given (issue 11 "Cross rates and suffixes") a GBP account holding USDJPY buy 1.00 lot 149.50 → 150.00,
-    # quotes USDJPY 150.00 and GBPUSD.r 1.25000 (a broker suffix: matched by its spec's currencies, not its name)
+BUY, SELL = 0, 1
+HEDGING, NETTING = 2, 0
+MODES = [HEDGING, NETTING]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mt5_type", "price_open"), [(BUY, "149.500"), (SELL, "150.500")])
+def test_gbp_account_values_usdjpy_through_usd_with_a_suffixed_pair(auth_client, user, mt5_type, price_open, mode):
+    # given (issue 11 "Cross rates and suffixes") a GBP account holding USDJPY 1.00 lot — a buy from 149.500
+    # or its mirror, a sell from 150.500 — now at 150.000, quotes USDJPY 150.00 and GBPUSD.r 1.25000 (a
+    # broker suffix: matched by its spec's currencies, not its name); hedging and netting alike
     payload = sync_payload(
-        broker_time=Clock().tick(), currency="GBP",
-        positions=[broker_position(1, symbol="USDJPY", price_open="149.500", price_current="150.000")],
+        broker_time=Clock().tick(), currency="GBP", margin_mode=mode,
+        positions=[broker_position(1, symbol="USDJPY", type=mt5_type, price_open=price_open, price_current="150.000")],
         quotes=[quote("USDJPY", "150.000"), quote("GBPUSD.r", "1.25000")],
     )  # fmt: skip
     payload["symbols"] = [spec("GBPUSD.r", base="GBP", profit="USD")]
     post(auth_client, payload)
     # when
     (row,) = auth_client.get(OPEN_URL).json()["positions"]
-    # then 0.50 × 1.00 × 100,000 = 50,000 JPY; JPY → USD: 50,000 / 150.000 = 333.333… USD;
-    # USD → GBP: 333.333… / 1.25000 = 266.666… → 266.67 GBP
+    # then buy: (150.000 − 149.500) × 1.00 × 100,000 = 50,000 JPY; sell: −(150.000 − 150.500) × 1.00 × 100,000
+    # = 50,000 JPY; JPY → USD: 50,000 / 150.000 = 333.333… USD; USD → GBP: 333.333… / 1.25000 = 266.666…
+    # → 266.67 GBP
     assert row["unrealized_pnl"] == "266.67"
     assert row["valuation_reason"] is None
     assert row["rate_path"] == [
@@ -49,38 +58,47 @@ def test_gbp_account_values_usdjpy_through_usd_with_a_suffixed_pair(auth_client,
     ]
 
 
-def test_another_users_spec_never_changes_this_users_numbers(auth_client, other_client, user):
-    # given (issue 11 "Instruments are global") alice holds XAUUSD buy 1.00 lot 1950.00 → 1960.00 (shipped
-    # spec: 100 oz/lot) — and bob, on the same trade server name, posts XAUUSD with a 10 oz contract
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mt5_type", "price_open", "price_current"), [(BUY, "1950.00", "1960.00"),
+                                                                       (SELL, "1960.00", "1950.00")])  # fmt: skip
+def test_another_users_spec_never_changes_this_users_numbers(
+    auth_client, other_client, user, mt5_type, price_open, price_current, mode
+):
+    # given (issue 11 "Instruments are global") alice holds XAUUSD 1.00 lot — a buy 1950.00 → 1960.00 or its
+    # mirror, a sell 1960.00 → 1950.00 — (shipped spec: 100 oz/lot), on a hedging or a netting account; and
+    # bob, on the same trade server name, posts XAUUSD with a 10 oz contract
     alice = sync_payload(
-        broker_time=Clock().tick(),
-        positions=[broker_position(1, symbol="XAUUSD", price_open="1950.00", price_current="1960.00")],
-    )
+        broker_time=Clock().tick(), margin_mode=mode,
+        positions=[broker_position(1, symbol="XAUUSD", type=mt5_type, price_open=price_open,
+                                   price_current=price_current)],
+    )  # fmt: skip
     post(auth_client, alice)
     bob = sync_payload(broker_time=Clock().tick(), positions=[])
     bob["symbols"] = [spec("XAUUSD", contract="10", digits=2, point="0.01", base="XAU", profit="USD")]
     post(other_client, bob)
     # when
     (row,) = auth_client.get(OPEN_URL).json()["positions"]
-    # then 10.00 × 1.00 × 100 = 1,000.00 USD (bob's spec would give 10.00 × 1.00 × 10 = 100.00)
+    # then buy: (1960.00 − 1950.00) × 1.00 × 100 = 1,000.00 USD; sell: −(1950.00 − 1960.00) × 1.00 × 100
+    # = 1,000.00 USD (bob's spec would give 10.00 × 1.00 × 10 = 100.00)
     assert row["unrealized_pnl"] == "1000.00"
     # and bob's own numbers use his spec: his account's row, not the default
     (bob_row,) = [r for r in Account.objects.get(user__username="bob").instruments.all()]
     assert (bob_row.symbol, bob_row.contract_size) == ("XAUUSD", D("10"))
 
 
-def test_a_position_without_a_spec_is_accepted_shown_unvalued_and_the_guards_still_run(auth_client, user):
-    # given (issue 11 "Unknown symbol") a balance and equity of 10,000
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mt5_type", "side"), [(BUY, "buy"), (SELL, "sell")])
+def test_a_position_without_a_spec_is_accepted_shown_unvalued_and_the_guards_still_run(
+    auth_client, user, mt5_type, side, mode
+):
+    # given (issue 11 "Unknown symbol") a balance and equity of 10,000, on a hedging or a netting account
     clock = Clock()
-    post(auth_client, sync_payload(broker_time=clock.tick(), positions=[]))
-    # when a manual NAS100 trade (no spec anywhere) arrives in the same sync as a 30 % equity drop
+    post(auth_client, sync_payload(broker_time=clock.tick(), positions=[], margin_mode=mode))
+    # when a manual NAS100 buy or sell (no spec anywhere) arrives in the same sync as a 30 % equity drop
+    nas = broker_position(9, symbol="NAS100", type=mt5_type, price_open="18250.5", price_current="18100.0")
     body = post(
-        auth_client,
-        sync_payload(
-            broker_time=clock.tick(), equity="7000.00",
-            positions=[broker_position(9, symbol="NAS100", price_open="18250.5", price_current="18100.0")],
-        ),
-    )  # fmt: skip
+        auth_client, sync_payload(broker_time=clock.tick(), equity="7000.00", positions=[nas], margin_mode=mode)
+    )
     # then the sync is accepted (201, not 400), the drawdown guard saw (10,000 − 7,000) / 10,000 = 30 %
     assert body["guards"]["drawdown"]["drawdown_pct"] == "30.0000"
     assert body["guards"]["drawdown"]["level"] == "critical"
@@ -89,7 +107,9 @@ def test_a_position_without_a_spec_is_accepted_shown_unvalued_and_the_guards_sti
     assert Position.objects.get(user=user, ticket=9).divergence_reasons == ["unexpected_at_broker"]
     shown = auth_client.get(OPEN_URL).json()
     (row,) = shown["positions"]
-    assert (row["symbol"], row["unrealized_pnl"], row["valuation_reason"]) == ("NAS100", None, "spec_missing")
+    assert (row["symbol"], row["side"], row["unrealized_pnl"], row["valuation_reason"]) == (
+        "NAS100", side, None, "spec_missing"
+    )  # fmt: skip
     assert shown["unvalued_positions"] == 1
 
 

@@ -235,8 +235,9 @@ def test_position_reappearing_after_an_empty_snapshot_is_restored(user, side, op
 # ---------------------------------------------------------------------------------------------
 # Cash flows: withdrawal, deposit; balance continuity
 # ---------------------------------------------------------------------------------------------
-def test_withdrawal_is_a_cash_flow_not_a_drawdown(user):
-    account = Account(user)
+@pytest.mark.parametrize("mode", MODES)
+def test_withdrawal_is_a_cash_flow_not_a_drawdown(user, mode):
+    account = Account(user, margin_mode=mode)
     account.sync([])
     # 10,000 → 7,000 by a 3,000 withdrawal: r = (7,000 − (−3,000)) / 10,000 − 1 = 0 → drawdown 0 %.
     body = account.sync([], [balance_op(900, "-3000")])
@@ -248,12 +249,32 @@ def test_withdrawal_is_a_cash_flow_not_a_drawdown(user):
     assert Deal.objects.get(ticket=900).position is None
 
 
-def test_deposit_then_loss_measures_the_loss_only(user):
-    account = Account(user)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("side", "open_type", "close_type"), SIDES)
+def test_withdrawal_with_a_position_open_measures_only_the_floating_loss(user, side, open_type, close_type, mode):
+    # The buy and sell mirror of the withdrawal, with a position open: 10,000 balance, floating 0.
+    register(user, 5, side=side)
+    account = Account(user, margin_mode=mode)
+    account.sync([pos(open_type, ticket=5, profit="0")])
+    # 3,000 withdrawn while the position floats −500 (the buy's price fell, the sell's rose):
+    # balance 7,000, equity 6,500; r = (6,500 − (−3,000)) / 10,000 − 1 = −0.05 → drawdown 5 %, not
+    # (10,000 − 6,500) / 10,000 = 35 % as the raw equity would give.
+    body = account.sync([pos(open_type, ticket=5, profit="-500")], [balance_op(900, "-3000")])
+    drawdown = body["guards"]["drawdown"]
+    assert (drawdown["drawdown_pct"], drawdown["level"], drawdown["should_close_all"]) == ("5.0000", "ok", False)
+    # the peak in today's money: 6,500 × 1 / 0.95 = 6,842.105… → 6,842.11
+    assert D(drawdown["peak_equity"]).quantize(D("0.01")) == D("6842.11")
+    assert body["divergences"] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("side", "open_type", "close_type"), SIDES)
+def test_deposit_then_loss_measures_the_loss_only(user, side, open_type, close_type, mode):
+    account = Account(user, margin_mode=mode)
     account.sync([])
     account.sync([], [balance_op(900, "5000")])  # 10,000 → 15,000: r = (15,000 − 5,000) / 10,000 − 1 = 0
-    # A 1,500 trading loss (balance moved by a closing deal elsewhere is not needed: equity only).
-    body = account.sync([pos(BUY, ticket=5, profit="-1500")])
+    # A 1,500 floating loss on a buy or a sell (balance moved by a closing deal is not needed: equity only).
+    body = account.sync([pos(open_type, ticket=5, profit="-1500")])
     # r = 13,500 / 15,000 − 1 = −0.1 → index 0.9, drawdown (1 − 0.9) / 1 × 100 = 10 %.
     assert body["guards"]["drawdown"]["drawdown_pct"] == "10.0000"
     assert D(body["guards"]["drawdown"]["peak_equity"]) == D("15000")  # 13,500 × 1 / 0.9
@@ -270,6 +291,26 @@ def test_unexplained_balance_change_is_a_divergence_with_the_amounts(user):
         D("0"), D("-25.02"), D("-25.02")
     )  # fmt: skip
     assert events(user) == [("divergence", "unexplained_balance_change")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("side", "open_type", "close_type"), SIDES)
+def test_balance_short_of_the_closing_deal_is_an_unexplained_change(user, side, open_type, close_type, mode):
+    # The buy and sell mirror of the balance continuity check: a close whose deal says +100.00 while the
+    # balance rises only 90.00 (a charge the broker booked without a deal).
+    register(user, 1, side=side)
+    account = Account(user, margin_mode=mode)
+    account.sync([pos(open_type, profit="100")])
+    close = mt5_deal(102, 1, type=close_type, entry=1, volume="1.00", price="1.09600", profit="100")
+    body = account.sync([], [close], balance_delta="90.00")
+    # expected = 100.00 (the deal), actual = 90.00, residue = 90.00 − 100.00 = −10.00 (> 0.01)
+    [divergence] = body["divergences"]
+    assert divergence["reason"] == "unexplained_balance_change"
+    assert (D(divergence["expected"]), D(divergence["actual"]), D(divergence["residue"])) == (
+        D("100"), D("90"), D("-10")
+    )  # fmt: skip
+    # the position's realized P&L is still the deal's 100.00: the residue is the account's, not the trade's
+    assert Position.objects.get(user=user).realized_pnl == D("100")
 
 
 def test_deals_sent_twice_are_booked_once(user):
@@ -293,6 +334,9 @@ def test_deals_sent_twice_are_booked_once(user):
         # a buy at 1.09500 (now 1.09800) moves its SL to break-even; a sell at 1.09500 (now 1.09200) its TP
         ("buy", BUY, "sl", "1.09000", "1.09500"),
         ("sell", SELL, "tp", "1.09000", "1.09100"),
+        # the mirrors: the sell moves its SL down to break-even (1.10000 → 1.09500), the buy its TP up
+        ("sell", SELL, "sl", "1.10000", "1.09500"),
+        ("buy", BUY, "tp", "1.10000", "1.10500"),
     ],
 )
 def test_declared_stop_move_logs_an_update_not_a_divergence(
@@ -315,20 +359,20 @@ def test_declared_stop_move_logs_an_update_not_a_divergence(
     assert (update.details["declared"], update.details["previous"]) == (f"{declared}000", f"{registered}000")
 
 
-@pytest.mark.parametrize(("side", "open_type", "stop", "registered", "moved"), [
-    ("buy", BUY, "sl", "1.09000", "1.09300"), ("sell", SELL, "tp", "1.09000", "1.08700"),
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("side", "open_type", "stop", "registered", "moved", "pips"), [
+    ("buy", BUY, "sl", "1.09000", "1.09300", "30.00"), ("sell", SELL, "tp", "1.09000", "1.08700", "-30.00"),
+    ("sell", SELL, "sl", "1.10000", "1.09700", "-30.00"), ("buy", BUY, "tp", "1.10000", "1.10300", "30.00"),
 ])  # fmt: skip
-def test_undeclared_stop_move_stays_a_divergence(user, side, open_type, stop, registered, moved):
+def test_undeclared_stop_move_stays_a_divergence(user, side, open_type, stop, registered, moved, pips, mode):
     register(user, 1, side=side, **{stop: registered})
-    account = Account(user)
+    account = Account(user, margin_mode=mode)
     account.sync([pos(open_type, **{stop: registered})])
     body = account.sync([pos(open_type, **{stop: moved})])
-    # |1.09300 − 1.09000| / 0.0001 = 30 pips > 1 pip tolerance (sell: 1.08700 − 1.09000 = −30 pips).
+    # (1.09300 − 1.09000) / 0.0001 = +30 pips > 1 pip tolerance; sell TP 1.08700 − 1.09000 = −30 pips;
+    # sell SL 1.09700 − 1.10000 = −30 pips; buy TP 1.10300 − 1.10000 = +30 pips (broker − registered).
     [divergence] = body["divergences"]
-    assert (divergence["reason"], divergence["delta_pips"]) == (
-        f"{stop}_mismatch",
-        "30.00" if side == "buy" else "-30.00",
-    )
+    assert (divergence["reason"], divergence["delta_pips"]) == (f"{stop}_mismatch", pips)
 
 
 def test_stop_declared_after_the_broker_moved_it_resolves_the_mismatch(auth_client, user):

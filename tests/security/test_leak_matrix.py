@@ -596,6 +596,15 @@ def case_pnl_daily(att: Attempts) -> None:
     _history_attempts(att, "/api/v1/pnl/daily/", [{"tz": "Europe/Athens"}])
 
 
+def case_pnl(att: Attempts) -> None:
+    _history_attempts(att, "/api/v1/pnl/", [{"from": (timezone.now() - timedelta(days=1)).isoformat()}])
+    # Bob's total counts his own deals only (his closing deal of 700102 and his zero balance operation)
+    body = att.bob_only("GET pnl/", att.bob.client.get("/api/v1/pnl/"))
+    bob_account = Account.objects.get(user_id=att.bob.user.pk).pk
+    if body is not None and (body["account"], body["closing_deals"]) != (bob_account, 1):
+        att.fail("GET pnl/", f"Bob's total is not his own: {body!r}")
+
+
 def case_stats(att: Attempts) -> None:
     _history_attempts(att, "/api/v1/stats/", [{"symbol": "XAUUSD"}, {"symbol": "USDJPY"}])
 
@@ -768,6 +777,7 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("PATCH", "/api/v1/webhooks/{pk}/"): case_webhook_patch,
     ("DELETE", "/api/v1/webhooks/{pk}/"): case_webhook_delete,
     ("GET", "/api/v1/equity/"): case_equity,
+    ("GET", "/api/v1/pnl/"): case_pnl,
     ("GET", "/api/v1/pnl/daily/"): case_pnl_daily,
     ("GET", "/api/v1/stats/"): case_stats,
 }
