@@ -534,3 +534,33 @@ class InstrumentGuardSetting(models.Model):
                 errors[name] = "Must be greater than 0, or empty for the default."
         if errors:
             raise ValidationError(errors)
+
+
+class SymbolSpread(models.Model):
+    """The recent spreads of one symbol on one account and their median (``guards.tolerances``).
+
+    ``spreads`` keeps the last ``guards.tolerances.SPREAD_WINDOW`` spreads (ask − bid) as whole multiples
+    of ``point`` (a JSON list of integers, oldest first: compact, and exact for MT5 quotes, whose prices are
+    multiples of the point); ``median`` is their median in price units (quote currency), ``samples`` their
+    count. Every sync upserts the rows of its quoted symbols in one statement; a change of the
+    instrument's point starts the window again.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="symbol_spreads")
+    symbol = models.CharField(max_length=32)
+    point = models.DecimalField(max_digits=20, decimal_places=10, help_text="Price step the spreads count in.")
+    spreads = models.JSONField(default=list, help_text="Recent spreads in points, oldest first.")
+    samples = models.PositiveIntegerField(default=0, help_text="Spreads in the window.")
+    median = models.DecimalField(**PRICE, null=True, blank=True, help_text="Median spread, price units.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="%(app_label)s_%(class)s_unique_account_symbol"),
+            models.CheckConstraint(condition=Q(point__gt=0), name="%(app_label)s_%(class)s_point_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} median spread {self.median} (account {self.account_id})"

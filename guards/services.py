@@ -25,11 +25,13 @@ from accounts.services import account_lock
 from guards.account_guards import AccountGuardsMixin
 from guards.cashflow import IndexState, advance, balance_check, cash_flow
 from guards.cashflow import drawdown_pct as index_drawdown_pct
+from guards.instruments import InstrumentGuards, guard_for
 from guards.models import (
     CONFIG_FIELDS,
     LEVEL_RANK,
     PCT,
     SPREAD_PIPS,
+    THRESHOLD,
     DrawdownAlert,
     EquitySnapshot,
     GuardConfig,
@@ -38,6 +40,8 @@ from guards.models import (
     MarketAlert,
 )
 from guards.sessions import Calendar, default_calendar, quote_age_seconds
+from guards.tolerances import PCT as PCT_UNIT
+from guards.tolerances import InstrumentGuard
 from positions.models import Instrument, Quote
 from tradingsite.bounds import INT32_MAX, clamp_decimal, decimal_limit
 from tradingsite.caching import bump_and_warm_user
@@ -45,6 +49,7 @@ from tradingsite.db import lock_user_row, retry_conflict_once
 from tradingsite.metrics import GUARD_TRANSITIONS
 
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
+THRESHOLD_QUANTUM = Decimal("0.001")  # guards.models.THRESHOLD: 3 decimal places
 PIPS_QUANTUM = Decimal("0.01")
 MONEY_QUANTUM = Decimal("0.01")  # guards.models MONEY: 2 decimal places
 HUNDRED = Decimal("100")
@@ -164,12 +169,51 @@ def spread_pct(*, bid: Decimal, ask: Decimal) -> Decimal:
 
 
 def spread_level(*, pct: Decimal, config: GuardConfig) -> str:
-    """``warning`` above ``spread_warning_pct``, ``critical`` from ``spread_critical_pct``."""
+    """The account-wide ceiling: ``warning`` above ``spread_warning_pct``, ``critical`` from
+    ``spread_critical_pct`` (percent of bid, whatever the market)."""
     if pct >= config.spread_critical_pct:
         return Level.CRITICAL
     if pct > config.spread_warning_pct:
         return Level.WARNING
     return Level.OK
+
+
+@dataclass(frozen=True)
+class SpreadLevel:
+    """A spread's level and what decided it: ``unit`` (``pips``, ``pct`` of bid, ``median_multiple``), the
+    spread in that unit (``value``) and the threshold of the level in it (``threshold``; the warning one
+    at ``ok``); ``threshold_pct``: that threshold as a percent of bid (the alert's ``threshold_pct``)."""
+
+    level: str
+    unit: str
+    value: Decimal
+    threshold: Decimal
+    threshold_pct: Decimal
+
+
+def spread_check(*, bid: Decimal, ask: Decimal, rules: InstrumentGuard | None, config: GuardConfig) -> SpreadLevel:
+    """The wide-spread level of one quote.
+
+    With the instrument's rules (``guards.tolerances``): the per-symbol override alone when the account set
+    one; else the worse of the symbol's default (6 × / 3 × its rolling median spread once known, else the
+    class thresholds in pips or percent of price) and the account-wide ceiling in percent of bid
+    (``spread_warning_pct``/``spread_critical_pct``, :func:`spread_level`). Without an instrument: the
+    account-wide percentages alone.
+    """
+    pct = spread_pct(bid=bid, ask=ask)
+    account_level = spread_level(pct=pct, config=config)
+    account_threshold = config.spread_critical_pct if account_level == Level.CRITICAL else config.spread_warning_pct
+    by_account = SpreadLevel(level=account_level, unit=PCT_UNIT, value=pct, threshold=account_threshold,
+                             threshold_pct=account_threshold)  # fmt: skip
+    if rules is None:
+        return by_account
+    measure = rules.measure_spread(bid=bid, ask=ask)
+    if rules.spread is None and LEVEL_RANK[account_level] > LEVEL_RANK[measure.level]:
+        return by_account
+    at = measure.threshold_price(pip=rules.pip, bid=bid, median_spread=rules.median_spread) / bid * HUNDRED
+    threshold_pct = clamp_decimal(at, **THRESHOLD).quantize(THRESHOLD_QUANTUM, rounding=ROUND_HALF_UP)
+    return SpreadLevel(level=measure.level, unit=measure.unit, value=measure.value, threshold=measure.threshold,
+                       threshold_pct=threshold_pct)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +259,15 @@ class _Measure:
     value_pips: Decimal | None = None
     age_seconds: int | None = None
     raw_pct: str | None = None  # the unclamped percent when value_pct had to be clamped
+    spread: SpreadLevel | None = None  # wide spreads: the unit and threshold that decided the level
+
+
+def _spread_details(spread: SpreadLevel | None) -> dict[str, Any]:
+    """The unit, value and threshold that decided a wide-spread level, for the event's ``details``."""
+    if spread is None:
+        return {}
+    return {"spread_unit": spread.unit, "spread_value": _s(spread.value.quantize(PCT_QUANTUM, rounding=ROUND_HALF_UP)),
+            "spread_threshold": _s(spread.threshold)}  # fmt: skip
 
 
 def _guard_event(*, transition: str, message: str, details: dict[str, Any], symbol: str = "") -> GuardEvent:
@@ -246,9 +299,11 @@ def measure_quote(
     broker_time: datetime,
     config: GuardConfig,
     calendar: Calendar | None = None,
+    rules: InstrumentGuard | None = None,
 ) -> dict[str, _Measure]:
     """Measure one quote against the thresholds: ``price_gap`` (vs the previous accepted quote's mid),
-    ``wide_spread`` (percent of bid, plus pips when the instrument is known) and ``stale_quote``
+    ``wide_spread`` (:func:`spread_check` with ``rules``, the symbol's pip, overrides and median spread;
+    the instrument's defaults when None; stored as percent of bid plus pips) and ``stale_quote``
     (older than ``quote_stale_seconds`` at broker_time → warning). Returns every condition measured,
     including those at level ``ok``.
 
@@ -276,19 +331,21 @@ def measure_quote(
             reference_price=previous.mid,
         )
     pct = spread_pct(bid=bid, ask=ask)
-    level = spread_level(pct=pct, config=config)
+    rules = rules if rules is not None else guard_for(quote["symbol"], instrument)
+    spread = spread_check(bid=bid, ask=ask, rules=rules, config=config)
     spread_pips = None
-    if instrument is not None:
-        pips = clamp_decimal((ask - bid) / instrument.pip_size, **SPREAD_PIPS)  # 10^12 pips and more: clamped
+    if rules is not None:
+        pips = clamp_decimal((ask - bid) / rules.pip, **SPREAD_PIPS)  # 10^12 pips and more: clamped
         spread_pips = pips.quantize(PIPS_QUANTUM, rounding=ROUND_HALF_UP)
     measures[MarketAlert.Condition.WIDE_SPREAD] = _Measure(
-        level=level,
+        level=spread.level,
         value_pct=_pct(pct),
         raw_pct=_raw_if_clamped(pct, _pct(pct)),
-        threshold_pct=config.spread_critical_pct if level == Level.CRITICAL else config.spread_warning_pct,
+        threshold_pct=spread.threshold_pct,
         bid=bid,
         ask=ask,
         value_pips=spread_pips,
+        spread=spread,
     )
     age: int | None = 0
     if quote["time"] is not None:
@@ -316,9 +373,20 @@ class GuardSession(AccountGuardsMixin):
     """
 
     def __init__(
-        self, *, user_id: int, account_id: int, config: GuardConfig, state: GuardState | None, alerts_may_be_open: bool
+        self,
+        *,
+        user_id: int,
+        account_id: int,
+        config: GuardConfig,
+        state: GuardState | None,
+        alerts_may_be_open: bool,
+        instrument_guards: InstrumentGuards | None = None,
     ):
         self.user_id = user_id
+        # per-symbol overrides and rolling spreads (read by the caller with the instruments; no query here)
+        self.instrument_guards = instrument_guards or InstrumentGuards(
+            user_id=user_id, account_id=account_id, settings={}, spreads={}
+        )
         self.account_id = account_id
         self.config = config
         self.state = state
@@ -585,13 +653,19 @@ class GuardSession(AccountGuardsMixin):
         open_alerts = self.market_alerts
         for quote in quotes:
             symbol = quote["symbol"]
+            instrument, previous = instruments.get(symbol), previous_quotes.get(symbol)
             measures = measure_quote(
                 quote=quote,
-                previous=previous_quotes.get(symbol),
-                instrument=instruments.get(symbol),
+                previous=previous,
+                instrument=instrument,
                 broker_time=broker_time,
                 config=self.config,
+                rules=self.instrument_guards.guard(symbol, instrument),
             )
+            # the spread joins the symbol's rolling window after it was measured against the window before it
+            if previous is None or (quote["time"], quote["bid"], quote["ask"]) != (previous.time, previous.bid,
+                                                                                  previous.ask):  # fmt: skip
+                self.instrument_guards.record(symbol, bid=quote["bid"], ask=quote["ask"], instrument=instrument)
             for condition, m in measures.items():
                 alert = open_alerts.get((symbol, condition))
                 transition = None
@@ -651,6 +725,7 @@ class GuardSession(AccountGuardsMixin):
                                 "ask": _s(m.ask),
                                 "reference_price": _s(m.reference_price),
                                 **({"value_pct_raw": m.raw_pct} if m.raw_pct else {}),
+                                **_spread_details(m.spread),
                             },
                         )
                     )
@@ -677,6 +752,7 @@ class GuardSession(AccountGuardsMixin):
             else:
                 self.state.save(update_fields=STATE_FIELDS)
         self._flush_rules()
+        self.instrument_guards.flush()
         if self.snapshots:
             EquitySnapshot.objects.bulk_create(self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):

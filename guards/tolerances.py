@@ -1,12 +1,7 @@
 """Instrument-aware tolerances (pure): pip sizes, entry and stop tolerances, spread thresholds per symbol.
 
-A pip is the unit traders quote moves in; ``point`` (MT5's smallest price step) is not one:
-- FX: 10 × point for 3- and 5-digit quotes, else the point (``positions.models.pip_size_for``);
-- metals: gold (XAU) 0.10 and silver (XAG) 0.01 of the quote currency, the units gold and silver
-  moves are quoted in (a 2-digit gold quote's point, 0.01, is a tenth of that);
-- indices: 1.0 (one index point);
-- crypto: no market-wide pip convention exists (BTC near 60 000 and DOGE near 0.10 share no
-  sensible fixed step), so the pip is the point and tolerances are a percentage of price instead.
+The pip rule (FX 10 × point for 3/5-digit quotes, gold 0.10, silver 0.01, indices 1.0, crypto the point)
+lives in ``positions.pips`` and is re-exported here; ``InstrumentGuardSetting.pip_size`` overrides it.
 
 Tolerances (entry fill vs requested price, stop vs expected stop) are the larger of a fixed floor and
 ``k`` × the symbol's recent median spread: a fill inside the spread the market was offering is not
@@ -26,80 +21,35 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from guards.models import Level
-from positions.models import pip_size_for
+from positions.pips import CRYPTO, FX, INDEX, METAL, asset_class, pip_size  # the one pip rule, re-exported
 
 HUNDRED = Decimal("100")
-
-FX = "fx"
-METAL = "metal"
-INDEX = "index"
-CRYPTO = "crypto"
-ASSET_CLASSES = (FX, METAL, INDEX, CRYPTO)
-
-# MT5 ENUM_SYMBOL_CALC_MODE: 3 = CFDINDEX (profit of an index CFD).
-CALC_MODE_CFDINDEX = 3
-
-METAL_PIP = {"XAU": Decimal("0.10"), "XAG": Decimal("0.01"), "XPT": Decimal("0.10"), "XPD": Decimal("0.10")}
-INDEX_PIP = Decimal("1.0")
-CRYPTO_BASES = frozenset(
-    {"BTC", "ETH", "LTC", "XRP", "BCH", "SOL", "ADA", "DOT", "DOGE", "BNB", "AVAX", "LINK", "XLM", "TRX"}
-)
-INDEX_NAMES = frozenset(
-    {
-        "US30", "US100", "US500", "USTEC", "NAS100", "SPX500", "SP500", "DJ30", "DE30", "DE40", "GER30",
-        "GER40", "UK100", "FRA40", "F40", "EU50", "STOXX50", "JP225", "JPN225", "AUS200", "HK50", "ES35",
-    }
-)  # fmt: skip
-
-
-def asset_class(symbol: str, *, calc_mode: int | None = None) -> str:
-    """Classify a symbol: ``metal`` (XAU/XAG/XPT/XPD…), ``crypto`` (a known coin as base), ``index``
-    (``calc_mode`` CFDINDEX or a common index CFD name, suffixes such as ``.cash`` ignored), else ``fx``."""
-    name = symbol.upper()
-    if name[:3] in METAL_PIP:
-        return METAL
-    if any(name.startswith(base) for base in CRYPTO_BASES):
-        return CRYPTO
-    if calc_mode == CALC_MODE_CFDINDEX or name.split(".")[0].rstrip("_") in INDEX_NAMES:
-        return INDEX
-    return FX
-
-
-def pip_size(*, symbol: str, digits: int, point: Decimal, override: Decimal | None = None) -> Decimal:
-    """The symbol's pip: ``override`` when set (per instrument), else by class (see the module docstring)."""
-    if override is not None:
-        return override
-    klass = asset_class(symbol)
-    if klass == METAL:
-        return METAL_PIP[symbol.upper()[:3]]
-    if klass == INDEX:
-        return INDEX_PIP
-    if klass == CRYPTO:
-        return point
-    return pip_size_for(digits=digits, point=point)
 
 
 @dataclass(frozen=True)
 class ToleranceSpec:
-    """One tolerance: floor (``pips`` for FX, ``pct`` of price otherwise) and ``spread_multiple`` k.
+    """One tolerance's defaults: the floor (``pips`` for FX; ``pct`` % of price for metals and indices,
+    ``crypto_pct`` % for crypto) and ``spread_multiple`` k.
 
     tolerance = max(floor, k × median spread); the median term applies only when a median is known.
     """
 
     pips: Decimal
     pct: Decimal
+    crypto_pct: Decimal
     spread_multiple: Decimal
 
 
-# Entry: 2 pips for FX (the previous fixed rule); 0.02 % of price for metals and indices (0.40 at gold
-# 2000, 4 points at an index 20 000: about twice their usual spreads); 0.1 % for crypto (60 at BTC
-# 60 000, where spreads of tens of dollars are common); k = 1.5 (a fill up to one and a half usual
-# spreads from the request is a fill inside the market's quote plus a tick of movement).
-ENTRY = ToleranceSpec(pips=Decimal("2"), pct=Decimal("0.02"), spread_multiple=Decimal("1.5"))
-# Stops: 1 pip for FX (the previous fixed rule); half the entry percentages, the same k (a stop a
-# broker re-rounded to its tick size differs by far less than a spread).
-STOP = ToleranceSpec(pips=Decimal("1"), pct=Decimal("0.01"), spread_multiple=Decimal("1.5"))
-CRYPTO_PCT_FACTOR = Decimal("5")  # crypto floors are 5 × the metal/index percentage (0.1 % entry, 0.05 % stop)
+# Entry (product choice): 2 pips for FX (the previous fixed rule, kept for FX); 0.02 % of price for metals
+# and indices (0.40 at gold 2000 and 4 points at an index near 20 000: about the typical spread of each,
+# FXCM's published averages XAU/USD 0.36, GER30 1.15, US30 2.97 points,
+# https://www.fxcm.com/au/accounts/spread-costs/); 0.1 % for crypto (60 at BTC 60 000, where spreads of
+# tens of dollars are common); k = 1.5 (a fill up to one and a half usual spreads from the request is a
+# fill inside the market's quote plus a tick of movement).
+ENTRY = ToleranceSpec(pips=Decimal("2"), pct=Decimal("0.02"), crypto_pct=Decimal("0.1"), spread_multiple=Decimal("1.5"))
+# Stops (product choice): 1 pip for FX (the previous fixed rule); half the entry percentages, the same k (a
+# stop a broker re-rounded to its tick size differs by far less than a spread).
+STOP = ToleranceSpec(pips=Decimal("1"), pct=Decimal("0.01"), crypto_pct=Decimal("0.05"), spread_multiple=Decimal("1.5"))
 
 
 def tolerance(
@@ -109,16 +59,23 @@ def tolerance(
     price: Decimal,
     pip: Decimal,
     median_spread: Decimal | None = None,
+    floor_pips: Decimal | None = None,
+    floor_pct: Decimal | None = None,
 ) -> Decimal:
-    """The tolerance as a price difference: max(floor, k × median spread).
+    """The tolerance as a price difference (quote currency): max(floor, k × median spread).
 
-    floor = ``spec.pips`` × pip for FX; ``spec.pct`` % × price for metals and indices; 5 × that for crypto.
+    floor = ``floor_pips`` × pip when that override is set, else ``floor_pct`` % × price when set, else the
+    class default: ``spec.pips`` × pip for FX, ``spec.pct`` % × price for metals and indices,
+    ``spec.crypto_pct`` % × price for crypto.
     """
-    if klass == FX:
+    if floor_pips is not None:
+        floor = floor_pips * pip
+    elif floor_pct is not None:
+        floor = price * floor_pct / HUNDRED
+    elif klass == FX:
         floor = spec.pips * pip
     else:
-        pct = spec.pct * CRYPTO_PCT_FACTOR if klass == CRYPTO else spec.pct
-        floor = price * pct / HUNDRED
+        floor = price * (spec.crypto_pct if klass == CRYPTO else spec.pct) / HUNDRED
     if median_spread is None:
         return floor
     return max(floor, spec.spread_multiple * median_spread)
@@ -147,16 +104,30 @@ class SpreadThreshold:
     critical: Decimal
 
 
-# With a known median: warning at 3 ×, critical at 6 × the symbol's usual spread (the issue's 20-pip
-# EURUSD spread is ~10 × normal). Without one, per class: FX 5 / 10 pips (EURUSD's usual spread is
-# well under 2 pips), metals and indices 0.05 / 0.1 % of price, crypto 0.3 / 0.6 %.
+# With a known median (at least MIN_MEDIAN_SAMPLES spreads): warning at 3 ×, critical at 6 × the symbol's
+# usual spread (product choice: the issue's 20-pip EURUSD spread is about 10 × normal, and a news spike of
+# two or three times normal is routine). Without one, per class (product choices sized on FXCM's published
+# average spreads, https://www.fxcm.com/au/accounts/spread-costs/: EUR/USD 1.3 pips, GBP/NZD 5.6, XAU/USD
+# 0.36 = 3.6 gold pips, XAG/USD 0.043 = 4.3 silver pips, SPX500 0.56 points ≈ 0.011 % of price, US30 2.97
+# points ≈ 0.008 %, JPN225 10.85 ≈ 0.03 %):
+# - FX 5 / 10 pips: about 4 × / 8 × EURUSD's usual spread, above the usual spread of every major cross;
+# - metals 10 / 20 pips (gold 1.00 / 2.00, silver 0.10 / 0.20): about 3 × / 6 × gold's usual 3.6 pips;
+# - indices 0.05 / 0.10 % of price (10 / 20 points at 20 000): above every FXCM index average;
+# - crypto 0.3 / 0.6 % of price (180 / 360 at BTC 60 000): a product choice, crypto CFD spreads run from
+#   a few hundredths of a percent to about 0.2 % across brokers and hours.
 MEDIAN_DEFAULT = SpreadThreshold(unit=MEDIAN_MULTIPLE, warning=Decimal("3"), critical=Decimal("6"))
 CLASS_DEFAULTS = {
     FX: SpreadThreshold(unit=PIPS, warning=Decimal("5"), critical=Decimal("10")),
-    METAL: SpreadThreshold(unit=PCT, warning=Decimal("0.05"), critical=Decimal("0.1")),
+    METAL: SpreadThreshold(unit=PIPS, warning=Decimal("10"), critical=Decimal("20")),
     INDEX: SpreadThreshold(unit=PCT, warning=Decimal("0.05"), critical=Decimal("0.1")),
     CRYPTO: SpreadThreshold(unit=PCT, warning=Decimal("0.3"), critical=Decimal("0.6")),
 }
+# Spreads a median needs before it is used (tolerances and the median-multiple thresholds): product choice,
+# about one to two minutes of syncs every few seconds, so a fresh account's first ticks do not set "normal".
+MIN_MEDIAN_SAMPLES = 20
+# Spreads kept per symbol (product choice): at one sync every few seconds, the last ~10–15 minutes, long
+# enough that one bad tick does not move the median and short enough to follow a session's normal spread.
+SPREAD_WINDOW = 200
 
 
 @dataclass(frozen=True)
@@ -168,6 +139,14 @@ class SpreadMeasure:
     unit: str
     threshold: Decimal
     pips: Decimal
+
+    def threshold_price(self, *, pip: Decimal, bid: Decimal, median_spread: Decimal | None) -> Decimal:
+        """The threshold as a price difference (quote currency): pips × pip, % × bid, or multiple × median."""
+        if self.unit == PIPS:
+            return self.threshold * pip
+        if self.unit == MEDIAN_MULTIPLE and median_spread:
+            return self.threshold * median_spread
+        return self.threshold * bid / HUNDRED
 
 
 def spread_measure(
@@ -201,13 +180,13 @@ def spread_measure(
 
 
 class RollingMedian:
-    """The median of the last ``size`` spreads of one symbol (``statistics.median`` on Decimals).
+    """The median of the last ``size`` spreads of one symbol (``statistics.median`` on Decimals: the mean
+    of the two middle values for an even count, still a Decimal).
 
-    ``size`` 200: at one sync every few seconds, the last ~10–15 minutes, long enough that one bad tick
-    does not move it and short enough to follow a session's normal spread.
+    ``size`` defaults to ``SPREAD_WINDOW`` (the window ``guards.models.SymbolSpread`` keeps).
     """
 
-    def __init__(self, values: Iterable[Decimal] = (), *, size: int = 200):
+    def __init__(self, values: Iterable[Decimal] = (), *, size: int = SPREAD_WINDOW):
         self.values: deque[Decimal] = deque(values, maxlen=size)
 
     def add(self, value: Decimal) -> None:
@@ -216,6 +195,58 @@ class RollingMedian:
     @property
     def median(self) -> Decimal | None:
         return statistics.median(self.values) if self.values else None
+
+
+# --------------------------------------------------------------------------------------------
+# One instrument's effective rules
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstrumentGuard:
+    """One instrument's effective pip, tolerances and spread thresholds, overrides applied.
+
+    ``pip``: price units (``InstrumentGuardSetting.pip_size`` or the instrument's ``positions.pips`` pip);
+    ``median_spread``: the rolling median spread in price units, None until ``MIN_MEDIAN_SAMPLES`` spreads
+    are known; ``entry_pips``/``entry_pct``/``stop_pips``/``stop_pct``: floor overrides (None = class
+    default); ``spread``: a per-symbol threshold override (None = median default, else class default).
+    """
+
+    symbol: str
+    klass: str
+    pip: Decimal
+    median_spread: Decimal | None = None
+    samples: int = 0
+    entry_pips: Decimal | None = None
+    entry_pct: Decimal | None = None
+    stop_pips: Decimal | None = None
+    stop_pct: Decimal | None = None
+    spread: SpreadThreshold | None = None
+
+    def entry(self, price: Decimal) -> Decimal:
+        """The entry tolerance at ``price`` (price units): :func:`tolerance` with ``ENTRY``."""
+        return tolerance(spec=ENTRY, klass=self.klass, price=price, pip=self.pip, median_spread=self.median_spread,
+                         floor_pips=self.entry_pips, floor_pct=self.entry_pct)  # fmt: skip
+
+    def stop(self, price: Decimal) -> Decimal:
+        """The SL/TP tolerance at ``price`` (price units): :func:`tolerance` with ``STOP``."""
+        return tolerance(spec=STOP, klass=self.klass, price=price, pip=self.pip, median_spread=self.median_spread,
+                         floor_pips=self.stop_pips, floor_pct=self.stop_pct)  # fmt: skip
+
+    def measure_spread(self, *, bid: Decimal, ask: Decimal) -> SpreadMeasure:
+        """:func:`spread_measure` with this instrument's pip, class, median and override."""
+        return spread_measure(bid=bid, ask=ask, pip=self.pip, klass=self.klass, median_spread=self.median_spread,
+                              threshold=self.spread)  # fmt: skip
+
+    def spread_threshold(self) -> SpreadThreshold:
+        """The thresholds in force: the override, else the median default once a median is known, else the
+        class default (a median-multiple override without a median falls back to the class default)."""
+        if self.spread is not None and (self.spread.unit != MEDIAN_MULTIPLE or self.median_spread):
+            return self.spread
+        return MEDIAN_DEFAULT if self.median_spread and self.spread is None else CLASS_DEFAULTS[self.klass]
+
+
+def median_or_none(median: Decimal | None, samples: int) -> Decimal | None:
+    """The median when at least ``MIN_MEDIAN_SAMPLES`` spreads back it and it is positive, else None."""
+    return median if median and samples >= MIN_MEDIAN_SAMPLES else None
 
 
 @dataclass(frozen=True)
@@ -244,7 +275,7 @@ def instrument_tolerances(
 ) -> InstrumentTolerances:
     """The pip (:func:`pip_size`) and the ENTRY and STOP tolerances (:func:`tolerance`) of one instrument."""
     klass = asset_class(symbol, calc_mode=calc_mode)
-    pip = pip_size(symbol=symbol, digits=digits, point=point, override=pip_override)
+    pip = pip_size(symbol=symbol, digits=digits, point=point, calc_mode=calc_mode, override=pip_override)
     return InstrumentTolerances(
         klass=klass,
         pip=pip,

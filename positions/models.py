@@ -21,15 +21,6 @@ PRICE: dict[str, Any] = {"max_digits": 20, "decimal_places": 8}
 VOLUME: dict[str, Any] = {"max_digits": 12, "decimal_places": 2}
 
 
-def pip_size_for(*, digits: int, point: Decimal) -> Decimal:
-    """Return the pip size for an instrument quoted with ``digits`` decimals and a ``point`` step.
-
-    Rule: 10 × point for 3- and 5-digit quotes (fractional pips), else the point.
-    EURUSD (5 digits, point 0.00001) → 0.0001; USDJPY (3, 0.001) → 0.01; XAUUSD (2, 0.01) → 0.01.
-    """
-    return point * 10 if digits in (3, 5) else point
-
-
 class Instrument(models.Model):
     """One tradable symbol and its MT5 contract specification (``symbol_info()``).
 

@@ -17,28 +17,33 @@ not ask for: ``side_mismatch``, ``partial_fill`` of the entry or ``volume_mismat
 ``sl_mismatch``/``tp_mismatch`` (each sync, against the stops the bot registered or declared);
 ``unexpected_at_broker`` and ``missing_at_broker``.
 
-Tolerances come from the instrument: entry price 2 pips, SL/TP 1 pip, volume to the instrument's
-volume step. Pips = price difference / ``pip_size``; lots are ``Decimal`` with 2 dp. A symbol without
-an instrument compares stops and volume exactly and skips the entry slippage.
+Price tolerances are instrument-aware (``guards.tolerances.InstrumentGuard``, handed in as ``tolerances``
+by symbol): entry and SL/TP tolerance = max(floor, 1.5 × the symbol's rolling median spread), the floor
+in pips for FX (2 entry, 1 stop) and a percent of price for metals, indices and crypto, per-account
+overrides applied (``docs/guards.md``). A symbol with an instrument but no entry in ``tolerances`` gets
+the defaults without a median. Volume is compared to the instrument's volume step. Pips = price
+difference / the instrument's pip (``positions.pips``, or the account's override); lots are ``Decimal``
+with 2 dp. A symbol without an instrument compares stops and volume exactly and skips the entry slippage.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from guards.instruments import guard_for
 from guards.margin import is_inferred_stop_out
+from guards.tolerances import InstrumentGuard
 from positions.lifecycle import ENTRY_IN, Kind, Lifecycle, deal_money, deal_order_key, opposite, replay
 from positions.models import Instrument, Position
 from reconciliation.models import SLIPPAGE_PIPS, ReconciliationLog
 from tradingsite.bounds import fits
 
-ENTRY_TOLERANCE_PIPS = Decimal("2")
-STOP_TOLERANCE_PIPS = Decimal("1")
 PIPS_QUANTUM = Decimal("0.01")
 DEFAULT_VOLUME_STEP = Decimal("0.01")
 ZERO = Decimal("0")
@@ -95,51 +100,74 @@ def close_reason_for_deal(reason: int | None) -> str:
 # --------------------------------------------------------------------------------------------
 # Comparison of one known position
 # --------------------------------------------------------------------------------------------
+def _rules(symbol: str, instrument: Instrument | None, tolerance: InstrumentGuard | None) -> InstrumentGuard | None:
+    """The tolerances handed in, else the instrument's defaults (no median, no override), else None."""
+    return tolerance if tolerance is not None else guard_for(symbol, instrument)
+
+
+def _tolerance_details(tolerance: Decimal, pip: Decimal) -> dict[str, str | None]:
+    """The tolerance of a comparison for ``details``: in pips of the instrument and in price units."""
+    return {"tolerance_pips": s(pips(price_delta=tolerance, pip_size=pip)), "tolerance": f"{tolerance.normalize():f}"}
+
+
 def _stop_divergence(
-    *, expected: Decimal | None, actual: Decimal | None, pip_size: Decimal | None
+    *, expected: Decimal | None, actual: Decimal | None, rules: InstrumentGuard | None
 ) -> dict[str, Any] | None:
-    """Return the details of an SL/TP divergence, or None when they agree within 1 pip (None = no stop)."""
+    """Return the details of an SL/TP divergence, or None when they agree within the stop tolerance
+    (``rules.stop`` at the expected stop; exact without rules); None = no stop on either side."""
     if expected is None and actual is None:
         return None
     delta_pips = None
+    reference = expected if expected is not None else actual
+    tolerance = rules.stop(reference) if rules is not None and reference is not None else ZERO
     if expected is not None and actual is not None:
         delta = actual - expected
-        tolerance = STOP_TOLERANCE_PIPS * pip_size if pip_size else ZERO
         if abs(delta) <= tolerance:
             return None
-        delta_pips = pips(price_delta=delta, pip_size=pip_size) if pip_size else None
+        delta_pips = pips(price_delta=delta, pip_size=rules.pip) if rules is not None else None
     return {
         "expected": s(expected),
         "actual": s(actual),
         "delta_pips": s(delta_pips),
-        "tolerance_pips": s(STOP_TOLERANCE_PIPS),
+        **(_tolerance_details(tolerance, rules.pip) if rules is not None else {"tolerance_pips": None}),
     }
 
 
 def compare_stops(
-    *, ledger: Position, broker: dict[str, Any], instrument: Instrument | None
+    *,
+    ledger: Position,
+    broker: dict[str, Any],
+    instrument: Instrument | None,
+    tolerance: InstrumentGuard | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``sl_mismatch``/``tp_mismatch`` when the broker's stops differ from the ledger's by more than 1 pip
-    (or one side has none)."""
-    pip_size = instrument.pip_size if instrument is not None else None
+    """``sl_mismatch``/``tp_mismatch`` when the broker's stops differ from the ledger's by more than the
+    stop tolerance (``tolerance``, else the instrument's defaults), or one side has none."""
+    rules = _rules(ledger.symbol, instrument, tolerance)
     reasons: dict[str, dict[str, Any]] = {}
-    sl = _stop_divergence(expected=ledger.sl, actual=broker["sl"], pip_size=pip_size)
+    sl = _stop_divergence(expected=ledger.sl, actual=broker["sl"], rules=rules)
     if sl is not None:
         reasons[Reason.SL_MISMATCH] = sl
-    tp = _stop_divergence(expected=ledger.tp, actual=broker["tp"], pip_size=pip_size)
+    tp = _stop_divergence(expected=ledger.tp, actual=broker["tp"], rules=rules)
     if tp is not None:
         reasons[Reason.TP_MISMATCH] = tp
     return reasons
 
 
-def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument | None) -> dict[str, dict[str, Any]]:
+def compare(
+    *,
+    ledger: Position,
+    broker: dict[str, Any],
+    instrument: Instrument | None,
+    tolerance: InstrumentGuard | None = None,
+) -> dict[str, dict[str, Any]]:
     """Return ``{reason: details}`` for every divergence of a bot position from its broker position.
 
     Reasons: ``side_mismatch``; ``partial_fill`` (broker volume below the bot's, in whole volume steps)
     or ``volume_mismatch`` (above), with ``delta_lots`` = actual − expected; ``entry_slippage`` when
-    |price_open − requested_price| > 2 pips, with signed ``delta_pips`` = (price_open − requested_price)
-    / pip_size and ``adverse`` (filled worse than requested for the side); ``sl_mismatch``/``tp_mismatch``
-    when the stops differ by more than 1 pip or one is missing. An empty dict means matched.
+    |price_open − requested_price| > the entry tolerance at the requested price (``tolerance``, else the
+    instrument's defaults), with signed ``delta_pips`` = (price_open − requested_price) / pip and
+    ``adverse`` (filled worse than requested for the side); ``sl_mismatch``/``tp_mismatch`` when the stops
+    differ by more than the stop tolerance or one is missing. An empty dict means matched.
     """
     reasons: dict[str, dict[str, Any]] = {}
     if broker["type"] != ledger.side:
@@ -157,33 +185,38 @@ def compare(*, ledger: Position, broker: dict[str, Any], instrument: Instrument 
             "volume_step": s(step),
         }
 
-    if ledger.requested_price is not None and instrument is not None:
-        pip_size = instrument.pip_size
+    rules = _rules(ledger.symbol, instrument, tolerance) if instrument is not None else None
+    if ledger.requested_price is not None and rules is not None:
         delta = broker["price_open"] - ledger.requested_price
-        if abs(delta) > ENTRY_TOLERANCE_PIPS * pip_size:
+        allowed = rules.entry(ledger.requested_price)
+        if abs(delta) > allowed:
             direction = 1 if broker["type"] == Position.Side.BUY else -1
             reasons[Reason.ENTRY_SLIPPAGE] = {
                 "expected": s(ledger.requested_price),
                 "actual": s(broker["price_open"]),
-                "delta_pips": s(pips(price_delta=delta, pip_size=pip_size)),
-                "tolerance_pips": s(ENTRY_TOLERANCE_PIPS),
+                "delta_pips": s(pips(price_delta=delta, pip_size=rules.pip)),
+                **_tolerance_details(allowed, rules.pip),
                 # A buy filled higher, or a sell filled lower, than requested is worse for the trader.
                 "adverse": direction * delta > 0,
             }
-    reasons.update(compare_stops(ledger=ledger, broker=broker, instrument=instrument))
+    reasons.update(compare_stops(ledger=ledger, broker=broker, instrument=instrument, tolerance=tolerance))
     return reasons
 
 
-def infer_close_reason(*, position: Position, instrument: Instrument | None) -> tuple[str, dict[str, Any]]:
+def infer_close_reason(
+    *, position: Position, instrument: Instrument | None, tolerance: InstrumentGuard | None = None
+) -> tuple[str, dict[str, Any]]:
     """Infer why an open position vanished without a closing deal.
 
-    ``tp_hit`` when the last seen price had reached the take profit within 1 pip (buy: price ≥ tp − 1 pip;
-    sell: price ≤ tp + 1 pip), ``sl_hit`` likewise for the stop loss (buy: price ≤ sl + 1 pip; sell:
-    price ≥ sl − 1 pip), else ``closed_externally``. The stops are the broker's last seen ones (the
-    ledger's unless an ``sl_mismatch``/``tp_mismatch`` recorded different actual values).
+    ``tp_hit`` when the last seen price had reached the take profit within the stop tolerance t at the
+    last price (``tolerance``, else the instrument's defaults; buy: price ≥ tp − t; sell: price ≤ tp + t),
+    ``sl_hit`` likewise for the stop loss (buy: price ≤ sl + t; sell: price ≥ sl − t), else
+    ``closed_externally``. The stops are the broker's last seen ones (the ledger's unless an
+    ``sl_mismatch``/``tp_mismatch`` recorded different actual values).
     """
     price = position.price_current
-    tolerance = STOP_TOLERANCE_PIPS * instrument.pip_size if instrument is not None else ZERO
+    rules = _rules(position.symbol, instrument, tolerance) if instrument is not None else None
+    allowed = rules.stop(price) if rules is not None and price is not None else ZERO
     details = position.divergence_details or {}
     sl = position.sl
     tp = position.tp
@@ -193,13 +226,14 @@ def infer_close_reason(*, position: Position, instrument: Instrument | None) -> 
     if Reason.TP_MISMATCH in (position.divergence_reasons or []):
         actual = details.get(Reason.TP_MISMATCH, {}).get("actual")
         tp = Decimal(actual) if actual is not None else None
-    info = {"last_price": s(price), "sl": s(sl), "tp": s(tp), "tolerance_pips": s(STOP_TOLERANCE_PIPS)}
+    info = {"last_price": s(price), "sl": s(sl), "tp": s(tp),
+            **(_tolerance_details(allowed, rules.pip) if rules is not None else {"tolerance_pips": None})}  # fmt: skip
     if price is None:
         return CloseReason.CLOSED_EXTERNALLY, info
     buy = position.side == Position.Side.BUY
-    if tp is not None and (price >= tp - tolerance if buy else price <= tp + tolerance):
+    if tp is not None and (price >= tp - allowed if buy else price <= tp + allowed):
         return CloseReason.TP_HIT, info
-    if sl is not None and (price <= sl + tolerance if buy else price >= sl - tolerance):
+    if sl is not None and (price <= sl + allowed if buy else price >= sl - allowed):
         return CloseReason.SL_HIT, info
     return CloseReason.CLOSED_EXTERNALLY, info
 
@@ -283,6 +317,7 @@ def reconcile(
     instruments: dict[str, Instrument],
     sync_stale_seconds: int,
     last_margin_at_or_under_stop_out: bool = False,
+    tolerances: Mapping[str, InstrumentGuard] | None = None,
 ) -> ReconcileOutcome:
     """Reconcile one snapshot against the account's ledger.
 
@@ -294,7 +329,10 @@ def reconcile(
     update/create, the transition log rows, the deal → position links and the summary parts.
     ``last_margin_at_or_under_stop_out``: the account's previous sync measured a margin level at or
     under the broker's stop-out level (``GuardState.margin_at_or_under_stop_out``); an open position
-    that vanishes without a deal then closes as ``stop_out``, inferred (issue 12, ``docs/guards.md``).
+    that vanishes without a deal then closes as ``stop_out``, inferred (``docs/guards.md``).
+    ``tolerances``: each symbol's effective pip and entry/stop tolerances (``guards.instruments``: the
+    rolling median spread and the account's overrides); a symbol absent from it gets its instrument's
+    defaults.
     """
     return _Reconciler(
         user_id=user_id,
@@ -305,6 +343,7 @@ def reconcile(
         instruments=instruments,
         sync_stale_seconds=sync_stale_seconds,
         last_margin_at_or_under_stop_out=last_margin_at_or_under_stop_out,
+        tolerances=tolerances,
     ).run(broker_positions, deals)
 
 
@@ -322,12 +361,14 @@ class _Reconciler:
         instruments,
         sync_stale_seconds,
         last_margin_at_or_under_stop_out=False,
+        tolerances=None,
     ):
         self.user_id, self.account_id, self.sync_id = user_id, account_id, sync_id
         self.last_margin_at_or_under_stop_out = last_margin_at_or_under_stop_out
         self.broker_time = broker_time
         self.ledger = ledger
         self.instruments = instruments
+        self.tolerances = tolerances or {}
         self.sync_stale_seconds = sync_stale_seconds
         self.out = ReconcileOutcome()
         self.counts: dict[str, int] = defaultdict(int)
@@ -464,6 +505,7 @@ class _Reconciler:
             position.opened_at = row["time"] or self.broker_time
             self.counts["confirmed"] += 1
         instrument = self._instrument(position.symbol)
+        tolerance = self.tolerances.get(position.symbol)
         prior_details: dict[str, Any] = position.divergence_details or {}
         current: dict[str, dict[str, Any]]
         if position.origin == Position.Origin.BROKER:
@@ -472,10 +514,10 @@ class _Reconciler:
         elif first_seen or Reason.UNEXPECTED_AT_BROKER in (position.divergence_reasons or []):
             # a bot row still carrying unexpected_at_broker was just adopted by a late registration
             # (positions.services.position_adopt): its entry is measured now, as on a first sighting
-            current = compare(ledger=position, broker=row, instrument=instrument)
+            current = compare(ledger=position, broker=row, instrument=instrument, tolerance=tolerance)
         else:
             current = {r: prior_details[r] for r in ENTRY_REASONS if r in (position.divergence_reasons or [])}
-            current.update(compare_stops(ledger=position, broker=row, instrument=instrument))
+            current.update(compare_stops(ledger=position, broker=row, instrument=instrument, tolerance=tolerance))
         self._declared_stops(position, row, current)
         self._track_volume(position, row, current)
         self.transition(position, current)
@@ -795,7 +837,11 @@ class _Reconciler:
             if position.status == Position.Status.CLOSED:
                 return
         if position.status == Position.Status.OPEN:
-            reason, info = infer_close_reason(position=position, instrument=self._instrument(position.symbol))
+            reason, info = infer_close_reason(
+                position=position,
+                instrument=self._instrument(position.symbol),
+                tolerance=self.tolerances.get(position.symbol),
+            )
             if is_inferred_stop_out(
                 closed_with_deal=False, last_at_or_under_stop_out=self.last_margin_at_or_under_stop_out
             ):

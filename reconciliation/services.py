@@ -29,9 +29,11 @@ from django.utils.module_loading import import_string
 from accounts.models import Account
 from accounts.money import quantize_money
 from accounts.services import account_apply_sync, account_for_sync, account_save
+from guards.instruments import InstrumentGuards
 from guards.models import GuardConfig, GuardState
 from guards.services import GuardEvent, GuardSession, guard_config_create, record_guard_transitions
-from positions.models import Deal, Instrument, Position, Quote, pip_size_for
+from positions.models import Deal, Instrument, Position, Quote
+from positions.pips import pip_size
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
 from reconciliation.serializers import ServerClockTime
@@ -229,8 +231,9 @@ def stand_ins(
     can mirror and close such positions instead of refusing the whole sync.
 
     Only broker-origin positions can have such a symbol (registration needs a spec), so only the close
-    inference uses the stand-in: its pip size is the finest price step seen in the position's
-    ``price_open``/``price_current`` (18250.5 → 0.1), its volume step 0.01 lot. Nothing values the
+    inference uses the stand-in: its point is the finest price step seen in the position's
+    ``price_open``/``price_current`` (18250.5 → 0.1) and its pip ``positions.pips.pip_size`` of that (an
+    index name → 1.0), its volume step 0.01 lot. Nothing values the
     position (no contract size is known): it is shown unvalued with the reason ``spec_missing``.
     """
     prices: dict[str, list[Decimal]] = {}
@@ -246,7 +249,8 @@ def stand_ins(
         step = Decimal(1).scaleb(min(min(exponents, default=0), 0))
         result[symbol] = Instrument(
             symbol=symbol, description=symbol, contract_size=Decimal(1), digits=max(-int(step.as_tuple().exponent), 0),
-            point=step, pip_size=step, currency_base="", currency_profit="",
+            point=step, pip_size=pip_size(symbol=symbol, digits=max(-int(step.as_tuple().exponent), 0), point=step),
+            currency_base="", currency_profit="",
         )  # fmt: skip
     return result
 
@@ -363,6 +367,7 @@ class _Batch:
                 config=config,
                 state=state,
                 alerts_may_be_open=previous.alerts_may_be_open,
+                instrument_guards=self.instrument_guards,
             )
             for kind, index in plan:
                 if kind == "new":
@@ -400,6 +405,10 @@ class _Batch:
             symbols |= {row["symbol"] for row in data.get("positions") or []}
             symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
         self.instruments = _load_instruments(self.account.pk, symbols)
+        # per-symbol overrides and rolling median spreads (guards.instruments): tolerances and spread thresholds
+        self.instrument_guards = InstrumentGuards.load(
+            user_id=self.user_id, account_id=self.account.pk, symbols=symbols
+        )
         quoted = {q["symbol"] for data in new for q in data.get("quotes") or []}
         self.quotes = (
             {q.symbol: q for q in Quote.objects.filter(account_id=self.account.pk, symbol__in=quoted)} if quoted else {}
@@ -475,6 +484,7 @@ class _Batch:
     def _ledger_step(self, sync_id, broker_time, broker_positions, deals) -> ReconcileOutcome:
         """Reconcile the snapshot and the new deals against the locked ledger (positions app's rows)."""
         state = self.guards.state
+        instruments = {**stand_ins(broker_positions or [], self.ledger, self.instruments), **self.instruments}
         outcome = reconcile(
             user_id=self.user_id,
             account_id=self.account.pk,
@@ -483,7 +493,8 @@ class _Batch:
             ledger=self.ledger,
             broker_positions=broker_positions,
             deals=deals,
-            instruments={**stand_ins(broker_positions or [], self.ledger, self.instruments), **self.instruments},
+            instruments=instruments,
+            tolerances=self.instrument_guards.tolerances(instruments),
             sync_stale_seconds=self.config.sync_stale_seconds,
             # the previous sync's margin measure: the guards of this sync run after the ledger step
             last_margin_at_or_under_stop_out=bool(state and state.margin_at_or_under_stop_out),
@@ -575,7 +586,12 @@ class _Batch:
                 "contract_size": spec["trade_contract_size"],
                 "digits": spec["digits"],
                 "point": spec["point"],
-                "pip_size": pip_size_for(digits=spec["digits"], point=spec["point"]),
+                "pip_size": pip_size(
+                    symbol=spec["symbol"],
+                    digits=spec["digits"],
+                    point=spec["point"],
+                    calc_mode=spec.get("trade_calc_mode"),
+                ),
                 "currency_base": spec["currency_base"],
                 "currency_profit": spec["currency_profit"],
             }

@@ -169,20 +169,25 @@ def test_gap_against_the_previous_quote_of_the_same_user(user, other_user):
 
 
 def test_wide_spread_episode_is_one_row_over_many_syncs(user):
-    # given a held XAUUSD position and a spread that widens to critical, stays, then narrows
+    # given a held XAUUSD position and a spread that widens to critical, stays, then narrows; gold's pip is
+    # 0.10 and its default thresholds 10 / 20 pips (fewer than 20 spreads known: no median yet)
     clock = Clock()
     register(user, 1, symbol="XAUUSD", volume="0.10", requested_price="1950.00")
     held = [broker_position(1, symbol="XAUUSD", volume="0.10", price_open="1950.00")]
-    spreads = [("1950.00", "1960.00")] * 3 + [("1950.00", "1969.50")] * 5 + [("1950.00", "1950.50")]
+    spreads = [("1950.00", "1951.20")] * 3 + [("1950.00", "1952.50")] * 5 + [("1950.00", "1950.30")]
     summaries = [sync(user, clock, positions=held, quotes=[quote("XAUUSD", bid, ask)]) for bid, ask in spreads]
-    # then: 0.5128 % warning ×3, 1.0000 % critical ×5 (should close the held symbol), 0.0256 % ok
+    # then: 1.20 / 0.10 = 12 pips warning ×3, 2.50 / 0.10 = 25 pips critical ×5 (should close the held
+    # symbol), 0.30 / 0.10 = 3 pips ok
     spread_alerts = [[a for a in s["guards"]["market_alerts"] if a["condition"] == "wide_spread"] for s in summaries]
     assert [a[0]["level"] if a else "ok" for a in spread_alerts] == ["warning"] * 3 + ["critical"] * 5 + ["ok"]
-    assert spread_alerts[0][0]["value_pct"] == "0.5128" and spread_alerts[0][0]["value_pips"] == "1000.00"
+    # 1.20 / 1950.00 × 100 = 0.061538… % → 0.0615; the warning threshold 10 pips = 1.00 = 0.05128… % → 0.051
+    first = spread_alerts[0][0]
+    assert (first["value_pct"], first["value_pips"], first["threshold_pct"]) == ("0.0615", "12.00", "0.051")
     assert spread_alerts[3][0]["should_close_positions"] is True
     assert summaries[3]["guards"]["any_positions_should_close"] is True
     (row,) = MarketAlert.objects.filter(user=user, condition="wide_spread")
-    assert (row.max_level, row.max_value_pct, row.value_pips) == ("critical", D("1.0000"), D("50.00"))
+    # worst 2.50 / 1950.00 × 100 = 0.128205… % → 0.1282; the last (resolving) spread 3 pips
+    assert (row.max_level, row.max_value_pct, row.value_pips) == ("critical", D("0.1282"), D("3.00"))
     assert row.resolved_at is not None
     transitions = [
         r.details["transition"]

@@ -67,7 +67,7 @@ def test_open_positions_renders_values_as_rounded_strings(auth_client, gbp_book)
             "profit": "41.36",
             "unrealized_pnl": "41.36",
             "unrealized_pnl_pct": "0.27",  # 5.25 / 1950.50 × 100 = 0.269…
-            "pnl_pips": "525.00",  # 5.25 / 0.01
+            "pnl_pips": "52.50",  # 5.25 / 0.10 (gold pip, positions.pips)
             "valuation_reason": None,
             # 52.50 USD / GBPUSD mid 1.26940 = 41.3581… GBP
             "rate_path": [{"symbol": "GBPUSD", "mid": "1.26940000", "operation": "divide"}],

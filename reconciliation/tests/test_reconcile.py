@@ -129,7 +129,10 @@ def test_compare_sl_and_tp_tolerance_is_one_pip():
 
 def test_compare_missing_stop_at_the_broker_is_a_mismatch_without_delta():
     reasons = compare(ledger=ledger(sl="1.09000"), broker=broker(sl=None), instrument=instrument())
-    assert reasons["sl_mismatch"] == {"expected": "1.09000", "actual": None, "delta_pips": None, "tolerance_pips": "1"}
+    # EURUSD stop tolerance: 1 pip = 0.0001 (the FX floor; no median spread known)
+    assert reasons["sl_mismatch"] == {
+        "expected": "1.09000", "actual": None, "delta_pips": None, "tolerance_pips": "1.00", "tolerance": "0.0001"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -395,7 +395,7 @@ def test_symbol_specs_update_the_instrument(user):
     gold = Instrument.objects.get(account__user=user, symbol="XAUUSD.M")
     assert (gold.contract_size, gold.pip_size, gold.currency_profit, gold.server) == (
         D("100"),
-        D("0.01"),
+        D("0.10"),  # the gold pip (positions.pips), not the 2-digit quote's point 0.01
         "USD",
         SERVER,
     )
