@@ -1,26 +1,43 @@
-"""Per-instrument guard rules of one account inside a sync: overrides, rolling median spreads, tolerances.
+"""Per-instrument guard rules of one account: overrides, rolling median spreads, tolerances.
+
+Inside a sync:
 
 :class:`InstrumentGuards` is read once per ingestion (two queries: the account's ``InstrumentGuardSetting``
 rows and the ``SymbolSpread`` rows of the symbols involved), answers the reconciliation's tolerances and
 the spread guard's thresholds (:meth:`InstrumentGuards.guard`), records each new quote's spread in memory
 (:meth:`InstrumentGuards.record`) and writes every changed window in one upsert (:meth:`InstrumentGuards.flush`).
+For the API: :func:`instrument_guard_list` (the effective rules and where each comes from) and
+:func:`instrument_setting_update` (an account's overrides of one symbol).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from accounts.models import Account
+from accounts.services import account_lock
 from guards.models import InstrumentGuardSetting, SymbolSpread
 from guards.tolerances import (
+    ENTRY,
+    MEDIAN_DEFAULT,
     SPREAD_WINDOW,
+    STOP,
     InstrumentGuard,
     RollingMedian,
     SpreadThreshold,
+    ToleranceSpec,
     asset_class,
     median_or_none,
 )
-from positions.models import Instrument
+from positions.models import Instrument, Quote
+from tradingsite.caching import bump_and_warm_user
+from tradingsite.db import lock_user_row
 
 SYMBOL_SPREAD_FIELDS = ["point", "spreads", "samples", "median", "updated_at"]
 
@@ -152,3 +169,115 @@ class InstrumentGuards:
             update_fields=SYMBOL_SPREAD_FIELDS,
         )
         self.changed.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The API's read and write: GET guards/instruments/, PATCH guards/instruments/{symbol}/
+# --------------------------------------------------------------------------------------------
+SETTING_FIELDS = (
+    "pip_size", "entry_tolerance_pips", "entry_tolerance_pct", "stop_tolerance_pips", "stop_tolerance_pct",
+    "spread_unit", "spread_warning", "spread_critical",
+)  # fmt: skip
+
+
+def _account_instruments(account_id: int) -> dict[str, Instrument]:
+    """The account's instruments by symbol: its own rows over the shipped defaults."""
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True))
+    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
+
+
+def _tolerance_entry(guard: InstrumentGuard, spec: ToleranceSpec, price: Decimal | None) -> dict[str, Any]:
+    unit, value, overridden = guard.floor(spec)
+    at = (guard.entry if spec is ENTRY else guard.stop)(price) if price is not None else None
+    return {
+        "floor_unit": unit,
+        "floor": value,
+        "spread_multiple": spec.spread_multiple,
+        "source": "override" if overridden else "default",
+        "at_price": at,
+        "at_price_pips": at / guard.pip if at is not None else None,
+    }
+
+
+def instrument_guard_list(*, account_id: int, symbol: str | None = None) -> list[dict[str, Any]]:
+    """Every instrument of the account (its own specs over the shipped defaults; ``symbol`` narrows to one)
+    with its effective guard rules, each saying whether an override or a default set it (four queries).
+
+    Shape per symbol: ``symbol``, ``asset_class``, ``pip_size`` and ``pip_size_source`` (``override`` |
+    ``instrument``); ``reference_price`` (the latest quote's mid, None before one); ``entry_tolerance`` and
+    ``stop_tolerance`` (``floor_unit`` pips | pct, ``floor``, ``spread_multiple``, ``source`` override |
+    default, and the tolerance at the reference price in price units and pips); ``spread_thresholds``
+    (``unit``, ``warning``, ``critical``, ``source``: override | median | class_default); ``median_spread``
+    (price units) and ``median_spread_pips``, ``spread_samples``, ``median_in_use`` (at least
+    ``MIN_MEDIAN_SAMPLES``); ``override``: the account's setting fields, or None.
+    """
+    instruments = _account_instruments(account_id)
+    if symbol is not None:
+        instruments = {symbol: instruments[symbol]} if symbol in instruments else {}
+    settings = {s.symbol: s for s in InstrumentGuardSetting.objects.filter(account_id=account_id)}
+    spreads = {s.symbol: s for s in SymbolSpread.objects.filter(account_id=account_id)}
+    mids = {q.symbol: q.mid for q in Quote.objects.filter(account_id=account_id, symbol__in=list(instruments))}
+    result = []
+    for name, instrument in sorted(instruments.items()):
+        setting, spread = settings.get(name), spreads.get(name)
+        guard = guard_for(name, instrument, setting=setting, spread=spread)
+        if guard is None:  # unreachable: every instrument has a pip
+            continue
+        threshold = guard.spread_threshold()
+        source = (
+            "override" if guard.spread is threshold else "median" if threshold is MEDIAN_DEFAULT else "class_default"
+        )
+        median = spread.median if spread is not None else None
+        price = mids.get(name)
+        result.append(
+            {
+                "symbol": name,
+                "asset_class": guard.klass,
+                "pip_size": guard.pip,
+                "pip_size_source": "override" if setting is not None and setting.pip_size is not None else "instrument",
+                "reference_price": price,
+                "entry_tolerance": _tolerance_entry(guard, ENTRY, price),
+                "stop_tolerance": _tolerance_entry(guard, STOP, price),
+                "spread_thresholds": {"unit": threshold.unit, "warning": threshold.warning,
+                                      "critical": threshold.critical, "source": source},
+                "median_spread": median,
+                "median_spread_pips": median / guard.pip if median is not None else None,
+                "spread_samples": spread.samples if spread is not None else 0,
+                "median_in_use": guard.median_spread is not None,
+                "override": {f: getattr(setting, f) for f in SETTING_FIELDS} if setting is not None else None,
+            }
+        )  # fmt: skip
+    return result
+
+
+def instrument_known(*, account_id: int, symbol: str) -> bool:
+    """True when the account has an instrument (its own or a shipped default) named ``symbol``."""
+    return Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol=symbol).exists()
+
+
+@transaction.atomic
+def instrument_setting_update(*, user_id: int, account_id: int, symbol: str, **fields: Any) -> InstrumentGuardSetting:
+    """Create or change the account's overrides of one symbol (names in ``SETTING_FIELDS``; None clears one,
+    ``spread_unit`` "" clears the spread thresholds) after ``full_clean``.
+
+    Locks the user's row, then the account's (the order of every writer, ``tradingsite.db``). Raises
+    ``ValidationError`` with field errors (→ 400, nothing written) on an unknown field or a rejected result
+    (``InstrumentGuardSetting.clean``). The next sync uses the new values; bumps the user's cache generation
+    after commit.
+    """
+    unknown = sorted(set(fields) - set(SETTING_FIELDS))
+    if unknown:
+        raise ValidationError({name: "Unknown or read-only field." for name in unknown})
+    lock_user_row(user_id)
+    account_lock(Account(pk=account_id))
+    setting = InstrumentGuardSetting.objects.select_for_update().filter(account_id=account_id, symbol=symbol).first()
+    if setting is None:
+        setting = InstrumentGuardSetting(user_id=user_id, account_id=account_id, symbol=symbol)
+    for name, value in fields.items():
+        setattr(setting, name, value)
+    if not setting.spread_unit:  # no unit: the thresholds mean nothing, clear them
+        setting.spread_warning = setting.spread_critical = None
+    setting.full_clean(exclude=["user", "account"])
+    setting.save()
+    transaction.on_commit(lambda: bump_and_warm_user(user_id))
+    return setting

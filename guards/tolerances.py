@@ -231,6 +231,18 @@ class InstrumentGuard:
         return tolerance(spec=STOP, klass=self.klass, price=price, pip=self.pip, median_spread=self.median_spread,
                          floor_pips=self.stop_pips, floor_pct=self.stop_pct)  # fmt: skip
 
+    def floor(self, spec: ToleranceSpec) -> tuple[str, Decimal, bool]:
+        """The floor of ``spec`` (``ENTRY`` or ``STOP``) for this instrument: ``(unit, value, overridden)``,
+        unit ``pips`` or ``pct`` (of price)."""
+        pips, pct = (self.entry_pips, self.entry_pct) if spec is ENTRY else (self.stop_pips, self.stop_pct)
+        if pips is not None:
+            return PIPS, pips, True
+        if pct is not None:
+            return PCT, pct, True
+        if self.klass == FX:
+            return PIPS, spec.pips, False
+        return PCT, spec.crypto_pct if self.klass == CRYPTO else spec.pct, False
+
     def measure_spread(self, *, bid: Decimal, ask: Decimal) -> SpreadMeasure:
         """:func:`spread_measure` with this instrument's pip, class, median and override."""
         return spread_measure(bid=bid, ask=ask, pip=self.pip, klass=self.klass, median_spread=self.median_spread,
