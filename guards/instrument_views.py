@@ -45,11 +45,12 @@ class InstrumentGuardDetailView(AccountScopedMixin, UserScopedAPIView):
             raise ValidationError(
                 {"account": ["No account yet: overrides belong to an account, created by its first sync."]}
             )
+        data = request.data  # parsed first: an oversized or malformed body is a 413/400 whatever the symbol
         symbol = symbol.upper()
         if not instrument_known(account_id=account_id, symbol=symbol):
             raise Http404
         current = InstrumentGuardSetting.objects.filter(account_id=account_id, symbol=symbol).first()
-        serializer = InstrumentSettingSerializer(instance=current, data=request.data, partial=True)
+        serializer = InstrumentSettingSerializer(instance=current, data=data, partial=True)
         serializer.is_valid(raise_exception=True)
         instrument_setting_update(
             user_id=self.user_id, account_id=account_id, symbol=symbol, **serializer.validated_data

@@ -112,7 +112,7 @@ ALICE = {
     "xau_volume": "0.10",
     "xau_open": "1911.11",
     "xau_current": "1913.31",
-    "xau_ask": "1925.17",  # spread 11.86 / 1913.31 = 0.62 % → wide_spread warning (0.5 %)
+    "xau_ask": "1914.87",  # spread 1.56 = 15.6 gold pips of 0.10 → wide_spread warning (10 pips; critical 20)
     "xau_tp": "1977.71",
     "xau_profit": "22.13",
     "eur_volume": "1.30",
@@ -135,7 +135,7 @@ BOB = {
     "xau_volume": "0.20",
     "xau_open": "2922.29",
     "xau_current": "2924.49",
-    "xau_ask": "2944.89",  # 20.40 / 2924.49 = 0.70 % → warning
+    "xau_ask": "2926.19",  # 1.70 = 17 gold pips → warning
     "xau_tp": "2988.89",
     "xau_profit": "44.29",
     "eur_volume": "2.40",

@@ -28,7 +28,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account
-from guards.models import DrawdownAlert, GuardConfig, LossRule, MarketAlert
+from guards.models import DrawdownAlert, GuardConfig, InstrumentGuardSetting, LossRule, MarketAlert
 from positions.models import Deal, Position
 from reconciliation.models import ReconciliationLog
 from tests.security.conftest import ACCOUNT, Trader, clear_caches, markers_in
@@ -695,6 +695,46 @@ def case_presets_apply(att: Attempts) -> None:
     _alice_rule_unchanged(att, "POST guards/rules/presets/", alice_rule)
 
 
+def _instrument_setting(att: Attempts) -> InstrumentGuardSetting:
+    """Alice's EURUSD override (entry tolerance 7.777 pips, a figure no default has)."""
+    return InstrumentGuardSetting.objects.create(
+        user_id=att.alice.user.pk, account=Account.objects.get(user_id=att.alice.user.pk), symbol="EURUSD",
+        entry_tolerance_pips=Decimal("7.777"),
+    )  # fmt: skip
+
+
+def case_instruments_list(att: Attempts) -> None:
+    _instrument_setting(att)
+    alice_account = Account.objects.get(user_id=att.alice.user.pk)
+    body = att.bob_only("GET guards/instruments/", att.bob.client.get("/api/v1/guards/instruments/"))
+    if body is not None and ("7.777" in json.dumps(body) or any(row["override"] for row in body)):
+        att.fail("GET guards/instruments/", "Alice's override in Bob's list")
+    att.not_found(
+        "GET guards/instruments/?account=<Alice's>",
+        att.bob.client.get(f"/api/v1/guards/instruments/?account={alice_account.pk}"),
+    )
+
+
+def case_instrument_patch(att: Attempts) -> None:
+    mine = _instrument_setting(att)
+    alice_account = Account.objects.get(user_id=att.alice.user.pk)
+    url = f"/api/v1/guards/instruments/EURUSD/?account={alice_account.pk}"
+    att.not_found(
+        "PATCH guards/instruments/EURUSD/ on Alice's account",
+        att.bob.client.patch(url, {"entry_tolerance_pips": "1"}, format="json"),
+    )
+    body = {"entry_tolerance_pips": "2.5", "user": att.alice.user.pk, "account": alice_account.pk}
+    own = att.bob.client.patch("/api/v1/guards/instruments/EURUSD/", body, format="json")
+    att.bob_only("PATCH guards/instruments/EURUSD/ (Bob's own)", own)
+    mine.refresh_from_db()
+    if (mine.user_id, mine.entry_tolerance_pips) != (att.alice.user.pk, Decimal("7.777")):
+        att.fail("PATCH guards/instruments/", f"Alice's override changed: {mine.entry_tolerance_pips}")
+    rows = list(InstrumentGuardSetting.objects.values_list("user_id", "account__user_id", "entry_tolerance_pips"))
+    if sorted(rows) != sorted([(att.alice.user.pk, att.alice.user.pk, Decimal("7.777")),
+                               (att.bob.user.pk, att.bob.user.pk, Decimal("2.5"))]):  # fmt: skip
+        att.fail("PATCH guards/instruments/", f"settings are not each trader's own: {rows}")
+
+
 def case_deals_list(att: Attempts) -> None:
     alice, bob = att.alice, att.bob
     _list_attempts(
@@ -755,6 +795,8 @@ LEAK_CASES: dict[tuple[str, str], Callable[[Attempts], None]] = {
     ("GET", "/api/v1/deals/"): case_deals_list,
     ("GET", "/api/v1/deals/{pk}/"): case_deal_detail,
     ("GET", "/api/v1/positions/open/"): case_positions_open,
+    ("GET", "/api/v1/guards/instruments/"): case_instruments_list,
+    ("PATCH", "/api/v1/guards/instruments/{symbol}/"): case_instrument_patch,
     ("GET", "/api/v1/reconciliation/logs/"): case_logs_list,
     ("GET", "/api/v1/reconciliation/logs/{pk}/"): case_log_detail,
     ("GET", "/api/v1/reconciliation/status/"): case_reconciliation_status,

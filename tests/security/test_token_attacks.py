@@ -346,6 +346,7 @@ def _write_attempts(client: APIClient, user, *, pks: dict[tuple[str, str], int] 
         ("PATCH", "/api/v1/guards/rules/{pk}/"): {"name": "renamed"},
         ("POST", "/api/v1/guards/rules/presets/"): {"preset": "ftmo_2step", "initial_capital": "100000"},
         ("PATCH", "/api/v1/positions/{pk}/"): {"tp": "1.20000"},
+        ("PATCH", "/api/v1/guards/instruments/{symbol}/"): {"entry_tolerance_pips": "3"},
     }  # fmt: skip
     # Operations on an object after the ones that create it: PATCH positions/{pk}/ moves the stop of the
     # position POST positions/ registered.
@@ -361,6 +362,8 @@ def _url_of_own_object(operation: Operation, user, pks: dict[tuple[str, str], in
     webhook endpoint."""
     if operation.key in pks:
         return operation.url(pk=pks[operation.key])
+    if operation.path.startswith("/api/v1/guards/instruments/"):
+        return operation.url(symbol="EURUSD")  # a shipped default instrument every account has
     if operation.path.startswith(("/api/v1/positions/", "/api/v1/guards/rules/")):
         return operation.url(pk=Position.objects.filter(ticket=990001).values_list("pk", flat=True).first() or 1)
     if not operation.has_path_parameter or not type(user).objects.filter(pk=user.pk).exists():
