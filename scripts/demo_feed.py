@@ -11,7 +11,8 @@ balance + open profit. Prices follow a seeded random walk, or for EURUSD the rea
 replay's CSV when ``--bars`` (or ``DEMO_BARS``) names the file (docs/replay.md says how to get it).
 
 The first account (demo001) is the showcase: it also reports a position the bot never registered
-(an ``unexpected_at_broker`` divergence that stays open) and a wide XAUUSD spread (a market alert),
+(an ``unexpected_at_broker`` divergence that stays open) and a wide XAUUSD spread (a market alert that
+stays open: the feed gives demo001's XAUUSD fixed spread thresholds in pips, ``PATCH guards/instruments/``),
 so its dashboard shows a divergence, an alert and a live chart. Its login is printed at start.
 Standard library, ``replay/`` and the payload builder ``tradingsite/sync_payload.py`` only; stops with its
 parent process, or after ``--seconds``.
@@ -41,6 +42,15 @@ START_MID = {"EURUSD": "1.09500", "GBPUSD": "1.26900", "USDJPY": "150.000", "XAU
 CONTRACT = {"XAUUSD": Decimal("100")}  # units per lot; FX 100,000
 CURRENCIES = ["GBP", "USD", "EUR"]  # seed_demo: user N has CURRENCIES[N % 3] and login 5020000 + N
 SHOWCASE_TICKET = 990001
+# Usual spreads (quote currency), near FXCM's published averages (https://www.fxcm.com/au/accounts/spread-costs/):
+# 1–2.5 pips on FX, 0.25 (2.5 gold pips of 0.10) on gold; the per-symbol spread thresholds stay quiet.
+NORMAL_SPREAD = {"EURUSD": Decimal("0.00010"), "GBPUSD": Decimal("0.00012"), "USDJPY": Decimal("0.010"),
+                 "XAUUSD": Decimal("0.25"), "EURGBP": Decimal("0.00015"), "GBPJPY": Decimal("0.025"),
+                 "EURJPY": Decimal("0.020")}  # fmt: skip
+# demo001's steady wide gold spread: 15 gold pips, between the fixed 10 / 20-pip thresholds the feed sets
+# for it (PATCH guards/instruments/XAUUSD/): a warning that stays open (a median would learn it as normal).
+SHOWCASE_GOLD_SPREAD = Decimal("1.50")
+SHOWCASE_GOLD_THRESHOLDS = {"spread_unit": "pips", "spread_warning": "10", "spread_critical": "20"}
 
 
 def digits(symbol: str) -> int:
@@ -66,6 +76,8 @@ class Account:
         status = client.call("GET", "guards/status/")
         self.balance = Decimal(str((status.get("drawdown") or {}).get("balance") or "10000"))
         self.bar_index = 0
+        if showcase:
+            client.call("PATCH", "guards/instruments/XAUUSD/", SHOWCASE_GOLD_THRESHOLDS)
         if showcase and not any(row["ticket"] == SHOWCASE_TICKET for row in self.positions):
             mid = self.mids["EURUSD"]
             self.positions.append({"ticket": SHOWCASE_TICKET, "symbol": "EURUSD", "side": "buy", "volume": "0.30",
@@ -96,7 +108,11 @@ class Account:
     def sync_body(self) -> dict:
         quotes, positions, profit_total = [], [], Decimal(0)
         for symbol, mid in self.mids.items():
-            spread = mid * Decimal("0.007") if (self.showcase and symbol == "XAUUSD") else mid * Decimal("0.00002")
+            spread = (
+                SHOWCASE_GOLD_SPREAD
+                if (self.showcase and symbol == "XAUUSD")
+                else NORMAL_SPREAD.get(symbol, mid * Decimal("0.0001"))
+            )
             quotes.append(mt5.tick(symbol=symbol, bid=q(mid - spread / 2, digits(symbol)),
                                    ask=q(mid + spread / 2, digits(symbol))))  # fmt: skip
         for row in self.positions:

@@ -72,7 +72,13 @@ START_MID = {
 }
 STEP_VOLATILITY = {"XAUUSD": 0.0005}  # relative σ per 5 s step; FX default below
 FX_STEP_VOLATILITY = 0.00015
-NORMAL_SPREAD_PIPS = {"EURUSD": 1, "GBPUSD": 1.2, "USDJPY": 1, "XAUUSD": 25, "EURGBP": 1.5, "GBPJPY": 2.5, "EURJPY": 2}
+# Usual spreads in pips (gold: pips of 0.10, positions.pips), near FXCM's published averages
+# (https://www.fxcm.com/au/accounts/spread-costs/: EUR/USD 1.3, GBP/USD 1.5, USD/JPY 1.3, EUR/GBP 2.2,
+# GBP/JPY 2.8, EUR/JPY 2.1, XAU/USD 0.36 = 3.6 gold pips), so the per-symbol spread thresholds stay quiet.
+NORMAL_SPREAD_PIPS = {"EURUSD": 1, "GBPUSD": 1.2, "USDJPY": 1, "XAUUSD": 2.5, "EURGBP": 1.5, "GBPJPY": 2.5, "EURJPY": 2}
+# The showcase's widened gold spread: 12 pips (1.20) is a warning (class default 10 pips, or 4.8 × a 2.5-pip
+# median), 30 pips (3.00) critical (20 pips, or 12 × the median).
+WIDE_SPREAD_PIPS, CRITICAL_SPREAD_PIPS = Decimal("12"), Decimal("30")
 VOLUMES = ["0.10", "0.20", "0.50", "1.00"]
 CURRENCIES = ["GBP", "USD", "EUR"]
 MT5_REASON_CLIENT, MT5_REASON_EXPERT, MT5_REASON_SL, MT5_REASON_TP = 0, 3, 4, 5
@@ -161,8 +167,8 @@ class Terminal:
             self.mids[symbol] = _q(mid, inst.digits)
             spread = Decimal(str(NORMAL_SPREAD_PIPS[symbol])) * inst.pip_size
             if symbol == "XAUUSD" and self.index % 3 == 0 and 0.3 * self.syncs <= step < 0.3 * self.syncs + 6:
-                # a widening spread: 0.6 % of the price (warning), 1.1 % for every sixth user (critical)
-                spread = mid * (Decimal("0.011") if self.index % 6 == 0 else Decimal("0.006"))
+                # a widening spread: a warning, critical for every sixth user
+                spread = (CRITICAL_SPREAD_PIPS if self.index % 6 == 0 else WIDE_SPREAD_PIPS) * inst.pip_size
             self.spreads[symbol] = _q(spread, inst.digits)
 
     def bid_ask(self, symbol: str) -> tuple[Decimal, Decimal]:
