@@ -310,7 +310,8 @@ def expected_alerts(
             gaps.append((record, level, "weekend_gap" if record.after_gap else "intraday_move"))
         previous_mid = mid
         spread = (record.ask - record.bid) / record.bid * 100
-        level = "critical" if spread >= t.spread_critical_pct else "warning" if spread > t.spread_warning_pct else "ok"
+        # the replayed symbol's per-symbol override in percent of bid (replay.run sets it): levels inclusive
+        level = "critical" if spread >= t.spread_critical_pct else "warning" if spread >= t.spread_warning_pct else "ok"
         spreads.append((record, level, "injected" if record.sync_id in injected_spread_syncs else "data"))
     return [
         *_levels_to_episodes("drawdown", drawdown),

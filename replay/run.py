@@ -240,9 +240,9 @@ def run(options: Options) -> dict:
             "(create another user, or reset the database)"
         )
     account = {"server": REPLAY_SERVER, "login": options.login}  # the account the broker's syncs name
-    if options.config:
-        client.call("PATCH", "guards/config/", {**{k: str(v) for k, v in options.config.items()}, **account})
-    main_id = _account_ids(client).get(options.login)  # the PATCH above created it; a user may hold others
+    # creates the account (a user may hold others) with the thresholds asked for, if any
+    client.call("PATCH", "guards/config/", {**{k: str(v) for k, v in (options.config or {}).items()}, **account})
+    main_id = _account_ids(client).get(options.login)
     try:
         config = _optional(client, "GET", f"guards/config/?account={main_id}" if main_id else "guards/config/") or {}
     except ApiError as error:
@@ -250,6 +250,11 @@ def run(options: Options) -> dict:
             raise
         config = {}
     thresholds = report.Thresholds.from_config(config)
+    # The tool scores spreads in percent of bid (report.expected_alerts): the service is given the same rule
+    # for the replayed symbol, a per-symbol override in percent (its default would learn the rolling median).
+    spread_override = {"spread_unit": "pct", "spread_warning": str(thresholds.spread_warning_pct),
+                       "spread_critical": str(thresholds.spread_critical_pct)}  # fmt: skip
+    client.call("PATCH", f"guards/instruments/{spec.symbol}/?account={main_id}", spread_override)
     _say(options, f"replaying {len(bars)} bars of {spec.symbol} from {options.csv} as {options.username}")
     _say(options, f"guard thresholds (main account): {config or 'service defaults'}")
 
