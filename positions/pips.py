@@ -4,11 +4,12 @@ A pip is the unit traders quote price moves in; MT5's ``point`` (the smallest pr
 
 - FX: 10 × point for 3- and 5-digit quotes ("fractional pips": EURUSD 1.10005, USDJPY 150.005), else the
   point (EURUSD 5 digits, point 0.00001 → 0.0001; USDJPY 3 digits → 0.01). The convention of the FX
-  market: https://www.babypips.com/learn/forex/pips-and-pipettes
+  market (the fourth decimal, the second for JPY pairs, the fifth a "pipette"):
+  https://www.fxpro-malaysia.com/help-section/traders-glossary/pip
 - metals: gold (XAU) 0.10 and silver (XAG) 0.01 of the quote currency, the units gold and silver moves
   are quoted in (a 2-digit gold quote's point, 0.01, is a tenth of a gold pip); platinum and palladium
-  0.10 like gold. Source: https://www.babypips.com/forexpedia/pip (gold and silver pip values) and the
-  broker contract pages listing XAUUSD's pip as 0.1 (e.g. https://www.ic-markets.com/en/trading-markets/metals);
+  0.10 like gold (a product choice). Gold's 0.10: https://positionsizecalculators.net/xauusd-pip-calculator
+  ("a 1.00 dollar move in gold is commonly treated as 10 gold pips");
 - indices: 1.0, one index point (US30 39 000.0 → 39 001.0 is a one-point, one-pip move);
 - crypto: no market-wide pip convention exists (BTC near 60 000 and DOGE near 0.10 share no sensible
   fixed step), so the pip is the point; the guards measure crypto tolerances in percent of price.
