@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from guards.instruments import SETTING_FIELDS
@@ -10,7 +12,10 @@ from guards.models import InstrumentGuardSetting
 from guards.rule_serializers import validate_by_model_clean
 from tradingsite.api import price_decimal
 
-RATIO = {"max_digits": None, "decimal_places": 4, "read_only": True}
+
+def ratio(**kwargs: Any) -> serializers.DecimalField:
+    """A read-only figure (pips, percent, a multiple) rendered with 4 decimal places."""
+    return serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, **kwargs)
 
 
 class ToleranceOutputSerializer(serializers.Serializer):
@@ -19,11 +24,11 @@ class ToleranceOutputSerializer(serializers.Serializer):
     at_price_pips: the tolerance at the reference price (price units, pips), null before a quote."""
 
     floor_unit = serializers.CharField()
-    floor = serializers.DecimalField(**RATIO)
-    spread_multiple = serializers.DecimalField(**RATIO)
-    source = serializers.CharField()
+    floor = ratio()
+    spread_multiple = ratio()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field; DRF's metaclass moves it off the class
     at_price = price_decimal(allow_null=True)
-    at_price_pips = serializers.DecimalField(**RATIO, allow_null=True)
+    at_price_pips = ratio(allow_null=True)
 
 
 class SpreadThresholdOutputSerializer(serializers.Serializer):
@@ -31,9 +36,9 @@ class SpreadThresholdOutputSerializer(serializers.Serializer):
     (3 × / 6 × the rolling median) or class_default."""
 
     unit = serializers.CharField()
-    warning = serializers.DecimalField(**RATIO)
-    critical = serializers.DecimalField(**RATIO)
-    source = serializers.CharField()
+    warning = ratio()
+    critical = ratio()
+    source = serializers.CharField()  # type: ignore[assignment]  # a declared field; DRF's metaclass moves it off the class
 
 
 class InstrumentSettingSerializer(serializers.ModelSerializer):
@@ -57,18 +62,22 @@ class InstrumentSettingSerializer(serializers.ModelSerializer):
 
 
 class InstrumentGuardSerializer(serializers.Serializer):
-    """One instrument's effective guard rules and where each comes from (override or default)."""
+    """One instrument's effective guard rules and where each comes from (override or default). pip_size,
+    the tolerances and the spread thresholds are null for a symbol with overrides whose specs (and pip) the
+    service does not know yet."""
 
     symbol = serializers.CharField()
     asset_class = serializers.CharField(help_text="fx, metal, index or crypto.")
-    pip_size = price_decimal()
-    pip_size_source = serializers.CharField(help_text="override (the account's) or instrument (the pip rule).")
+    pip_size = price_decimal(allow_null=True)
+    pip_size_source = serializers.CharField(
+        allow_null=True, help_text="override (the account's) or instrument (the pip rule)."
+    )
     reference_price = price_decimal(allow_null=True, help_text="Mid of the latest quote; null before one.")
-    entry_tolerance = ToleranceOutputSerializer()
-    stop_tolerance = ToleranceOutputSerializer()
-    spread_thresholds = SpreadThresholdOutputSerializer()
+    entry_tolerance = ToleranceOutputSerializer(allow_null=True)
+    stop_tolerance = ToleranceOutputSerializer(allow_null=True)
+    spread_thresholds = SpreadThresholdOutputSerializer(allow_null=True)
     median_spread = price_decimal(allow_null=True, help_text="Median of the recent spreads, price units.")
-    median_spread_pips = serializers.DecimalField(**RATIO, allow_null=True)
+    median_spread_pips = ratio(allow_null=True)
     spread_samples = serializers.IntegerField(help_text="Spreads in the rolling window.")
     median_in_use = serializers.BooleanField(help_text="Enough spreads are known for the median to apply.")
     override = InstrumentSettingSerializer(allow_null=True, help_text="The account's overrides, null when none.")

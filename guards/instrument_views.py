@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from guards.instrument_serializers import InstrumentGuardSerializer, InstrumentSettingSerializer
-from guards.instruments import instrument_guard_list, instrument_known, instrument_setting_update
+from guards.instruments import instrument_guard_list, instrument_setting_update
 from guards.models import InstrumentGuardSetting
 from tradingsite.api import UserScopedAPIView
 
@@ -31,8 +30,9 @@ class InstrumentGuardListView(AccountScopedMixin, UserScopedAPIView):
 
 class InstrumentGuardDetailView(AccountScopedMixin, UserScopedAPIView):
     """``PATCH guards/instruments/{symbol}/?account=``: set or clear the account's overrides of one symbol
-    (null clears a field). 400 with field errors and nothing written on bad input; 404 for a symbol the
-    account has no instrument for or another user's account."""
+    (null clears a field), also before the symbol's first sync. 400 with field errors and nothing written on
+    bad input or past ``MAX_SETTINGS_PER_ACCOUNT`` symbols; 404 for another user's account or a path that is
+    no MT5 symbol name."""
 
     @extend_schema(
         parameters=[ACCOUNT_PARAMETER, SYMBOL_PARAMETER],
@@ -45,12 +45,9 @@ class InstrumentGuardDetailView(AccountScopedMixin, UserScopedAPIView):
             raise ValidationError(
                 {"account": ["No account yet: overrides belong to an account, created by its first sync."]}
             )
-        data = request.data  # parsed first: an oversized or malformed body is a 413/400 whatever the symbol
         symbol = symbol.upper()
-        if not instrument_known(account_id=account_id, symbol=symbol):
-            raise Http404
         current = InstrumentGuardSetting.objects.filter(account_id=account_id, symbol=symbol).first()
-        serializer = InstrumentSettingSerializer(instance=current, data=data, partial=True)
+        serializer = InstrumentSettingSerializer(instance=current, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         instrument_setting_update(
             user_id=self.user_id, account_id=account_id, symbol=symbol, **serializer.validated_data

@@ -199,9 +199,21 @@ def _tolerance_entry(guard: InstrumentGuard, spec: ToleranceSpec, price: Decimal
     }
 
 
+def _without_instrument(symbol: str, setting: InstrumentGuardSetting | None) -> dict[str, Any]:
+    """The entry of a symbol with overrides but neither an instrument nor a pip override yet."""
+    return {
+        "symbol": symbol, "asset_class": asset_class(symbol), "pip_size": None, "pip_size_source": None,
+        "reference_price": None, "entry_tolerance": None, "stop_tolerance": None, "spread_thresholds": None,
+        "median_spread": None, "median_spread_pips": None, "spread_samples": 0, "median_in_use": False,
+        "override": {f: getattr(setting, f) for f in SETTING_FIELDS} if setting is not None else None,
+    }  # fmt: skip
+
+
 def instrument_guard_list(*, account_id: int, symbol: str | None = None) -> list[dict[str, Any]]:
-    """Every instrument of the account (its own specs over the shipped defaults; ``symbol`` narrows to one)
-    with its effective guard rules, each saying whether an override or a default set it (four queries).
+    """Every instrument of the account (its own specs over the shipped defaults) and every symbol it has
+    overrides for, with the effective guard rules, each saying whether an override or a default set it
+    (four queries; ``symbol`` narrows to one). A symbol with overrides but no instrument and no pip
+    override yet has null pip, tolerances and thresholds (nothing to measure in until its specs arrive).
 
     Shape per symbol: ``symbol``, ``asset_class``, ``pip_size`` and ``pip_size_source`` (``override`` |
     ``instrument``); ``reference_price`` (the latest quote's mid, None before one); ``entry_tolerance`` and
@@ -212,16 +224,16 @@ def instrument_guard_list(*, account_id: int, symbol: str | None = None) -> list
     ``MIN_MEDIAN_SAMPLES``); ``override``: the account's setting fields, or None.
     """
     instruments = _account_instruments(account_id)
-    if symbol is not None:
-        instruments = {symbol: instruments[symbol]} if symbol in instruments else {}
     settings = {s.symbol: s for s in InstrumentGuardSetting.objects.filter(account_id=account_id)}
+    names = sorted({*instruments, *settings} if symbol is None else {symbol} & {*instruments, *settings})
     spreads = {s.symbol: s for s in SymbolSpread.objects.filter(account_id=account_id)}
-    mids = {q.symbol: q.mid for q in Quote.objects.filter(account_id=account_id, symbol__in=list(instruments))}
+    mids = {q.symbol: q.mid for q in Quote.objects.filter(account_id=account_id, symbol__in=names)}
     result = []
-    for name, instrument in sorted(instruments.items()):
-        setting, spread = settings.get(name), spreads.get(name)
+    for name in names:
+        setting, spread, instrument = settings.get(name), spreads.get(name), instruments.get(name)
         guard = guard_for(name, instrument, setting=setting, spread=spread)
-        if guard is None:  # unreachable: every instrument has a pip
+        if guard is None:  # overrides set before the symbol's specs arrived, without a pip: nothing to measure in
+            result.append(_without_instrument(name, setting))
             continue
         threshold = guard.spread_threshold()
         source = (
@@ -250,9 +262,9 @@ def instrument_guard_list(*, account_id: int, symbol: str | None = None) -> list
     return result
 
 
-def instrument_known(*, account_id: int, symbol: str) -> bool:
-    """True when the account has an instrument (its own or a shipped default) named ``symbol``."""
-    return Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol=symbol).exists()
+# Symbols one account may hold overrides for (product choice, as the quotes: MT5's Market Watch shows at
+# most a few hundred symbols).
+MAX_SETTINGS_PER_ACCOUNT = 1000
 
 
 @transaction.atomic
@@ -272,6 +284,10 @@ def instrument_setting_update(*, user_id: int, account_id: int, symbol: str, **f
     account_lock(Account(pk=account_id))
     setting = InstrumentGuardSetting.objects.select_for_update().filter(account_id=account_id, symbol=symbol).first()
     if setting is None:
+        if InstrumentGuardSetting.objects.filter(account_id=account_id).count() >= MAX_SETTINGS_PER_ACCOUNT:
+            raise ValidationError(
+                {"symbol": f"An account keeps overrides for at most {MAX_SETTINGS_PER_ACCOUNT} symbols."}
+            )
         setting = InstrumentGuardSetting(user_id=user_id, account_id=account_id, symbol=symbol)
     for name, value in fields.items():
         setattr(setting, name, value)

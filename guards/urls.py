@@ -1,7 +1,7 @@
 """URL routes of the guards API (mounted at /api/v1/guards/): status, alerts (history), config, loss rules and
 per-instrument rules."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from guards.instrument_views import InstrumentGuardDetailView, InstrumentGuardListView
@@ -18,6 +18,12 @@ urlpatterns = [
     path("status/", GuardStatusView.as_view(), name="status"),
     path("config/", GuardConfigView.as_view(), name="config"),
     path("instruments/", InstrumentGuardListView.as_view(), name="instruments"),
-    path("instruments/<str:symbol>/", InstrumentGuardDetailView.as_view(), name="instrument"),
+    # an MT5 symbol name (as the sync's symbols are checked): a letter, digit or #, then the broker suffix
+    # marks . _ # - +, at most 32 characters; anything else is no route (404)
+    re_path(
+        r"^instruments/(?P<symbol>[A-Za-z0-9#][A-Za-z0-9._#+\-]{0,31})/$",
+        InstrumentGuardDetailView.as_view(),
+        name="instrument",
+    ),
     *router.urls,
 ]

@@ -87,14 +87,42 @@ def test_bad_overrides_are_400_and_write_nothing(auth_client, user, body, field)
     assert not InstrumentGuardSetting.objects.exists()
 
 
-def test_unknown_symbol_and_another_users_account_are_404(auth_client, user, other_user):
+def test_another_users_account_and_a_path_that_is_no_symbol_are_404(auth_client, user, other_user):
     ingest(user, sync_payload(broker_time=Clock().tick(), positions=[]))
     bob_account = other_user.accounts.get()
-    assert auth_client.patch(f"{URL}NOSUCH/", {"pip_size": "1"}, format="json").status_code == 404
+    assert auth_client.patch(f"{URL}BAD$NAME/", {"pip_size": "1"}, format="json").status_code == 404
+    assert auth_client.patch(f"{URL}{'X' * 33}/", {"pip_size": "1"}, format="json").status_code == 404
     assert auth_client.get(f"{URL}?account={bob_account.pk}").status_code == 404
     response = auth_client.patch(f"{URL}EURUSD/?account={bob_account.pk}", {"pip_size": "1"}, format="json")
     assert response.status_code == 404
     assert not InstrumentGuardSetting.objects.exists()
+
+
+def test_a_symbol_can_be_configured_before_its_first_sync(auth_client, user):
+    # no instrument NEWSYM yet: the override is kept, listed with null pip and rules until its specs arrive
+    ingest(user, sync_payload(broker_time=Clock().tick(), positions=[]))
+    body = {"spread_unit": "pct", "spread_warning": "0.2", "spread_critical": "0.4"}
+    response = auth_client.patch(f"{URL}newsym/", body, format="json")
+    assert response.status_code == 200, response.content
+    row = response.json()
+    assert (row["symbol"], row["pip_size"], row["spread_thresholds"]) == ("NEWSYM", None, None)
+    assert row["override"]["spread_warning"] == "0.200"
+    listed = _by_symbol(auth_client.get(URL).json())
+    assert listed["NEWSYM"]["override"]["spread_unit"] == "pct"
+
+
+def test_overrides_are_capped_per_account(auth_client, user):
+    # MAX_SETTINGS_PER_ACCOUNT (1000) symbols already configured: a new one is a 400, an existing one changes
+    from guards.instruments import MAX_SETTINGS_PER_ACCOUNT
+
+    ingest(user, sync_payload(broker_time=Clock().tick(), positions=[]))
+    account = user.accounts.get()
+    InstrumentGuardSetting.objects.bulk_create(
+        InstrumentGuardSetting(user=user, account=account, symbol=f"S{i}") for i in range(MAX_SETTINGS_PER_ACCOUNT)
+    )
+    assert auth_client.patch(f"{URL}EURUSD/", {"pip_size": "0.0001"}, format="json").status_code == 400
+    assert auth_client.patch(f"{URL}S1/", {"pip_size": "0.0001"}, format="json").status_code == 200
+    assert InstrumentGuardSetting.objects.count() == MAX_SETTINGS_PER_ACCOUNT
 
 
 def test_an_override_changes_the_next_syncs_spread_level(auth_client, user):

@@ -58,7 +58,8 @@ def test_open_positions_values_every_worked_example(user, book):
     data = compute_open_positions(user_id=user.id)
     by_symbol = {p["symbol"]: p for p in data["positions"]}
 
-    # then XAUUSD: 5.25 × 0.10 × 100 = 52.50 USD, 5.25 / 1950.50 × 100 = 0.269… %, 5.25 / 0.10 (the gold pip) = 52.5 pips
+    # then XAUUSD: 5.25 × 0.10 × 100 = 52.50 USD, 5.25 / 1950.50 × 100 = 0.269… %,
+    # 5.25 / 0.10 (the gold pip) = 52.5 pips
     assert render_2dp(by_symbol["XAUUSD"]["unrealized_pnl"]) == D("52.50")
     assert render_2dp(by_symbol["XAUUSD"]["unrealized_pnl_pct"]) == D("0.27")
     assert by_symbol["XAUUSD"]["pnl_pips"] == D("52.5")
