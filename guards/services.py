@@ -413,7 +413,10 @@ class GuardSession(AccountGuardsMixin):
         (deposits +, withdrawals −) is taken out of the return, so it never moves the drawdown.
 
         The first snapshot starts the index at equity / max(balance, equity) with peak 1 (a floating loss
-        at the first sync is a drawdown from the balance). ``peak_equity`` = equity × index peak / index,
+        at the first sync is a drawdown from the balance). A deposit into a wiped-out account (drawdown
+        ≥ 99 %, ``guards.cashflow.is_wiped_out``) restarts the index at the refill: the open episode
+        resolves with its worst drawdown on record, the peak becomes the refilled equity and an
+        ``index_restart`` guard event records the old index. ``peak_equity`` = equity × index peak / index,
         the equity at which the drawdown would be 0, rounded half-up to 0.01.
 
         A first sync with negative balance and equity is valid MT5 state (a stop-out through a gap
@@ -439,10 +442,33 @@ class GuardSession(AccountGuardsMixin):
         state = self.state
         if index.index > 0 and equity > 0:
             peak = _money(equity * index.peak / index.index)
+        elif index.restarted:
+            peak = _money(max(equity, Decimal("0")))
         else:
             peak = state.peak_equity
-        if index.peak > start.peak or state.pk is None:
+        if index.peak > start.peak or state.pk is None or index.restarted:
             state.peak_equity_at = broker_time
+        if index.restarted:
+            outcome.events.append(
+                GuardEvent(
+                    kind="guard",
+                    status=SUCCESS,
+                    message=(
+                        f"drawdown index restarted at the refill: the account was wiped out (index {start.index} "
+                        f"of peak {start.peak}); the drawdown is measured from equity {equity}"
+                    ),
+                    details={
+                        "kind": "index_restart",
+                        "previous_index": _s(start.index),
+                        "previous_index_peak": _s(start.peak),
+                        "previous_drawdown_pct": _s(index_drawdown_pct(start)),
+                        "previous_peak_equity": _s(state.peak_equity),
+                        "cash_flow": _s(flow),
+                        "equity": _s(equity),
+                        "peak_equity": _s(peak),
+                    },
+                )
+            )
         values = (peak, index.index, index.peak, equity)
         if state.pk is None or values != (
             state.peak_equity,
