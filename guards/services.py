@@ -34,10 +34,11 @@ from guards.models import (
     EquitySnapshot,
     GuardConfig,
     GuardState,
+    InstrumentGuardSetting,
     Level,
     MarketAlert,
 )
-from guards.sessions import Calendar, default_calendar, quote_age_seconds
+from guards.sessions import Calendar, calendar_from_symbol_info, default_calendar, quote_age_seconds
 from positions.models import Instrument, Quote
 from tradingsite.bounds import INT32_MAX, clamp_decimal, decimal_limit
 from tradingsite.caching import bump_and_warm_user
@@ -328,6 +329,7 @@ class GuardSession(AccountGuardsMixin):
         self.market_alerts: dict[tuple[str, str], MarketAlert] = {}
         self.changed_alerts: dict[int, DrawdownAlert | MarketAlert] = {}
         self.transitions: list[tuple[str, str, str]] = []
+        self.session_overrides: dict[str, Any] | None = None
         if alerts_may_be_open:
             self.drawdown_alert = DrawdownAlert.objects.filter(
                 user_id=user_id, account_id=account_id, resolved_at__isnull=True
@@ -354,6 +356,7 @@ class GuardSession(AccountGuardsMixin):
         new_deals: Sequence[dict[str, Any]] = (),
         currency_digits: int = 2,
         positions: Iterable[Any] = (),
+        server_utc_offset_minutes: int = 0,
     ) -> GuardOutcome:
         """Evaluate every guard for one sync; returns the summary's ``guards`` and the transition events.
 
@@ -361,7 +364,8 @@ class GuardSession(AccountGuardsMixin):
         per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions;
         ``new_deals``: the deals not seen before this sync (their balance operations are the period's
         cash flow, and all of them explain the change in balance); ``currency_digits``: the account's;
-        ``positions``: the open ledger rows (the margin guard's net exposures).
+        ``positions``: the open ledger rows (the margin guard's net exposures);
+        ``server_utc_offset_minutes``: the account's trade-server clock (the clock of the sync's sessions).
         """
         outcome = GuardOutcome(summary={})
         new_deals, quotes = list(new_deals), list(quotes)
@@ -382,6 +386,7 @@ class GuardSession(AccountGuardsMixin):
             instruments=instruments,
             held_symbols=held_symbols,
             outcome=outcome,
+            server_utc_offset_minutes=server_utc_offset_minutes,
         )
         mids = {symbol: q.mid for symbol, q in previous_quotes.items()}
         mids.update({q["symbol"]: (q["bid"] + q["ask"]) / 2 for q in quotes})
@@ -601,8 +606,35 @@ class GuardSession(AccountGuardsMixin):
             )
         )
 
+    def _calendar(self, symbol: str, instrument: Instrument | None, *, server_utc_offset_minutes: int) -> Calendar:
+        """The symbol's trading sessions, in order: the sync's (``Instrument.sessions``, the account's trade
+        server), the operator's ``InstrumentGuardSetting.sessions``, the default calendar of its class.
+        Both stored lists are on the account's server clock (``server_utc_offset_minutes``)."""
+        sessions = instrument.sessions if instrument is not None else None
+        if not sessions:
+            sessions = self._session_overrides().get(symbol)
+        if sessions:
+            return calendar_from_symbol_info(sessions, server_utc_offset_seconds=server_utc_offset_minutes * 60)
+        return default_calendar(symbol, calc_mode=instrument.trade_calc_mode if instrument is not None else None)
+
+    def _session_overrides(self) -> dict[str, Any]:
+        """The account's ``InstrumentGuardSetting.sessions`` by symbol: one query per ingestion, on first need."""
+        if self.session_overrides is None:
+            rows = InstrumentGuardSetting.objects.filter(account_id=self.account_id, sessions__isnull=False)
+            self.session_overrides = dict(rows.values_list("symbol", "sessions"))
+        return self.session_overrides
+
     def _market(
-        self, *, sync_id, broker_time, quotes, previous_quotes, instruments, held_symbols, outcome: GuardOutcome
+        self,
+        *,
+        sync_id,
+        broker_time,
+        quotes,
+        previous_quotes,
+        instruments,
+        held_symbols,
+        outcome: GuardOutcome,
+        server_utc_offset_minutes: int = 0,
     ) -> list[dict[str, Any]]:
         """Open/escalate/update/resolve the market alerts of the quoted symbols; others are left as they are.
 
@@ -611,12 +643,14 @@ class GuardSession(AccountGuardsMixin):
         open_alerts = self.market_alerts
         for quote in quotes:
             symbol = quote["symbol"]
+            instrument = instruments.get(symbol)
             measures = measure_quote(
                 quote=quote,
                 previous=previous_quotes.get(symbol),
-                instrument=instruments.get(symbol),
+                instrument=instrument,
                 broker_time=broker_time,
                 config=self.config,
+                calendar=self._calendar(symbol, instrument, server_utc_offset_minutes=server_utc_offset_minutes),
             )
             for condition, m in measures.items():
                 alert = open_alerts.get((symbol, condition))
