@@ -131,6 +131,25 @@ def test_the_syncs_sessions_come_before_the_override(user):
     assert stale(ingest(user, body).summary["guards"]["market_alerts"]) == [("DE40", "warning", 600)]
 
 
+def test_with_the_syncs_sessions_the_weekend_is_quiet_and_the_monday_gap_still_alerts(user):
+    def de40(when, tick_time, bid, ask):
+        body = sync_payload(broker_time=when, positions=[], server_utc_offset=120,
+                            quotes=[quote("DE40", bid, ask, time=tick_time)])  # fmt: skip
+        body["symbols"] = [de40_spec(DE40_SESSIONS)]
+        return ingest(user, body).summary["guards"]["market_alerts"]
+
+    friday = datetime(2026, 1, 16, 19, 59, tzinfo=UTC)  # 21:59 server time, a minute before Friday's 22:00 close
+    assert de40(friday, friday, "20000.0", "20001.0") == []
+    # Saturday noon: no Saturday session → closed → Friday's tick is not stale.
+    assert de40(datetime(2026, 1, 17, 12, 0, tzinfo=UTC), friday, "20000.0", "20001.0") == []
+    # The week opens Sunday 23:00 server time = 21:00 UTC; 30 s later the first tick: mid 21,200.5 against Friday's
+    # 20,000.5: 1,200 / 20,000.5 × 100 = 5.99985… → 5.9999 % ≥ 5 % → price_gap warning (and nothing stale).
+    sunday_open = datetime(2026, 1, 18, 21, 0, 30, tzinfo=UTC)
+    (gap,) = de40(sunday_open, sunday_open, "21200.0", "21201.0")
+    assert (gap["symbol"], gap["condition"], gap["level"]) == ("DE40", "price_gap", "warning")
+    assert gap["value_pct"] == "5.9999"
+
+
 def test_sessions_add_one_statement_per_ingestion_not_per_symbol(user):
     # Three quoted symbols without sessions of their own: the overrides are read once; the sync's sessions come
     # with the instrument rows (one query for every symbol, as before).
