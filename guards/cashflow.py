@@ -12,6 +12,19 @@ index chains ``index × (1 + r)``. Drawdown is measured on that index against it
 deposit or withdrawal never moves it: 10,000 → 7,000 by a 3,000 withdrawal gives r = (7,000 − (−3,000))
 / 10,000 − 1 = 0 and a drawdown of 0 %.
 
+Wipe-out and refill: a sub-period's return is only defined on positive starting capital (the growth factor
+is end value / start value: https://en.wikipedia.org/wiki/Time-weighted_return; with capital at or near 0
+"no return can be calculated", or it is arbitrarily large:
+https://en.wikipedia.org/wiki/Modified_Dietz_method; myfxbook relates each profit to the balance it was
+made on, https://help.myfxbook.com/?p=271). An account whose losses took the index to 1 % of its peak or
+less (a drawdown of 99 % or more: ``WIPE_OUT_FRACTION``) has negligible capital left; a deposit into it
+(a refill after stop-outs) would be chained as a return of (equity − deposit) / a few cents, and the next
+loss of the new money would read as a loss of the old episode's last cents: the index never recovers and
+the peak in money (equity × peak / index) grows without bound. So a deposit into a wiped-out account
+closes the episode (its drawdown stays on record as it was, ≈ 100 %) and the index restarts at the
+refill: index 1, peak 1, the refilled equity as the start, so the drawdown is measured from the refill.
+An account emptied by a withdrawal (index intact, equity 0) is not wiped out: its index is kept.
+
 Balance continuity: between two syncs, Δbalance must equal Σ (profit + swap + commission + fee) of the
 new closing deals plus Σ balance operations; a residue above one unit of the account's smallest currency
 unit (10^−currency_digits, one cent for USD) is unexplained.
@@ -34,6 +47,11 @@ PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
 ONE = Decimal("1")
 ZERO = Decimal("0")
 HUNDRED = Decimal("100")
+# A drawdown of 99 % or more by losses (index ≤ 1 % of its peak): the capital left is negligible and a
+# deposit restarts the index (module docstring). A judgement, not a published figure: a stop-out at the
+# usual 50 % margin level leaves far more than 1 % unless a gap runs through it, so only an account
+# whose losses consumed practically all of it restarts.
+WIPE_OUT_FRACTION = Decimal("0.01")
 
 
 def is_balance_operation(deal: Mapping[str, Any]) -> bool:
@@ -60,20 +78,32 @@ def closed_trade_money(deals: Iterable[Mapping[str, Any]]) -> Decimal:
 class IndexState:
     """The cash-flow-adjusted equity index of one account: ``index`` (starts at 1), its running
     ``peak`` (never below the index) and the ``equity`` at the last observation (account currency;
-    None before the first)."""
+    None before the first). ``restarted``: this observation closed a wiped-out episode and restarted
+    the index at the refill (:func:`advance`)."""
 
     index: Decimal = ONE
     peak: Decimal = ONE
     equity: Decimal | None = None
+    restarted: bool = False
+
+
+def is_wiped_out(state: IndexState) -> bool:
+    """True when losses took the index to ``WIPE_OUT_FRACTION`` (1 %) of its peak or less (drawdown ≥ 99 %)."""
+    return state.equity is not None and state.index <= state.peak * WIPE_OUT_FRACTION
 
 
 def advance(state: IndexState, *, equity: Decimal, flow: Decimal = ZERO) -> IndexState:
     """Chain one period ending at ``equity`` with the period's cash ``flow`` counted at its end.
 
     r = (equity − flow) / equity_start − 1; index ×= 1 + r (rounded half-up to 12 decimals); peak =
-    max(peak, index). The first observation only records the equity. When equity_start ≤ 0 (an account
-    emptied to zero) no return is defined: the index is kept and the new equity becomes the start.
+    max(peak, index). The first observation only records the equity. A deposit (``flow`` > 0) into a
+    wiped-out account (:func:`is_wiped_out`) restarts the index at the refill: index 1, peak 1, start =
+    ``equity``, ``restarted`` True (module docstring). Otherwise, when equity_start ≤ 0 (an account
+    emptied to zero by a withdrawal) no return is defined: the index is kept and the new equity becomes
+    the start.
     """
+    if flow > 0 and is_wiped_out(state):
+        return IndexState(equity=equity, restarted=True)
     start = state.equity
     if start is None or start <= 0:
         return IndexState(index=state.index, peak=max(state.peak, state.index), equity=equity)

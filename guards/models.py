@@ -475,8 +475,10 @@ class InstrumentGuardSetting(models.Model):
 
     ``pip_size`` replaces the class pip (XAU 0.10, indices 1.0, …); the tolerances' floors are in pips
     (FX) or percent of price (metals, crypto, indices); spread thresholds are in ``spread_unit``;
-    ``sessions`` are MQL5 trade sessions (``[{"day_of_week", "from", "to"}]``, server time) from the
-    sync's symbol info or an operator.
+    ``sessions`` are MQL5 trade sessions (``[{"day_of_week", "from", "to"}]``, seconds on the account's
+    server clock) an operator sets for a symbol whose sync sends none: the stale-quote guard uses the
+    sync's sessions (``positions.Instrument.sessions``) first, then this override, then the default
+    calendar of the symbol's class (``guards.sessions``).
     """
 
     class SpreadUnit(models.TextChoices):
@@ -521,8 +523,13 @@ class InstrumentGuardSetting(models.Model):
         return f"{self.symbol} guard settings (account {self.account_id})"
 
     def clean(self) -> None:
-        """A spread unit needs 0 < warning < critical; the tolerances and pip size are positive when set."""
+        """A spread unit needs 0 < warning < critical; the tolerances and pip size are positive when set;
+        ``sessions`` when set are MQL5 trade sessions (``guards.sessions.session_errors``)."""
+        from guards.sessions import session_errors  # guards.sessions → guards.tolerances → this module
+
         errors: dict[str, str] = {}
+        if self.sessions is not None and (problems := session_errors(self.sessions)):
+            errors["sessions"] = " ".join(problems)
         if self.spread_unit:
             if self.spread_warning is None or self.spread_warning <= 0:
                 errors["spread_warning"] = "Must be greater than 0 when a spread unit is set."

@@ -36,10 +36,11 @@ from guards.models import (
     EquitySnapshot,
     GuardConfig,
     GuardState,
+    InstrumentGuardSetting,
     Level,
     MarketAlert,
 )
-from guards.sessions import Calendar, default_calendar, quote_age_seconds
+from guards.sessions import Calendar, calendar_from_symbol_info, default_calendar, quote_age_seconds
 from guards.tolerances import PCT as PCT_UNIT
 from guards.tolerances import InstrumentGuard
 from positions.models import Instrument, Quote
@@ -396,6 +397,7 @@ class GuardSession(AccountGuardsMixin):
         self.market_alerts: dict[tuple[str, str], MarketAlert] = {}
         self.changed_alerts: dict[int, DrawdownAlert | MarketAlert] = {}
         self.transitions: list[tuple[str, str, str]] = []
+        self.session_overrides: dict[str, Any] | None = None
         if alerts_may_be_open:
             self.drawdown_alert = DrawdownAlert.objects.filter(
                 user_id=user_id, account_id=account_id, resolved_at__isnull=True
@@ -422,6 +424,7 @@ class GuardSession(AccountGuardsMixin):
         new_deals: Sequence[dict[str, Any]] = (),
         currency_digits: int = 2,
         positions: Iterable[Any] = (),
+        server_utc_offset_minutes: int = 0,
     ) -> GuardOutcome:
         """Evaluate every guard for one sync; returns the summary's ``guards`` and the transition events.
 
@@ -429,7 +432,8 @@ class GuardSession(AccountGuardsMixin):
         per symbol before this sync (the gap reference); ``held_symbols``: symbols of open positions;
         ``new_deals``: the deals not seen before this sync (their balance operations are the period's
         cash flow, and all of them explain the change in balance); ``currency_digits``: the account's;
-        ``positions``: the open ledger rows (the margin guard's net exposures).
+        ``positions``: the open ledger rows (the margin guard's net exposures);
+        ``server_utc_offset_minutes``: the account's trade-server clock (the clock of the sync's sessions).
         """
         outcome = GuardOutcome(summary={})
         new_deals, quotes = list(new_deals), list(quotes)
@@ -450,6 +454,7 @@ class GuardSession(AccountGuardsMixin):
             instruments=instruments,
             held_symbols=held_symbols,
             outcome=outcome,
+            server_utc_offset_minutes=server_utc_offset_minutes,
         )
         mids = {symbol: q.mid for symbol, q in previous_quotes.items()}
         mids.update({q["symbol"]: (q["bid"] + q["ask"]) / 2 for q in quotes})
@@ -481,7 +486,10 @@ class GuardSession(AccountGuardsMixin):
         (deposits +, withdrawals −) is taken out of the return, so it never moves the drawdown.
 
         The first snapshot starts the index at equity / max(balance, equity) with peak 1 (a floating loss
-        at the first sync is a drawdown from the balance). ``peak_equity`` = equity × index peak / index,
+        at the first sync is a drawdown from the balance). A deposit into a wiped-out account (drawdown
+        ≥ 99 %, ``guards.cashflow.is_wiped_out``) restarts the index at the refill: the open episode
+        resolves with its worst drawdown on record, the peak becomes the refilled equity and an
+        ``index_restart`` guard event records the old index. ``peak_equity`` = equity × index peak / index,
         the equity at which the drawdown would be 0, rounded half-up to 0.01.
 
         A first sync with negative balance and equity is valid MT5 state (a stop-out through a gap
@@ -507,10 +515,33 @@ class GuardSession(AccountGuardsMixin):
         state = self.state
         if index.index > 0 and equity > 0:
             peak = _money(equity * index.peak / index.index)
+        elif index.restarted:
+            peak = _money(max(equity, Decimal("0")))
         else:
             peak = state.peak_equity
-        if index.peak > start.peak or state.pk is None:
+        if index.peak > start.peak or state.pk is None or index.restarted:
             state.peak_equity_at = broker_time
+        if index.restarted:
+            outcome.events.append(
+                GuardEvent(
+                    kind="guard",
+                    status=SUCCESS,
+                    message=(
+                        f"drawdown index restarted at the refill: the account was wiped out (index {start.index} "
+                        f"of peak {start.peak}); the drawdown is measured from equity {equity}"
+                    ),
+                    details={
+                        "kind": "index_restart",
+                        "previous_index": _s(start.index),
+                        "previous_index_peak": _s(start.peak),
+                        "previous_drawdown_pct": _s(index_drawdown_pct(start)),
+                        "previous_peak_equity": _s(state.peak_equity),
+                        "cash_flow": _s(flow),
+                        "equity": _s(equity),
+                        "peak_equity": _s(peak),
+                    },
+                )
+            )
         values = (peak, index.index, index.peak, equity)
         if state.pk is None or values != (
             state.peak_equity,
@@ -643,8 +674,35 @@ class GuardSession(AccountGuardsMixin):
             )
         )
 
+    def _calendar(self, symbol: str, instrument: Instrument | None, *, server_utc_offset_minutes: int) -> Calendar:
+        """The symbol's trading sessions, in order: the sync's (``Instrument.sessions``, the account's trade
+        server), the operator's ``InstrumentGuardSetting.sessions``, the default calendar of its class.
+        Both stored lists are on the account's server clock (``server_utc_offset_minutes``)."""
+        sessions = instrument.sessions if instrument is not None else None
+        if not sessions:
+            sessions = self._session_overrides().get(symbol)
+        if sessions:
+            return calendar_from_symbol_info(sessions, server_utc_offset_seconds=server_utc_offset_minutes * 60)
+        return default_calendar(symbol, calc_mode=instrument.trade_calc_mode if instrument is not None else None)
+
+    def _session_overrides(self) -> dict[str, Any]:
+        """The account's ``InstrumentGuardSetting.sessions`` by symbol: one query per ingestion, on first need."""
+        if self.session_overrides is None:
+            rows = InstrumentGuardSetting.objects.filter(account_id=self.account_id, sessions__isnull=False)
+            self.session_overrides = dict(rows.values_list("symbol", "sessions"))
+        return self.session_overrides
+
     def _market(
-        self, *, sync_id, broker_time, quotes, previous_quotes, instruments, held_symbols, outcome: GuardOutcome
+        self,
+        *,
+        sync_id,
+        broker_time,
+        quotes,
+        previous_quotes,
+        instruments,
+        held_symbols,
+        outcome: GuardOutcome,
+        server_utc_offset_minutes: int = 0,
     ) -> list[dict[str, Any]]:
         """Open/escalate/update/resolve the market alerts of the quoted symbols; others are left as they are.
 
@@ -661,6 +719,7 @@ class GuardSession(AccountGuardsMixin):
                 broker_time=broker_time,
                 config=self.config,
                 rules=self.instrument_guards.guard(symbol, instrument),
+                calendar=self._calendar(symbol, instrument, server_utc_offset_minutes=server_utc_offset_minutes),
             )
             # the spread joins the symbol's rolling window after it was measured against the window before it
             if previous is None or (quote["time"], quote["bid"], quote["ask"]) != (previous.time, previous.bid,

@@ -100,6 +100,36 @@ def default_calendar(symbol: str, *, calc_mode: int | None = None) -> Calendar:
     return CME_CALENDAR
 
 
+SECONDS_PER_DAY = 86_400  # MQL5 session times: seconds since the day's start, "to" may be 24:00
+# Trade sessions one symbol may carry: MQL5 numbers them per day (session_index); brokers use one to
+# three a day (a daily break makes two), so ten a day is ample while bounding what a sync may store.
+MAX_SESSIONS = 7 * 10
+
+
+def session_errors(sessions: Any) -> list[str]:
+    """Why ``sessions`` is not a list of MQL5 trade sessions (empty when it is): a non-empty list of at
+    most ``MAX_SESSIONS`` objects with integer ``day_of_week`` 0–6 (0 = Sunday) and 0 ≤ ``from`` < ``to``
+    ≤ 86 400 (seconds on the server clock). For an operator's override (``InstrumentGuardSetting``); the
+    sync validates the same rules field by field in its serializer."""
+    if not isinstance(sessions, list) or not sessions:
+        return ["A non-empty list of {day_of_week, from, to} objects."]
+    if len(sessions) > MAX_SESSIONS:
+        return [f"At most {MAX_SESSIONS} sessions."]
+    errors = []
+    for index, session in enumerate(sessions):
+        values = session if isinstance(session, dict) else {}
+        day, start, end = (values.get(key) for key in ("day_of_week", "from", "to"))
+        if not (isinstance(day, int) and isinstance(start, int) and isinstance(end, int)) or any(
+            isinstance(v, bool) for v in (day, start, end)
+        ):
+            errors.append(f"[{index}]: integer day_of_week, from and to are required.")
+        elif not 0 <= day <= 6:
+            errors.append(f"[{index}].day_of_week: 0 (Sunday) to 6 (Saturday).")
+        elif not 0 <= start < end <= SECONDS_PER_DAY:
+            errors.append(f"[{index}]: 0 ≤ from < to ≤ {SECONDS_PER_DAY} seconds.")
+    return errors
+
+
 def calendar_from_symbol_info(sessions: Iterable[Mapping[str, Any]], *, server_utc_offset_seconds: int) -> Calendar:
     """A calendar from MQL5 trade sessions: ``[{"day_of_week": 0–6 (0 = Sunday), "from": s, "to": s}, …]``.
 

@@ -28,6 +28,14 @@ class Instrument(models.Model):
     specs posted in a sync are stored for the posting ``account`` (its trade ``server`` recorded) and
     only that account uses them: one tenant can never change another's numbers. Rows without an
     account are the shipped defaults, the fallback when an account has no row of its own.
+
+    ``sessions`` are the symbol's trade sessions as the sync's ``symbol_info()`` sent them (MQL5
+    ``SymbolInfoSessionTrade``: ``[{"day_of_week": 0–6 (0 = Sunday), "from": s, "to": s}, …]``, seconds
+    on the trade server's clock). They live here, on the per-account spec, because they are a property of
+    the broker's trade server (one broker closes DE40 22:00–23:00 server time, another at other hours, and
+    the server's clock is the account's), like the contract size; being on the spec row, they are read
+    with the specs in the sync's one instrument query. Null: not sent (the guards use an operator's
+    override or the default calendar of the symbol's class, ``guards.sessions``).
     """
 
     class CalcMode(models.IntegerChoices):
@@ -76,6 +84,11 @@ class Instrument(models.Model):
     )
     trade_tick_size = models.DecimalField(
         max_digits=20, decimal_places=10, null=True, blank=True, help_text="Price change of one tick (futures)."
+    )
+    sessions = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="MQL5 trade sessions [{day_of_week 0-6 (0 = Sunday), from, to}] in seconds of server time.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -28,6 +28,7 @@ from rest_framework import serializers
 
 from accounts.fields import MoneyModelSerializer
 from accounts.money import MAX_CURRENCY_DIGITS, MAX_LOGIN, MAX_UTC_OFFSET_MINUTES, MIN_UTC_OFFSET_MINUTES, MONEY
+from guards.sessions import MAX_SESSIONS, SECONDS_PER_DAY
 from reconciliation.models import (
     LOG_CLOSE_FIELDS,
     LOG_EVENT_FIELDS,
@@ -400,8 +401,29 @@ class DealInputSerializer(serializers.Serializer):
         return attrs
 
 
+class TradeSessionInputSerializer(serializers.Serializer):
+    """One MQL5 trade session (``SymbolInfoSessionTrade``): ``day_of_week`` 0–6 (0 = Sunday), ``from`` and
+    ``to`` in seconds since the start of that day on the trade server's clock, 0 ≤ from < to ≤ 86,400."""
+
+    day_of_week = StrictIntegerField(min_value=0, max_value=6, help_text="0 = Sunday … 6 = Saturday.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "from" is a Python keyword: declared here instead of as a class attribute.
+        fields["from"] = StrictIntegerField(min_value=0, max_value=SECONDS_PER_DAY, help_text="Seconds, server clock.")
+        fields["to"] = StrictIntegerField(min_value=0, max_value=SECONDS_PER_DAY, help_text="Seconds, server clock.")
+        return fields
+
+    def validate(self, attrs):
+        if attrs["from"] >= attrs["to"]:
+            raise serializers.ValidationError({"to": "Must be later than 'from'."})
+        return {"day_of_week": attrs["day_of_week"], "from": attrs["from"], "to": attrs["to"]}
+
+
 class SymbolSpecInputSerializer(serializers.Serializer):
-    """MT5 ``symbol_info()`` specs that update the ``Instrument`` row (``name`` or ``symbol`` names it)."""
+    """MT5 ``symbol_info()`` specs that update the ``Instrument`` row (``name`` or ``symbol`` names it), and
+    optionally the symbol's trade ``sessions`` (at most ``MAX_SESSIONS``; a later spec without them keeps
+    the stored ones)."""
 
     symbol = SymbolField(required=False)
     name = SymbolField(required=False)
@@ -415,8 +437,17 @@ class SymbolSpecInputSerializer(serializers.Serializer):
     trade_calc_mode = serializers.ChoiceField(choices=sorted(CALC_MODES), required=False)
     trade_tick_value = FiniteDecimalField(max_digits=26, decimal_places=10, positive=True, required=False)
     trade_tick_size = FiniteDecimalField(max_digits=20, decimal_places=10, positive=True, required=False)
+    sessions = TradeSessionInputSerializer(  # type: ignore[call-arg]
+        many=True,
+        required=False,
+        allow_empty=False,
+        max_length=MAX_SESSIONS,
+        help_text="MQL5 SymbolInfoSessionTrade for each day and session index; omitted: not known.",
+    )
 
     def validate(self, attrs):
+        if "sessions" in attrs:  # one order, so that an unchanged list compares equal to the stored one
+            attrs["sessions"] = sorted(attrs["sessions"], key=lambda s: (s["day_of_week"], s["from"], s["to"]))
         symbol = attrs.pop("symbol", None) or attrs.pop("name", None)
         attrs.pop("name", None)
         if not symbol:

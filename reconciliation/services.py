@@ -68,7 +68,14 @@ POSITION_SYNC_FIELDS = [
     "updated_at",
 ]
 INSTRUMENT_SPEC_FIELDS = ["contract_size", "digits", "point", "pip_size", "currency_base", "currency_profit"]
-OPTIONAL_SPEC_FIELDS = ["volume_step", "volume_min", "trade_calc_mode", "trade_tick_value", "trade_tick_size"]
+OPTIONAL_SPEC_FIELDS = [
+    "volume_step",
+    "volume_min",
+    "trade_calc_mode",
+    "trade_tick_value",
+    "trade_tick_size",
+    "sessions",
+]
 
 
 class SyncOutOfOrder(Exception):
@@ -449,6 +456,7 @@ class _Batch:
             new_deals=deals,
             currency_digits=account.currency_digits,
             positions=open_rows,
+            server_utc_offset_minutes=account.server_utc_offset,
         )
         return self._log_step(sync_id, data, outcome, guards, open_rows=len(open_rows), stored=stored)
 

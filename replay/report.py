@@ -33,6 +33,7 @@ from replay.engine import SyncRecord, iso
 
 PCT4 = Decimal("0.0001")
 INDEX_QUANTUM = Decimal("1E-12")
+WIPE_OUT_FRACTION = Decimal("0.01")  # docs/deals.md: a drawdown of 99 % or more by losses is a wipe-out
 CONDITIONS = ("drawdown", "price_gap", "wide_spread", "stale_quote")
 LEVEL_RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -114,7 +115,8 @@ def equity_series(syncs: list[SyncRecord]) -> list[dict]:
 
     The first snapshot starts from max(balance, equity) (a floating loss at the start is a drawdown from
     the balance); then index ×= (equity − flow) / previous equity, rounded half-up to 12 decimals (kept
-    while the previous equity is ≤ 0, never below 0); peak index = running max; drawdown_pct = (peak −
+    while the previous equity is ≤ 0, never below 0); a deposit while the index is at or under 1 % of its
+    peak (wiped out) restarts index and peak index at 1; peak index = running max; drawdown_pct = (peak −
     index) / peak × 100 (4 dp; ``drawdown_exact`` unrounded, for the levels); peak (money) = equity ×
     peak index / index to the cent (the previous one while equity or index is ≤ 0).
     """
@@ -123,10 +125,15 @@ def equity_series(syncs: list[SyncRecord]) -> list[dict]:
     start: Decimal | None = None
     peak: Decimal | None = None
     for record in syncs:
+        restart = False
         if start is None:
             start = max(record.balance, record.equity)
             peak = max(record.balance, record.equity, Decimal("0.00"))
-        if start > 0:
+        elif record.flow > 0 and index <= peak_index * WIPE_OUT_FRACTION:
+            restart = True  # a refill of a wiped-out account: the index restarts at it
+            index = peak_index = Decimal("1")
+            peak = money(max(record.equity, Decimal("0")))
+        if start > 0 and not restart:
             index = (index * (record.equity - record.flow) / start).quantize(INDEX_QUANTUM, rounding=ROUND_HALF_UP)
             index = max(index, Decimal("0"))
         peak_index = max(peak_index, index)

@@ -249,8 +249,11 @@ def symbol_spec(
     trade_calc_mode: int | None = None,
     trade_tick_value: Number | None = None,
     trade_tick_size: Number | None = None,
+    sessions: Iterable[dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """MT5 ``symbol_info()`` fields that describe an instrument (contract size in units per lot, point in price)."""
+    """MT5 ``symbol_info()`` fields that describe an instrument (contract size in units per lot, point in price);
+    ``sessions``: MQL5 ``SymbolInfoSessionTrade`` for each day and session index, ``[{"day_of_week": 0–6
+    (0 = Sunday), "from": s, "to": s}]`` in seconds on the trade server's clock."""
     row: dict[str, Any] = {
         "symbol": symbol,
         "trade_contract_size": wire_number(trade_contract_size),
@@ -267,7 +270,7 @@ def symbol_spec(
             "trade_tick_value": trade_tick_value,
             "trade_tick_size": trade_tick_size,
         },
-        plain={"trade_calc_mode": trade_calc_mode},
+        plain={"trade_calc_mode": trade_calc_mode, "sessions": None if sessions is None else list(sessions)},
     )
 
 

@@ -99,6 +99,24 @@ def test_issue_floating_peak_falling_back_reads_ok_on_the_rules(user):
     assert [(r["level"], r["distance"]) for r in guards["rules"]] == [("ok", "5600.00"), ("ok", "10600.00")]
 
 
+def test_issue_floating_peak_with_the_ftmo_preset_is_no_warning_on_guards_status(user, auth_client):
+    # The issue: thresholds of 5/10 % imitating FTMO read the fall 106 000 → 100 600 as a 5.09 % warning. With the
+    # FTMO preset the rules carry the firm's limits and the drawdown guard keeps its defaults (15/20 %):
+    # drawdown (106 000 − 100 600) / 106 000 × 100 = 5.0943 % < 15 % → ok; daily 100 600 − 95 000 = 5 600 and
+    # maximum 100 600 − 90 000 = 10 600 are beyond 20 % of their 5 000 / 10 000 → ok: the status is healthy.
+    clock = ftmo_account(user)
+    sync(user, clock, balance="100000", equity="106000")
+    guards = sync(user, clock, balance="100000", equity="100600")
+    assert (guards["drawdown"]["drawdown_pct"], guards["drawdown"]["level"]) == ("5.0943", "ok")
+    body = auth_client.get(reverse("guards:status")).json()
+    assert body["system_status"] == "healthy" and body["any_positions_should_close"] is False
+    assert (body["drawdown"]["drawdown_pct"], body["drawdown"]["level"]) == ("5.09", "ok")
+    assert [(r["name"], r["level"], r["distance"]) for r in body["rules"]] == [
+        ("FTMO maximum daily loss", "ok", "5600.00"),
+        ("FTMO maximum loss", "ok", "10600.00"),
+    ]
+
+
 def test_drawdown_level_is_decided_on_the_exact_value(user):
     # peak 100 000.00, equity 80 000.01: (100 000 − 80 000.01) / 100 000 = 19.99999 % < 20 → warning
     # (rounded to 4 decimals it read 20.0000 % and critical)

@@ -14,6 +14,7 @@ from guards.cashflow import (
     cash_flow,
     drawdown_pct,
     is_balance_operation,
+    is_wiped_out,
 )
 
 
@@ -85,6 +86,57 @@ def test_index_from_emptied_account_keeps_value():
     state = advance(state, equity=D("1000"), flow=D("1000"))
     assert state.index == D("0.5") and state.equity == D("1000")
     assert drawdown_pct(state) == D("50.0000")
+
+
+def test_refill_after_a_wipe_out_restarts_the_index_at_the_refill():
+    # The found defect (an account refilled after stop-outs). Deposit 1,000 → equity 1,000: index 1.
+    # Stop-out to 0.50: index 0.50 / 1,000 = 0.0005, drawdown (1 − 0.0005) × 100 = 99.95 %: wiped out (≤ 1 %).
+    # Deposit 1,000 → equity 1,000.50. Old rule: r = (1,000.50 − 1,000) / 0.50 = 1 → index stays 0.0005, and
+    # the drop to 900 reads 0.0005 × 900 / 1,000.50 → 99.955 % for ever (peak in money 900 / 0.00045 ≈ 2.0 M).
+    # New rule: the return from 0.50 is undefined, the index restarts at the refill (index 1, peak 1, start
+    # 1,000.50); the drop to 900: index 900 / 1,000.50 = 0.899550224887556… → 0.899550224888 (12 dp),
+    # drawdown (1 − 0.899550224888) × 100 = 10.0449775112 → 10.0450 %.
+    state = advance(IndexState(), equity=D("1000"))
+    state = advance(state, equity=D("0.50"))
+    assert state.index == D("0.0005") and drawdown_pct(state) == D("99.9500") and is_wiped_out(state)
+    state = advance(state, equity=D("1000.50"), flow=D("1000"))
+    assert (state.index, state.peak, state.equity, state.restarted) == (D("1"), D("1"), D("1000.50"), True)
+    assert drawdown_pct(state) == D("0.0000")
+    state = advance(state, equity=D("900"))
+    assert state.index == D("0.899550224888") and not state.restarted
+    assert drawdown_pct(state) == D("10.0450")
+
+
+def test_repeated_stop_outs_and_refills_keep_the_peak_at_the_last_refill():
+    # Three cycles of 1,000.50 → 0.50 (stop-out) → +1,000 deposit. Old rule: each stop-out multiplied the
+    # index by 0.50 / 1,000.50 ≈ 0.0005 and no refill lifted it, so the peak in money (equity × peak /
+    # index) reached ≈ 1,000.50 / 0.0005³ ≈ 8 × 10¹²; new rule: each refill restarts it, index 1 and peak 1.
+    state = advance(IndexState(), equity=D("1000.50"))
+    for _ in range(3):
+        state = advance(state, equity=D("0.50"))
+        assert drawdown_pct(state) == D("99.9500")  # 0.50 / 1,000.50 = 0.00049975… → 99.950025 % → 99.9500
+        state = advance(state, equity=D("1000.50"), flow=D("1000"))
+        assert (state.index, state.peak, state.restarted) == (D("1"), D("1"), True)
+
+
+def test_a_deposit_into_a_deep_but_not_wiped_out_account_is_chained():
+    # 10,000 → 200 (index 0.02, drawdown 98 % > 1 % of the peak left: not wiped out), then +1,000 deposit with
+    # equity 1,200: r = (1,200 − 1,000) / 200 − 1 = 0 → index 0.02, drawdown still 98 %: a normal account's
+    # numbers are unchanged by the wipe-out rule.
+    state = advance(IndexState(), equity=D("10000"))
+    state = advance(state, equity=D("200"))
+    assert not is_wiped_out(state)
+    state = advance(state, equity=D("1200"), flow=D("1000"))
+    assert (state.index, state.restarted) == (D("0.02"), False) and drawdown_pct(state) == D("98.0000")
+
+
+def test_a_wiped_out_account_without_a_deposit_stays_in_its_episode():
+    # 1,000 → 0.50 (index 0.0005) → 0.40 after a swap charge, no deposit: index 0.0005 × 0.40 / 0.50 = 0.0004,
+    # drawdown 99.96 %: without new money the episode (and its ≈ 100 % drawdown) goes on.
+    state = advance(IndexState(), equity=D("1000"))
+    state = advance(state, equity=D("0.50"))
+    state = advance(state, equity=D("0.40"))
+    assert state.index == D("0.0004") and drawdown_pct(state) == D("99.9600") and not state.restarted
 
 
 def test_balance_continuity_explained():

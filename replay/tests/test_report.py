@@ -72,6 +72,24 @@ def test_equity_series_peak_and_drawdown():
     assert series[2]["drawdown_money"] == Decimal("1050.00")
 
 
+def test_equity_series_restarts_at_the_refill_of_a_wiped_out_account():
+    # given 1,000 → stop-out to 0.50 (index 0.0005, 99.95 %) → +1,000 deposit (equity 1,000.50) → 900, as the
+    # service computes it (docs/deals.md): the refill restarts the index, 900 / 1,000.50 = 0.899550224888
+    # → drawdown 10.0450 % from the refill's 1,000.50 (before: 99.9550 % and a peak of 2,001,000.50)
+    syncs = [
+        record(1, balance="1000.00", equity="1000.00"),
+        record(2, balance="0.50", equity="0.50"),
+        record(3, balance="1000.50", equity="1000.50"),
+        record(4, balance="900.00", equity="900.00"),
+    ]
+    syncs[2].flow = Decimal("1000.00")
+    series = equity_series(syncs)
+    assert [p["drawdown_pct"] for p in series] == [
+        Decimal("0"), Decimal("99.9500"), Decimal("0"), Decimal("10.0450")
+    ]  # fmt: skip
+    assert [p["peak"] for p in series] == [Decimal(v) for v in ("1000.00", "1000.00", "1000.50", "1000.50")]
+
+
 def test_first_peak_is_the_larger_of_balance_and_equity():
     # given a first snapshot with balance 10,000 and equity 9,800 (a losing position already open)
     (point,) = equity_series([record(1, equity="9800.00")])
