@@ -225,9 +225,7 @@ def partition_table(connection: BaseDatabaseWrapper, spec: PartitionSpec, *, now
     constraint_names = {name for name, kind, _ in constraints if kind in "pu"}
     foreign_keys = [(name, definition) for name, kind, definition in constraints if kind == "f"]
     pk_name = next(name for name, kind, _ in constraints if kind == "p")
-    (old_sequence_value,) = _fetch(
-        connection, f"SELECT last_value FROM {pg_sequence(connection, table)}", []
-    )[0]
+    (old_sequence_value,) = _fetch(connection, f"SELECT last_value FROM {pg_sequence(connection, table)}", [])[0]
     oldest = _fetch(connection, f"SELECT min({PARTITION_KEY}) FROM {quote(table)}", [])[0][0]
 
     with connection.cursor() as cursor:
@@ -249,7 +247,9 @@ def partition_table(connection: BaseDatabaseWrapper, spec: PartitionSpec, *, now
         cursor.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(old)}")
         cursor.execute(f"DROP TABLE {quote(old)}")
         sequence = pg_sequence(connection, table)
-        cursor.execute(f"SELECT setval('{sequence}', GREATEST(%s, (SELECT max(id) FROM {quote(table)})))", [old_sequence_value])
+        cursor.execute(
+            f"SELECT setval('{sequence}', GREATEST(%s, (SELECT max(id) FROM {quote(table)})))", [old_sequence_value]
+        )
         _rename_sequence(cursor, sequence, f"{table}_id_seq")
         cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(pk_name)} PRIMARY KEY (id, {PARTITION_KEY})")
         for name, definition in indexes:
@@ -347,7 +347,9 @@ def unpartition_table(connection: BaseDatabaseWrapper, spec: PartitionSpec, *, u
         for function in ("forbid_update", "unique_sync"):
             cursor.execute(f"DROP FUNCTION IF EXISTS {table}_{function}()")
         sequence = pg_sequence(connection, table)
-        cursor.execute(f"SELECT setval('{sequence}', GREATEST(%s, (SELECT max(id) FROM {quote(table)})))", [sequence_value])
+        cursor.execute(
+            f"SELECT setval('{sequence}', GREATEST(%s, (SELECT max(id) FROM {quote(table)})))", [sequence_value]
+        )
         _rename_sequence(cursor, sequence, f"{table}_id_seq")
         cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(pk_name)} PRIMARY KEY (id)")
         for name, definition in indexes:

@@ -160,9 +160,9 @@ def test_updates_are_refused_on_every_partition_including_new_ones(user):
     snapshot = EquitySnapshotFactory.create(user=user)
 
     for table, pk in ((LOG, in_new_partition.pk), (LOG, in_default.pk), (SNAPSHOT, snapshot.pk)):
-        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:  # raw SQL: past the ORM's own refusal
-                cursor.execute(f"UPDATE {table} SET sync_id = %s WHERE id = %s", [uuid.uuid4(), pk])
+        # raw SQL: past the ORM's own refusal
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET sync_id = %s WHERE id = %s", [uuid.uuid4(), pk])
 
 
 def test_a_sync_row_is_unique_per_account_and_sync_id_across_partitions(user):
@@ -171,9 +171,9 @@ def test_a_sync_row_is_unique_per_account_and_sync_id_across_partitions(user):
     _log(user, datetime(2031, 1, 5, tzinfo=UTC), sync_id=sync_id, event_type="sync")
 
     # the same sync in another month's partition is refused like the unique constraint it replaces
-    with pytest.raises(IntegrityError, match="reconciliation_reconciliationlog_one_sync_row_per_sync"):
-        with transaction.atomic():
-            _log(user, datetime(2031, 2, 5, tzinfo=UTC), sync_id=sync_id, event_type="sync")
+    duplicate = "reconciliation_reconciliationlog_one_sync_row_per_sync"
+    with pytest.raises(IntegrityError, match=duplicate), transaction.atomic():
+        _log(user, datetime(2031, 2, 5, tzinfo=UTC), sync_id=sync_id, event_type="sync")
     # other event types of the same sync are not sync rows: allowed
     _log(user, datetime(2031, 2, 5, tzinfo=UTC), sync_id=sync_id, event_type="match")
     # and an equity snapshot's (account, sync_id) is unique too
@@ -187,7 +187,10 @@ def test_the_admin_row_estimate_sums_the_partitions(user):
     ReconciliationLog.objects.bulk_create(
         [
             ReconciliationLog(
-                user=user, account=default_account(user), event_type="match", created_at=datetime(2031, m, 5, tzinfo=UTC)
+                user=user,
+                account=default_account(user),
+                event_type="match",
+                created_at=datetime(2031, m, 5, tzinfo=UTC),
             )
             for m in (1, 1, 1, 2, 2)
         ]
