@@ -23,7 +23,8 @@ Design (PostgreSQL's rules, https://www.postgresql.org/docs/current/ddl-partitio
   already holds it, so this waits only for a concurrent writer of the same account) and raises
   ``unique_violation`` with the old constraint's name when a row with the same key exists in any
   partition. Django turns that into ``IntegrityError`` as before.
-- **Append-only.** A ``BEFORE UPDATE`` row trigger on the parent refuses every UPDATE, on every partition,
+- **Append-only** (the log; the equity snapshots are not declared append-only by the application).
+  A ``BEFORE UPDATE`` row trigger on the parent refuses every UPDATE, on every partition,
   including partitions created later (row triggers of a partitioned table are cloned to each partition,
   https://www.postgresql.org/docs/current/sql-createtrigger.html). DELETE stays possible for the cascade
   when a user or account is deleted; retention drops partitions and deletes no row.
@@ -66,6 +67,8 @@ class PartitionSpec:
     unique_condition: str | None
     account_table: str = "accounts_account"
     account_column: str = "account_id"
+    #: refuse UPDATE in the database (the log, which the application treats as append-only)
+    append_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -282,13 +285,15 @@ def pg_sequence(connection: BaseDatabaseWrapper, table: str) -> str:
 
 
 def trigger_sql(spec: PartitionSpec) -> list[str]:
-    """SQL creating the append-only and the uniqueness triggers on the parent (cloned to every partition)."""
+    """SQL creating the append-only trigger (when ``spec.append_only``) and the uniqueness trigger on the
+    parent (cloned to every partition)."""
     table = spec.table
     key_match = " AND ".join(f"t.{column} = NEW.{column}" for column in spec.unique_columns)
     condition = spec.unique_condition or "TRUE"
+    when = f"WHEN ({spec.unique_condition}) " if spec.unique_condition else ""
     same_rows = f"{key_match} AND {condition.replace('NEW.', 't.')}"
     columns = ", ".join(spec.unique_columns)
-    return [
+    append_only = [
         f"""
         CREATE OR REPLACE FUNCTION {table}_forbid_update() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -300,6 +305,9 @@ def trigger_sql(spec: PartitionSpec) -> list[str]:
         CREATE TRIGGER {table}_forbid_update BEFORE UPDATE ON {table}
             FOR EACH ROW EXECUTE FUNCTION {table}_forbid_update()
         """,
+    ]
+    return [
+        *(append_only if spec.append_only else []),
         f"""
         CREATE OR REPLACE FUNCTION {table}_unique_sync() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -315,7 +323,7 @@ def trigger_sql(spec: PartitionSpec) -> list[str]:
         """,
         f"""
         CREATE TRIGGER {table}_unique_sync BEFORE INSERT ON {table}
-            FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION {table}_unique_sync()
+            FOR EACH ROW {when}EXECUTE FUNCTION {table}_unique_sync()
         """,
     ]
 

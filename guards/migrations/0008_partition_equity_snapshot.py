@@ -15,6 +15,7 @@ SPEC = PartitionSpec(
     unique_name="guards_equitysnapshot_unique_account_sync",
     unique_columns=("account_id", "sync_id"),
     unique_condition=None,
+    append_only=False,  # not declared append-only by the application (a snapshot row is never updated by it)
 )
 
 
