@@ -97,7 +97,7 @@ class Command(BaseCommand):
                 created = ensure_month_partitions(connection, table, months, dry_run=dry_run)
             for name in created:
                 self.stdout.write(f"{table}: {prefix}create {name}")
-            old = [p for p in list_partitions(connection, table) if not p.is_default and p.end <= cutoff]
+            old = [p for p in list_partitions(connection, table) if p.end is not None and p.end <= cutoff]
             for partition in old:
                 rows = _estimated_rows(partition.name)
                 self.stdout.write(
