@@ -63,9 +63,11 @@ def equity_series(
         return []
     rows = {
         row["pk"]: row
-        for row in EquitySnapshot.objects.filter(pk__in=buckets.values()).values(
-            "pk", "balance", "equity", "drawdown_pct", "margin", "currency"
-        )
+        # The window again: on PostgreSQL the table is partitioned by month on created_at, so the id
+        # lookups read only the window's partitions.
+        for row in EquitySnapshot.objects.filter(
+            pk__in=buckets.values(), created_at__gte=start, created_at__lt=end
+        ).values("pk", "balance", "equity", "drawdown_pct", "margin", "currency")
     }
     series = []
     for bucket in sorted(buckets):

@@ -12,14 +12,14 @@ import bisect
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.selectors import each_account
 from guards.selectors import guard_thresholds
 from positions.models import Position
 from positions.selectors import open_positions, position_history
-from reconciliation.models import ReconciliationLog
+from reconciliation.models import ReconciliationLog, SyncCount
 from tradingsite.caching import cached_read
 
 RECENT_EVENTS = 5
@@ -112,7 +112,7 @@ def compute_reconciliation_facts(
     now = now or timezone.now()
     syncs = log_list(user_id=user_id, account_id=account_id).filter(event_type=ReconciliationLog.EventType.SYNC)
     last_sync = syncs.values("created_at", "duration_ms").first()
-    total_syncs = syncs.count() if last_sync else 0
+    total_syncs = _total_syncs(user_id=user_id, account_id=account_id) if last_sync else 0
     window = log_list(user_id=user_id, account_id=account_id).filter(
         event_type=ReconciliationLog.EventType.DIVERGENCE,
         created_at__gte=now - DIVERGENCE_WINDOW,
@@ -140,6 +140,15 @@ def compute_reconciliation_facts(
         "sync_stale_seconds": guard_thresholds(user_id=user_id, account_id=account_id)["sync_stale_seconds"],
         "recent_events": recent_events(user_id=user_id, account_id=account_id),
     }
+
+
+def _total_syncs(*, user_id: int, account_id: int | None) -> int:
+    """The syncs logged for the account (every account of the user when ``account_id`` is None), from
+    :class:`~reconciliation.models.SyncCount`: one primary-key lookup however long the history."""
+    counts = SyncCount.objects.filter(account__user_id=user_id)
+    if account_id is not None:
+        counts = counts.filter(account_id=account_id)
+    return counts.aggregate(total=Sum("total_syncs"))["total"] or 0
 
 
 # The hot read behind GET reconciliation/status/: its facts nest the open positions' cached book.

@@ -40,8 +40,9 @@ def estimated_row_count(model: type[Model], *, using: str = "default") -> int | 
 
     Same arithmetic as the planner: ``reltuples / relpages × current pages`` (pages from
     ``pg_relation_size / block_size``), so rows inserted since the last ANALYZE are mostly counted.
-    None on other databases or when the table was never analyzed (``reltuples = -1``, PG 14+).
-    One indexed catalog lookup, independent of table size.
+    A partitioned table (``tradingsite.partitions``) holds no rows itself: the estimate is the sum over
+    its leaf partitions (``pg_partition_tree``). None on other databases or when no table was ever
+    analyzed (``reltuples = -1``, PG 14+). A few indexed catalog lookups, independent of table size.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -49,16 +50,17 @@ def estimated_row_count(model: type[Model], *, using: str = "default") -> int | 
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT CASE
-                     WHEN c.reltuples < 0 THEN NULL
-                     WHEN c.relpages = 0 THEN c.reltuples
-                     ELSE c.reltuples / c.relpages
-                          * (pg_relation_size(c.oid) / current_setting('block_size')::integer)
-                   END
+            SELECT sum(CASE
+                         WHEN c.reltuples < 0 THEN NULL
+                         WHEN c.relpages = 0 THEN c.reltuples
+                         ELSE c.reltuples / c.relpages
+                              * (pg_relation_size(c.oid) / current_setting('block_size')::integer)
+                       END)
             FROM pg_class c
-            WHERE c.oid = to_regclass(%s)
+            WHERE c.oid = to_regclass(%s) AND c.relkind <> 'p'
+               OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(%s)) WHERE isleaf)
             """,
-            [connection.ops.quote_name(model._meta.db_table)],
+            [connection.ops.quote_name(model._meta.db_table)] * 2,
         )
         row = cursor.fetchone()
     if row is None or row[0] is None:

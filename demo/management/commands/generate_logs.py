@@ -15,7 +15,9 @@ The same ``--seed``, ``--rows``, ``--users``, ``--days`` and ``--end`` give the 
 aside). Users ``<prefix>001`` … are created if missing (unusable passwords), each with one account
 (server "Bench-Server", login = the user's id) that the rows belong to. Inserts go through
 PostgreSQL ``COPY`` (psycopg 3) in ``--batch`` rows per statement, or ``bulk_create`` batches on
-other databases; the table is ANALYZEd at the end so the admin's row estimate is right.
+other databases; the table is ANALYZEd at the end so the admin's row estimate is right. When the table
+is partitioned (PostgreSQL, ``tradingsite.partitions``) the monthly partitions of the generated span are
+created first, so the rows spread over their months instead of landing in the DEFAULT partition.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account
 from reconciliation.models import LOG_FIELDS, ReconciliationLog
+from tradingsite.partitions import add_months, ensure_month_partitions, is_partitioned, month_start
 
 DEFAULT_END = "2026-11-30T00:00:00+00:00"
 
@@ -320,6 +323,15 @@ class Command(BaseCommand):
             rows=rows, user_ids=user_ids, seed=options["seed"], days=options["days"], end=end, account_ids=account_ids
         )
         use_copy = connection.vendor == "postgresql" and not options["no_copy"]
+        table = ReconciliationLog._meta.db_table
+        if is_partitioned(connection, table):
+            months = [month_start(generator.start)]
+            while months[-1] < month_start(end):
+                months.append(add_months(months[-1], 1))
+            with transaction.atomic():
+                created = ensure_month_partitions(connection, table, months)
+            if created:
+                self.stdout.write(f"Created partitions: {', '.join(created)}")
         started = time_module.perf_counter()
         inserted = 0
         first = True
