@@ -137,3 +137,9 @@ def test_stats_of_a_replayed_trade_list_equal_the_brokers_own_figures(replayed):
     assert drawdown["pct"] == two_dp(worst[0] * 100)
     assert drawdown["amount"] == two_dp(worst[1])
     assert (datetime.fromisoformat(drawdown["start"]), datetime.fromisoformat(drawdown["end"])) == worst[2:]
+    # no deposit or withdrawal: the time-weighted return is the curve's last equity over its first, − 1.
+    # (It used to infer cash flows from balance changes with each trade in the hour of its close time,
+    # while the balance moves in the hour its sync arrives: a trade closed at 10:23 and reported at
+    # 11:00 became a withdrawal at 10:00 and a deposit at 11:00, and the return read 44.44 % here.)
+    curve = [equity for _bucket, (_moment, equity) in sorted(hourly.items())]
+    assert body["time_weighted_return_pct"] == two_dp((curve[-1] / curve[0] - 1) * 100)
