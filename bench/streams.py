@@ -230,7 +230,8 @@ def render_phase(phase: dict | None) -> str:
         f"deliveries: {d['exact']}/{d['streams']} streams got exactly their user's rows, "
         f"{d['with_heartbeat']}/{d['streams']} saw a heartbeat, {d['connected']} connected, "
         f"leaks {d['leaks']}, missing {d['missing']}, unexpected {d['unexpected']}, "
-        f"{phase.get('rows_written', 0)} rows written by {phase.get('syncs_posted', 0)} syncs"
+        f"{phase.get('rows_written', 0)} rows written by {phase.get('syncs_posted', 0)} syncs "
+        f"(HTTP statuses {phase.get('sync_statuses', {})})"
     )
     lines.extend(f"  {example}" for example in d.get("examples", []))
     lines.append(f"  {d['verdict']}  every stream got exactly its own user's events and heartbeats")
@@ -532,6 +533,9 @@ def run_phase(
         for path, figures in comparisons.items()
     }
     phase["verdict_reads"] = combine([c.verdict for figures in comparisons.values() for c in figures.values()])
-    phase["deliveries"] = {**report.__dict__, "verdict": report.verdict}
-    phase["verdict"] = combine([phase["verdict_reads"], "FAIL" if report.verdict == "FAIL" else "PASS"])
+    # a check over no new rows proves nothing: every sync must have been accepted and written rows
+    syncs_ok = bool(phase["rows_written"]) and set(phase["sync_statuses"]) <= {"200", "201"}
+    verdict = report.verdict if syncs_ok else "FAIL"
+    phase["deliveries"] = {**report.__dict__, "verdict": verdict, "syncs_ok": syncs_ok}
+    phase["verdict"] = combine([phase["verdict_reads"], "FAIL" if verdict == "FAIL" else "PASS"])
     return phase
