@@ -11,8 +11,8 @@ deployed (``docker-compose.yml`` service ``stream``: ``uvicorn tradingsite.asgi:
    ``--wrk-connections`` connections for ``--wrk-seconds``, after a 3 s warm-up);
 2. opens ``--streams`` SSE streams (``GET /api/v1/events/stream/``, an async httpx client in a
    thread of this process) spread round-robin over the seeded users, all resuming after the newest
-   log row; measures the stream server's CPU, the PostgreSQL transactions and the Redis commands
-   over ``--stream-idle-s`` of idleness (nothing is written then);
+   log row; measures the stream server's CPU, the benchmark database's PostgreSQL transactions and
+   the Redis server's commands over ``--stream-idle-s`` of idleness (nothing is written then);
 3. **with** — the same wrk runs while the streams stay open;
 4. posts one sync per user (through the write pool), waits until every stream has its user's new
    rows and at least one heartbeat, closes the streams, and checks each stream received exactly its
@@ -223,7 +223,7 @@ def render_phase(phase: dict | None) -> str:
         lines.append(
             f"idle streams over {idle['seconds']:.0f} s: stream server CPU {idle['cpu_percent']:.1f} % of one core "
             f"({idle['cpu_s']:.2f} s), PostgreSQL transactions {idle['pg_xacts']}, "
-            f"Redis commands {idle['redis_commands']}"
+            f"Redis commands {idle['redis_commands']} (the whole Redis server's: other clients' included)"
         )
     d = phase["deliveries"]
     lines.append(
