@@ -13,6 +13,9 @@ On the local PostgreSQL and Redis it creates a throwaway database, migrates, see
    without;
 2. **saturation** — ``wrk`` (50 connections, 15 s each, rotating the 100 users' tokens) against
    ``/healthz`` (the bare-Django floor) and each hot endpoint, with caching.
+3. **streams** (issue 14, ``bench/streams.py``) — the hot reads under wrk without, with and again
+   without 1,000 SSE streams open on the stream server (uvicorn), the idle streams' CPU, and a check
+   that every stream got exactly its own user's events (``--only streams``, ``--skip-streams``).
 
 Latency comes from Locust and wrk; requests, statuses, cache hits, SQL statements and Redis
 commands come from the service's own ``/metrics`` counters (deltas over the measured window).
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness as h  # noqa: E402
 from bench import results as r  # noqa: E402
+from bench import streams  # noqa: E402
 
 TARGETS = {
     "p95_ms": 10.0,
@@ -84,7 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-saturation", action="store_true")
     parser.add_argument("--skip-profile", action="store_true", help="skip the in-process pyinstrument profile")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
-    return parser.parse_args(argv)
+    streams.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.only == "streams":  # the setup, then the streams phase alone
+        args.skip_uncached = args.skip_profile = args.skip_peer = True
+        args.data_ttls = args.data_ttls.split(",")[0]
+    return args
 
 
 def gunicorn_defaults() -> tuple[int, int]:
@@ -580,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"PostgreSQL is not accepting connections at {args.pg_url}")
     if not h.redis_alive(args.redis_url):
         raise SystemExit(f"Redis does not answer at {args.redis_url}")
-    wrk = None if args.skip_saturation else h.ensure_wrk()
+    wrk = None if args.skip_saturation and args.only != "streams" else h.ensure_wrk()
     if not args.skip_saturation and not wrk:
         h.say("wrk is not available: saturation is skipped (apt-get install wrk)")
 
@@ -670,19 +679,25 @@ def main(argv: list[str] | None = None) -> int:
             )
             if status != 200:
                 raise SystemExit(f"preflight GET {path} answered {status}: {body[:300]!r}")
-        scenario = run_scenario("cached", gunicorn, args, run_dir, tokens_json, cores, cpu)
-        result["redis_footprint"] = redis_footprint(args.redis_url, release, args.users)
-        result["pg_connections"] = pg_connections(database_url, args.db_name)
-        result["scenario"]["cached"] = scenario
+        if args.only != "streams":
+            scenario = run_scenario("cached", gunicorn, args, run_dir, tokens_json, cores, cpu)
+            result["redis_footprint"] = redis_footprint(args.redis_url, release, args.users)
+            result["pg_connections"] = pg_connections(database_url, args.db_name)
+            result["scenario"]["cached"] = scenario
         if wrk and not args.skip_peer:
             peer = start_peer(env, args, run_dir, release, gunicorn, tokens_txt, cores)
-        if wrk:
+        if wrk and args.only != "streams" and not args.skip_saturation:
             saturation = run_saturation(gunicorn, args, wrk, tokens_txt, cores, cpu, peer)
             result["saturation_raw"] = {p: d["raw"] for p, d in saturation.items()}
             result["saturation"] = saturation_rows(saturation, views)
         if peer is not None:
             peer.stop()
             peer = None
+        if not args.skip_streams:
+            result["streams"] = streams.run_phase(
+                env=env, args=args, run_dir=run_dir, pools=gunicorn, wrk=wrk, tokens_json=tokens_json,
+                tokens_txt=tokens_txt, database_url=database_url,
+            )  # fmt: skip
         gunicorn.stop()
         gunicorn = None
 
@@ -780,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
             f"WARNING: other processes used up to {busiest:.0f}% CPU (of {100 * cores}%) during the measurements: "
             "the figures understate what this machine does when the benchmark has it to itself."
         )
-    text = header + "\n" + render(result, checks) + "\n\n" + "\n".join(extra) + f"\n\nfiles: {run_dir}"
+    text = header + "\n" + render(result, checks) + "\n\n" + "\n".join(extra)
+    text += "\n\n" + streams.render_phase(result.get("streams")) + f"\n\nfiles: {run_dir}"
     print(text)
     (run_dir / "table.txt").write_text(text + "\n")
     json_path = out_dir / f"bench-{run_id}.json"

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import BigIntegerField, Func, Max
+from django.db.models import BigIntegerField, Func, Max, Sum
 
 from guards.models import EquitySnapshot
 from history.stats import Trade
@@ -46,7 +46,9 @@ def equity_series(
     Downsampled in the database (one GROUP BY on the (user, created_at) index, then the chosen rows
     by primary key). Each item: ``time`` (bucket start, UTC), ``balance``, ``equity``,
     ``drawdown_pct`` (from the guard's peak), ``margin``, ``margin_level_pct`` (equity / margin × 100,
-    MT5's margin level; None without margin in use), ``currency``.
+    MT5's margin level; None without margin in use), ``currency``, and ``cash_flow``: the balance
+    operations (deposits, withdrawals: MT5 deal types 2–12, 15–17, ``guards.cashflow``) the syncs of the
+    bucket recorded, i.e. those since the previous item's snapshot.
     """
     snapshots = EquitySnapshot.objects.filter(user_id=user_id, created_at__gte=start, created_at__lt=end)
     if account_id is not None:  # one account's curve (None: a user with no account yet has none)
@@ -55,10 +57,11 @@ def equity_series(
         snapshots.order_by()
         .annotate(bucket=EpochBucket("created_at", interval_s))
         .values("bucket")
-        .annotate(last_id=Max("id"))
-        .values_list("bucket", "last_id")
+        .annotate(last_id=Max("id"), cash_flow=Sum("cash_flow"))
+        .values_list("bucket", "last_id", "cash_flow")
     )
-    buckets = dict(last_ids)
+    buckets = {bucket: last_id for bucket, last_id, _flow in last_ids}
+    flows = {bucket: flow for bucket, _last_id, flow in last_ids}
     if not buckets:
         return []
     rows = {
@@ -82,6 +85,7 @@ def equity_series(
                 "margin": margin,
                 "margin_level_pct": row["equity"] * 100 / margin if margin else None,
                 "currency": row["currency"],
+                "cash_flow": flows[bucket] or Decimal("0"),
             }
         )
     return series

@@ -119,8 +119,8 @@ class StatsView(AccountScopedMixin, UserScopedAPIView):
     Trades are the positions closed in [from, to) (optionally one symbol), each with its net realized
     P&L. Win rate = wins / trades; profit factor = gross profit / gross loss; expectancy = net P&L /
     trades. Max drawdown and the time-weighted return use the equity curve sampled at curve_interval
-    (last value per interval); the return leaves out cash flows, taken as the balance change not
-    explained by realized P&L. Default range: the last 30 days; at most 366.
+    (last value per interval); the return leaves out cash flows (deposits, withdrawals and the other
+    balance operations the syncs reported). Default range: the last 30 days; at most 366.
     """
 
     @extend_schema(parameters=[ACCOUNT_PARAMETER, StatsQuerySerializer], responses=StatsOutputSerializer)
@@ -135,8 +135,8 @@ class StatsView(AccountScopedMixin, UserScopedAPIView):
         size = INTERVALS[interval]
         curve = equity_series(user_id=self.user_id, account_id=account_id, start=start, end=end, interval_s=size)
         drawdown = max_drawdown([(point["time"], point["equity"]) for point in curve])
-        all_trades = closed_trades(user_id=self.user_id, account_id=account_id, start=start, end=end)
-        flows = _cash_flows(curve, all_trades, size)
+        # the flows into each point after the first (the first point only starts the chain)
+        flows = [Decimal("0"), *(point["cash_flow"] for point in curve[1:])]
         body = {
             "start": start,
             "end": end,
@@ -152,21 +152,3 @@ class StatsView(AccountScopedMixin, UserScopedAPIView):
             "time_weighted_return_pct": time_weighted_return([point["equity"] for point in curve], flows),
         }
         return Response(StatsOutputSerializer(body, context=money_context(self.request_account())).data)
-
-
-def _cash_flows(curve: list[dict], trades, size: int) -> list[Decimal]:
-    """Net cash flow into each point of ``curve``: its balance change minus the P&L realized in between.
-
-    A closed trade moves the balance by its realized P&L; whatever else moved it is a deposit or a
-    withdrawal. Trades are attributed to the bucket of their close time.
-    """
-    realized: dict[int, Decimal] = {}
-    for trade in trades:
-        bucket = int(trade.closed_at.timestamp()) // size
-        realized[bucket] = realized.get(bucket, Decimal("0")) + trade.pnl
-    flows = [Decimal("0")]
-    for previous, point in zip(curve, curve[1:], strict=False):
-        low, high = int(previous["time"].timestamp()) // size, int(point["time"].timestamp()) // size
-        between = sum((pnl for bucket, pnl in realized.items() if low < bucket <= high), Decimal("0"))
-        flows.append(point["balance"] - previous["balance"] - between)
-    return flows

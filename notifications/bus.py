@@ -4,8 +4,9 @@ A writer calls :func:`publish` after its transaction commits (``outbox_enqueue``
 ``transaction.on_commit``); a stream subscribed to the user's channel wakes up and reads the new
 log rows from the database (the message carries no data, only "look again"). Without Redis
 (the embedded default) publishing does nothing and streams poll the database every
-``SSE_POLL_S``. A Redis error never fails the writer: it is logged and the streams' periodic
-re-read (at least every ``SSE_POLL_S``) still delivers every row.
+``SSE_POLL_S``. A Redis error never fails the writer: it is logged, and the streams' resync
+(every ``SSE_RESYNC_S``; every ``SSE_POLL_S`` once a stream's own subscription failed) still
+delivers every row.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Subscription:
         self.user_id = user_id
         self.pubsub: Any = None
         self.client: Any = None
+
+    @property
+    def live(self) -> bool:
+        """True while subscribed to Redis (a commit wakes :meth:`wait`); False without Redis or after an error."""
+        return self.pubsub is not None
 
     async def __aenter__(self) -> Subscription:
         if settings.REDIS_URL:

@@ -16,14 +16,17 @@ the token expires) or the session cookie (the dashboard's EventSource); anything
 deactivated user, is a JSON 401. Only the requesting user's rows are ever read.
 
 Served by an async view: under an ASGI server (uvicorn, ``deploy/``) an open stream is a coroutine
-waiting on the user's Redis channel (``notifications.bus``), not a thread; without Redis it re-reads
-the database every ``SSE_POLL_S``. Under WSGI (``runserver``, the test live server) the same view
+waiting on the user's Redis channel (``notifications.bus``), not a thread. It reads the database
+only when a writer's publish wakes it, plus one resync every ``SSE_RESYNC_S`` in case a message was
+lost; heartbeats cost no query, so an idle stream costs a timer. Without Redis it re-reads the
+database every ``SSE_POLL_S``. Under WSGI (``runserver``, the test live server) the same view
 streams from a thread, polling. A stream ends after ``SSE_MAX_S``; the client reconnects and resumes.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -96,26 +99,49 @@ def _in_pool(function, **kwargs):
     return sync_to_async(run, thread_sensitive=False)()
 
 
+def _next_resync_s(live: bool) -> float:
+    """Seconds until a stream re-reads the database unprompted: ``SSE_RESYNC_S`` (spread over its last
+    half, so streams opened together do not all read at once) while it is subscribed to the bus, else
+    ``SSE_POLL_S`` (no Redis, or after a bus error: the stream polls)."""
+    if not live:
+        return settings.SSE_POLL_S
+    return settings.SSE_RESYNC_S * random.uniform(0.5, 1.0)  # noqa: S311  # spreading load, not security
+
+
 async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncIterator[str]:
-    """The async stream: drain rows after ``after_id``, then wait on the bus (or poll), heartbeat."""
+    """The async stream: drain rows after ``after_id``, then wait on the bus; read again only when the
+    bus wakes it or every ``SSE_RESYNC_S`` (a lost message), and send heartbeats without a query.
+
+    Exact: the subscription starts before the first read, and a writer publishes after its commit,
+    so a row committed after a read always wakes the stream once more. Without Redis (or once the
+    bus fails) ``wait`` just sleeps and the stream reads every ``SSE_POLL_S``.
+    """
     yield f"retry: {settings.SSE_RETRY_MS}\n\n"
-    deadline = time.monotonic() + lifetime_s
-    wait_s = settings.SSE_HEARTBEAT_S if settings.REDIS_URL else settings.SSE_POLL_S
-    idle = 0.0
+    now = time.monotonic()
+    deadline = now + lifetime_s
     async with Subscription(user_id) as subscription:
-        while time.monotonic() < deadline:
-            rows = await _in_pool(_rows, user_id=user_id, after_id=after_id)
-            for row in rows:
-                yield format_event(row)
-                after_id = row.pk
-            if rows:
-                idle = 0.0
-                if len(rows) == BATCH:
-                    continue
-            woke = await subscription.wait(min(wait_s, max(deadline - time.monotonic(), 0)))
-            idle = 0.0 if woke else idle + wait_s
-            if idle >= settings.SSE_HEARTBEAT_S:
-                idle = 0.0
+        read_due = now  # drain at once
+        beat_due = now + settings.SSE_HEARTBEAT_S
+        while now < deadline:
+            if now >= read_due:
+                rows = await _in_pool(_rows, user_id=user_id, after_id=after_id)
+                for row in rows:
+                    yield format_event(row)
+                    after_id = row.pk
+                now = time.monotonic()
+                if rows:
+                    beat_due = now + settings.SSE_HEARTBEAT_S  # a heartbeat only after silence
+                    if len(rows) == BATCH:
+                        continue
+                read_due = now + _next_resync_s(subscription.live)
+            woke = await subscription.wait(max(min(read_due, beat_due, deadline) - now, 0.0))
+            now = time.monotonic()
+            if woke:
+                read_due = now
+            elif not subscription.live:
+                read_due = min(read_due, now + settings.SSE_POLL_S)  # the bus failed: poll from now on
+            if now >= beat_due and now < deadline:
+                beat_due = now + settings.SSE_HEARTBEAT_S
                 yield ": heartbeat\n\n"
 
 

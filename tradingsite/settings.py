@@ -362,6 +362,7 @@ WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=10)
 WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
 SSE_HEARTBEAT_S = env.float("SSE_HEARTBEAT_S", default=15.0)
 SSE_POLL_S = env.float("SSE_POLL_S", default=1.0)
+SSE_RESYNC_S = env.float("SSE_RESYNC_S", default=60.0)
 SSE_MAX_S = env.float("SSE_MAX_S", default=3600.0)
 SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 

@@ -16,9 +16,14 @@ pytestmark = pytest.mark.django_db
 T = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
-def snapshot(user, at: datetime, *, balance="10000", equity="10000", margin="0", drawdown="0"):
+def snapshot(user, at: datetime, *, balance="10000", equity="10000", margin="0", drawdown="0", cash_flow="0"):
     row = EquitySnapshotFactory.create(
-        user=user, balance=D(balance), equity=D(equity), margin=D(margin), drawdown_pct=D(drawdown)
+        user=user,
+        balance=D(balance),
+        equity=D(equity),
+        margin=D(margin),
+        drawdown_pct=D(drawdown),
+        cash_flow=D(cash_flow),  # balance operations the sync reported
     )
     EquitySnapshot.objects.filter(pk=row.pk).update(created_at=at)  # created_at is auto_now_add
     return row
@@ -115,7 +120,7 @@ def test_stats_of_a_trade_list_and_an_equity_curve(user, other_user, auth_client
     # + 500 = 580) bring it to 1580; on day 2 a 500 deposit (balance 2080, equity 2130); day 3 equity 2000
     snapshot(user, T, equity="1000", balance="1000")
     snapshot(user, T + timedelta(days=1), equity="1580", balance="1580")
-    snapshot(user, T + timedelta(days=2), equity="2130", balance="2080")
+    snapshot(user, T + timedelta(days=2), equity="2130", balance="2080", cash_flow="500")
     snapshot(user, T + timedelta(days=3), equity="2000", balance="2080")
     params = {"from": T.isoformat(), "to": (T + timedelta(days=4)).isoformat(), "symbol": "eurusd"}
     body = auth_client.get("/api/v1/stats/", params).json()
@@ -136,7 +141,7 @@ def test_stats_of_a_trade_list_and_an_equity_curve(user, other_user, auth_client
         "start": "2026-12-02T10:00:00Z",
         "end": "2026-12-03T10:00:00Z",
     }
-    # flows: day 1 balance +580 = realized 580 → 0; day 2 +500 with nothing realized → 500; day 3 0.
+    # flows: the deposit of 500 the day-2 sync recorded; none on days 1 and 3.
     # TWR = 1580/1000 × (2130 − 500)/1580 × 2000/2130 − 1 = 1630/1000 × 2000/2130 − 1 = 3260/2130 − 1 = 53.05 %
     assert body["time_weighted_return_pct"] == "53.05"
 

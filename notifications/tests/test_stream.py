@@ -183,3 +183,99 @@ def test_read_stream_helper_parses_blocks():
         {"id": None, "data": None, "comment": True},
     ]
     assert asyncio.iscoroutinefunction(read_stream) is False
+
+
+class LiveSubscription:
+    """A bus subscription that stays subscribed and never receives a message (an idle user)."""
+
+    live = True
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        return None
+
+    async def wait(self, timeout: float) -> bool:
+        await asyncio.sleep(timeout)
+        return False
+
+
+def count_reads(monkeypatch) -> list[str]:
+    """Replace the stream's database gateway (every read goes through ``_in_pool``) by a counting one."""
+    from notifications import stream
+
+    calls: list[str] = []
+    real = stream._in_pool
+
+    def counting(function, **kwargs):
+        calls.append(function.__name__)
+        return real(function, **kwargs)
+
+    monkeypatch.setattr(stream, "_in_pool", counting)
+    monkeypatch.setattr(stream, "Subscription", LiveSubscription)
+    return calls
+
+
+def first_chunks(user_id: int, after_id: int, count: int) -> list[str]:
+    from notifications.stream import _aevents
+
+    async def go() -> list[str]:
+        chunks = []
+        async for chunk in _aevents(user_id, after_id, lifetime_s=30.0):
+            chunks.append(chunk)
+            if len(chunks) == count:
+                break
+        return chunks
+
+    return async_to_sync(go)()
+
+
+@override_settings(REDIS_URL="redis://bus.invalid:6379/0", SSE_HEARTBEAT_S=0.05, SSE_RESYNC_S=60)
+def test_an_idle_stream_on_the_bus_sends_heartbeats_without_a_query(user, monkeypatch):
+    # Subscribed to the bus and nothing published: one read at the start (the drain), then only
+    # heartbeats. The old loop re-read the database before each heartbeat (1 + 3 reads here).
+    calls = count_reads(monkeypatch)
+    chunks = first_chunks(user.pk, 0, count=4)
+    assert chunks == ["retry: 2000\n\n", ": heartbeat\n\n", ": heartbeat\n\n", ": heartbeat\n\n"]
+    assert calls == ["_rows"]
+
+
+@override_settings(REDIS_URL="redis://bus.invalid:6379/0", SSE_HEARTBEAT_S=30, SSE_RESYNC_S=0.2)
+def test_a_lost_bus_message_is_made_good_by_the_resync(user, auth_client, monkeypatch):
+    # The bus never wakes this stream (as if the publish was lost): rows committed while it is open
+    # still arrive, read by the resync within SSE_RESYNC_S (0.1-0.2 s here), long before a heartbeat
+    # (30 s) or the stream's end (3 s).
+    from notifications.stream import _aevents
+
+    calls = count_reads(monkeypatch)
+    start = ids_of(user)[-1] if ids_of(user) else 0
+
+    committed: list[float] = []
+
+    async def write_later() -> None:  # after the stream's first read (its drain) found nothing
+        await asyncio.sleep(0.05)
+        await sync_to_async(post_syncs)(auth_client, Clock(), 1, ticket=5005)
+        committed.append(time.monotonic())
+
+    async def go() -> tuple[list[int], float]:
+        received: list[int] = []
+        writer = None
+        async for chunk in _aevents(user.pk, start, lifetime_s=3.0):
+            if chunk.startswith("retry:"):
+                writer = asyncio.ensure_future(write_later())
+            elif chunk.startswith("id:"):
+                received.append(int(chunk.split("\n")[0][4:]))
+                if received == [pk for pk in await sync_to_async(ids_of)(user) if pk > start]:
+                    break
+        assert writer is not None
+        await writer
+        return received, time.monotonic() - committed[0]
+
+    received, lag_s = async_to_sync(go)()
+    assert received and received == [pk for pk in ids_of(user) if pk > start]
+    assert lag_s < 2.0
+    assert calls[0] == "_rows" and len(calls) >= 2  # the drain found nothing; a resync found the rows
