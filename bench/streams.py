@@ -316,6 +316,7 @@ class StreamFleet:
                 gate.release()
 
     def record_at(self, index: int) -> StreamRecord:
+        """What stream ``index`` has seen so far."""
         return self.records[index]
 
     async def _open_all(self, concurrency: int) -> None:
@@ -341,6 +342,7 @@ class StreamFleet:
         return self.open_count()
 
     def open_count(self) -> int:
+        """Streams answered 200 and still open."""
         return sum(
             1 for rec, task in zip(self.records, self.tasks, strict=True) if rec.status == 200 and not task.done()
         )
@@ -355,6 +357,8 @@ class StreamFleet:
         return bool(done(self.records))
 
     def stop(self) -> None:
+        """Cancel every stream, close the client, stop the loop's thread."""
+
         async def close() -> None:
             for task in self.tasks:
                 task.cancel()
