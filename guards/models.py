@@ -63,8 +63,16 @@ class GuardConfig(models.Model):
     min_equity = MoneyField(default=Decimal("100"), help_text="Below it the level is critical.")
     gap_warning_pct = models.DecimalField(**THRESHOLD, default=Decimal("5"))
     gap_critical_pct = models.DecimalField(**THRESHOLD, default=Decimal("10"))
-    spread_warning_pct = models.DecimalField(**THRESHOLD, default=Decimal("0.5"))
-    spread_critical_pct = models.DecimalField(**THRESHOLD, default=Decimal("1.0"))
+    spread_warning_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("0.5"),
+        help_text="Account-wide spread ceiling, percent of bid (per-symbol thresholds: guards/instruments/).",
+    )
+    spread_critical_pct = models.DecimalField(
+        **THRESHOLD,
+        default=Decimal("1.0"),
+        help_text="Account-wide spread ceiling, percent of bid (per-symbol thresholds: guards/instruments/).",
+    )
     quote_stale_seconds = models.PositiveIntegerField(default=60)
     sync_stale_seconds = models.PositiveIntegerField(default=60)
     drawdown_hysteresis_pct = models.DecimalField(

@@ -1,4 +1,5 @@
-"""Admin of loss rules and per-instrument guard settings (editable; the forms validate as the API does).
+"""Admin of loss rules and per-instrument guard settings (editable; the forms validate as the API does), and
+the rolling spread windows (read-only).
 
 A loss rule's definition is validated by its model's ``clean`` (= ``guards.loss_rules.LossRule.errors``);
 its state and latest result are read-only here. The "Apply preset" actions replace an account's preset
@@ -13,8 +14,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from guards import loss_rules
-from guards.models import InstrumentGuardSetting, LossRule
+from guards.models import InstrumentGuardSetting, LossRule, SymbolSpread
 from guards.rule_services import loss_rules_apply_preset
+from tradingsite.admin import ReadOnlyModelAdmin
 
 
 def _apply_preset_action(preset: str):
@@ -56,3 +58,12 @@ class InstrumentGuardSettingAdmin(admin.ModelAdmin):
     search_fields = ("=user__username", "=account__login", "symbol")
     raw_id_fields = ("user", "account")
     readonly_fields = ("updated_at",)
+
+
+@admin.register(SymbolSpread)
+class SymbolSpreadAdmin(ReadOnlyModelAdmin):
+    """Each account's rolling spread window per symbol (written by the syncs only): samples and median."""
+
+    list_display = ("symbol", "user", "account", "samples", "median", "point", "updated_at")
+    list_select_related = ("user", "account")
+    search_fields = ("=user__username", "=account__login", "symbol")

@@ -16,6 +16,8 @@ class GuardConfigSerializer(MoneyModelSerializer):
 
     Validates exactly as ``GuardConfig.clean``: 0 < warning < critical ≤ 100 per pair and drawdown
     thresholds ≥ 1 (so 0.15 is never taken for 15 %), checked against the merged instance on PATCH.
+    spread_warning_pct and spread_critical_pct are an account-wide ceiling in percent of bid; each symbol's
+    own spread thresholds (pips, percent, or multiples of its median spread) are in guards/instruments/.
     """
 
     class Meta:

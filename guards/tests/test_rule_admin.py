@@ -54,3 +54,15 @@ def test_instrument_setting_spread_thresholds_must_be_ordered(operator, user):
     response = operator.post(reverse("admin:guards_instrumentguardsetting_add"), form)
     assert "spread_critical" in response.context["adminform"].form.errors
     assert not InstrumentGuardSetting.objects.exists()
+
+
+def test_spread_windows_are_browsable_and_read_only(operator, user):
+    from guards.models import SymbolSpread
+
+    account = default_account(user)
+    row = SymbolSpread.objects.create(user=user, account=account, symbol="EURUSD", point=D("0.00001"),
+                                      spreads=[10, 12], samples=2, median=D("0.00011"))  # fmt: skip
+    changelist = operator.get(reverse("admin:guards_symbolspread_changelist"))
+    assert changelist.status_code == 200 and b"EURUSD" in changelist.content
+    assert operator.get(reverse("admin:guards_symbolspread_change", args=[row.pk])).status_code == 200
+    assert operator.get(reverse("admin:guards_symbolspread_add")).status_code == 403

@@ -112,3 +112,18 @@ def test_gold_stop_moved_by_a_tick_is_not_a_mismatch(user):
     register(user, 1, symbol="XAUUSD", volume="0.10", requested_price="2000.00", sl="1990.00")
     held = [broker_position(1, symbol="XAUUSD", volume="0.10", price_open="2000.00", sl="1990.10")]
     assert "sl_mismatch" not in _reasons(_sync(user, clock, positions=held))
+
+
+def test_gold_slippage_outside_the_tolerance_is_reported_in_gold_pips(user):
+    # filled 2001.00 for 2000.00: 1.00 > 0.40 (0.02 % × 2000.00) → entry_slippage of 1.00 / 0.10 = 10 pips
+    # (main: 1.00 / 0.01 = 100 pips), tolerance 0.40 / 0.10 = 4 pips
+    clock = Clock()
+    register(user, 1, symbol="XAUUSD", volume="0.10", requested_price="2000.00")
+    held = [broker_position(1, symbol="XAUUSD", volume="0.10", price_open="2001.00")]
+    slip = _reasons(_sync(user, clock, positions=held))["entry_slippage"]
+    assert (slip["delta_pips"], slip["tolerance_pips"], slip["tolerance"], slip["adverse"]) == (
+        "10.00",
+        "4.00",
+        "0.4",
+        True,
+    )
