@@ -309,7 +309,11 @@ def trigger_sql(spec: PartitionSpec) -> list[str]:
     return [
         *(append_only if spec.append_only else []),
         f"""
-        CREATE OR REPLACE FUNCTION {table}_unique_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE OR REPLACE FUNCTION {table}_unique_sync() RETURNS trigger LANGUAGE plpgsql
+        -- PL/pgSQL keeps one plan per session: one made while this month's partition was still empty
+        -- would scan it sequentially for the rest of the session (each insert then reads the whole
+        -- month). The index on the key is always the right plan.
+        SET enable_seqscan = off AS $$
         BEGIN
             -- Serialize writers of the account, then look in every partition.
             PERFORM 1 FROM {spec.account_table} WHERE id = NEW.{spec.account_column} FOR NO KEY UPDATE;

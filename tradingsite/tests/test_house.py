@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The project's own apps, as INSTALLED_APPS lists them (a new app is checked without editing this file).
 SHIPPED = tuple(app for app in settings.INSTALLED_APPS if "." not in app and (ROOT / app).is_dir())
 # Benchmark commands drive the admin in-process through Django's test client and count its queries.
-BENCHMARK_TOOLS = {"demo/management/commands/bench_admin.py"}
+BENCHMARK_TOOLS = {"demo/management/commands/bench_admin.py", "demo/management/commands/bench_reads.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
