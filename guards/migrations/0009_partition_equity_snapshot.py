@@ -38,7 +38,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_one_account_per_user"),
-        ("guards", "0007_equity_snapshot_admin_indexes"),
+        ("guards", "0008_symbol_spread"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]

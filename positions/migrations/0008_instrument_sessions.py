@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("positions", "0006_deals_position_identifier"),
+        ("positions", "0007_recompute_pip_sizes"),
     ]
 
     operations = [
