@@ -23,7 +23,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -729,6 +730,19 @@ def deal_type_on(position: Position | None, *, entry: int) -> int:
     the other side (0 buy, 1 sell)."""
     buy = position is None or position.side == Position.Side.BUY
     return (0 if buy else 1) if entry == Deal.Entry.IN else (1 if buy else 0)
+
+
+def account_sync_counts_recount(account_ids: list[int]) -> None:
+    """Set each account's ``sync_count`` to its number of ``sync`` log rows (one UPDATE), for rows
+    written without a sync (``generate_logs``); a sync keeps the counter itself."""
+    syncs = (
+        ReconciliationLog.objects.filter(account=OuterRef("pk"), event_type=ReconciliationLog.EventType.SYNC)
+        .order_by()
+        .values("account")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Account.objects.filter(pk__in=account_ids).update(sync_count=Coalesce(Subquery(syncs), 0))
 
 
 def guard_event_log(event: GuardEvent, *, user_id: int, sync_id: uuid.UUID | None = None) -> ReconciliationLog:
