@@ -181,8 +181,10 @@ def main() -> int:
     counter = StatementCounter()
 
     def install(sender, connection, **kwargs):
+        # First in the list: Django's execute_wrapper() blocks (the access log's, the warmer's) push and
+        # pop at the end of it, so a connection opened inside one of them must not put ours last.
         if counter not in connection.execute_wrappers:
-            connection.execute_wrappers.append(counter)
+            connection.execute_wrappers.insert(0, counter)
 
     connection_created.connect(install, weak=False)
     call_command("migrate", verbosity=0)
