@@ -8,12 +8,14 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
-from rest_framework.exceptions import NotAuthenticated, ParseError
+from rest_framework.exceptions import APIException, NotAuthenticated, ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -100,13 +102,18 @@ class SyncCreateView(UserScopedAPIView):
         # A request refused before the sync read the user's row (bad body, too large, throttled, out of
         # order…) was checked against the stateless token alone: a deactivated or deleted user gets the
         # same 401 as from the sync's locked row and every other write (one query, on error paths only).
-        user = getattr(self.request, "_user", None)
+        user: Any = getattr(self.request, "_user", None)
+        refused = isinstance(exc, APIException | DjangoValidationError)  # not a database or server error
         if (
-            getattr(user, "is_authenticated", False)
+            refused
+            and getattr(user, "is_authenticated", False)
             and not isinstance(exc, AuthenticationFailed | NotAuthenticated)
-            and not get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
         ):
-            exc = _user_inactive()
+            try:
+                if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+                    exc = _user_inactive()
+            except DatabaseError:  # the database is unreachable: answer the original refusal
+                pass
         return super().handle_exception(exc)
 
     @extend_schema(
@@ -136,7 +143,7 @@ class SyncCreateView(UserScopedAPIView):
 
 def _user_inactive() -> AuthenticationFailed:
     """SimpleJWT's own 401 for a token of a deactivated user (``JWTAuthentication.get_user``)."""
-    return AuthenticationFailed(_("User is inactive"), code="user_inactive")
+    return AuthenticationFailed(str(_("User is inactive")), code="user_inactive")
 
 
 class ReconciliationStatusView(AccountScopedMixin, UserScopedAPIView):

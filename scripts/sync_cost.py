@@ -245,11 +245,16 @@ def main() -> int:
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(f"{'':<34} {'mean':>7} {'median':>7} {'p95':>7} {'max':>7}")
-    rows = [("request: SQL statements per sync", request_sql), ("request: ms per sync", request_ms)]
+    rows: list[tuple[str, list[float]]] = [
+        ("request: SQL statements per sync", [float(n) for n in request_sql]),
+        ("request: ms per sync", request_ms),
+    ]
     if background:
-        rows += [("warmer: SQL statements per sync", warmer_sql), ("warmer: ms per warm (wait)", warm_ms)]
-    for label, values in rows:
-        floats = [float(v) for v in values]
+        rows += [
+            ("warmer: SQL statements per sync", [float(n) for n in warmer_sql]),
+            ("warmer: ms per warm (wait)", warm_ms),
+        ]
+    for label, floats in rows:
         print(
             f"{label:<34} {statistics.fmean(floats):7.1f} {statistics.median(floats):7.1f} "
             f"{percentile(floats, 0.95):7.1f} {max(floats):7.1f}"
