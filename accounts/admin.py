@@ -39,6 +39,7 @@ class AccountAdmin(admin.ModelAdmin):
         "margin_level",
         "broker_time",
         "last_sync_at",
+        "sync_count",
         "created_at",
         "updated_at",
     )

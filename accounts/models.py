@@ -67,6 +67,10 @@ class Account(models.Model):
     )
     broker_time = models.DateTimeField(null=True, blank=True, help_text="Broker time of the latest sync (UTC).")
     last_sync_at = models.DateTimeField(null=True, blank=True, help_text="When the latest sync was accepted.")
+    sync_count = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Accepted syncs of the account (one per sync log row), kept by each sync in its account UPDATE.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Account
 from accounts.selectors import account_resolve
+from tradingsite.db import WriteBatch
 
 # account_info() fields copied onto the account by every sync (money in the account currency).
 SYNC_FIELDS = ("balance", "equity", "margin", "margin_free", "credit", "margin_level")
@@ -75,9 +76,11 @@ def account_apply_sync(account: Account, *, info: dict[str, Any], broker_time: d
     account.last_sync_at = now
 
 
-def account_save(account: Account) -> None:
-    """Write the account's descriptive fields and latest figures (one UPDATE)."""
-    account.save(update_fields=[*DESCRIPTIVE_FIELDS, *SYNC_FIELDS, "broker_time", "last_sync_at", "updated_at"])
+def account_save(account: Account, *, writes: WriteBatch) -> None:
+    """Queue in ``writes`` the UPDATE of the account's descriptive fields, latest figures and sync count."""
+    writes.update(
+        account, [*DESCRIPTIVE_FIELDS, *SYNC_FIELDS, "broker_time", "last_sync_at", "sync_count", "updated_at"]
+    )
 
 
 def account_for_write(

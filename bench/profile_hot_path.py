@@ -45,10 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.handlers.wsgi import WSGIHandler
+    from django.db.models import Count
     from pyinstrument import Profiler
     from rest_framework_simplejwt.tokens import AccessToken
 
-    users = list(get_user_model().objects.filter(username__startswith="demo").order_by("username")[: args.users])
+    # Users holding exactly one account: a read without ?account= is a 400 "choose one" for the others
+    # (seed_demo gives demo004 two accounts), as the saturation phase's token list does.
+    users = list(
+        get_user_model()
+        .objects.filter(username__startswith="demo")
+        .annotate(accounts_held=Count("accounts"))
+        .filter(accounts_held=1)
+        .order_by("username")[: args.users]
+    )
     if not users:
         raise SystemExit("no demo users: run seed_demo first")
     tokens = [str(AccessToken.for_user(user)) for user in users]

@@ -37,7 +37,7 @@ from guards.tolerances import (
 )
 from positions.models import Instrument, Quote
 from tradingsite.caching import bump_and_warm_user
-from tradingsite.db import lock_user_row
+from tradingsite.db import WriteBatch, lock_user_row
 
 SYMBOL_SPREAD_FIELDS = ["point", "spreads", "samples", "median", "updated_at"]
 
@@ -152,8 +152,9 @@ class InstrumentGuards:
         row.spreads, row.samples, row.median = window, len(window), _window_median(window, point)
         self.changed[symbol] = row
 
-    def flush(self) -> None:
-        """Write every changed window: one ``INSERT … ON CONFLICT (account, symbol) DO UPDATE`` statement."""
+    def flush(self, writes: WriteBatch | None = None) -> None:
+        """Write every changed window: one ``INSERT … ON CONFLICT (account, symbol) DO UPDATE`` statement,
+        queued in ``writes`` (the sync's ``tradingsite.db.WriteBatch``, sent with its other writes) when given."""
         if not self.changed:
             return
         # Rows without a primary key: a mix of stored and new rows would be two INSERT statements.
@@ -162,12 +163,15 @@ class InstrumentGuards:
                          spreads=row.spreads, samples=row.samples, median=row.median)
             for row in self.changed.values()
         ]  # fmt: skip
-        SymbolSpread.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["account", "symbol"],
-            update_fields=SYMBOL_SPREAD_FIELDS,
-        )
+        if writes is not None:
+            writes.insert(SymbolSpread, rows, unique_fields=["account", "symbol"], update_fields=SYMBOL_SPREAD_FIELDS)
+        else:
+            SymbolSpread.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["account", "symbol"],
+                update_fields=SYMBOL_SPREAD_FIELDS,
+            )
         self.changed.clear()
 
 

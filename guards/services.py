@@ -46,7 +46,7 @@ from guards.tolerances import InstrumentGuard
 from positions.models import Instrument, Quote
 from tradingsite.bounds import INT32_MAX, clamp_decimal, decimal_limit
 from tradingsite.caching import bump_and_warm_user
-from tradingsite.db import lock_user_row, retry_conflict_once
+from tradingsite.db import WriteBatch, lock_user_row, retry_conflict_once
 from tradingsite.metrics import GUARD_TRANSITIONS
 
 PCT_QUANTUM = Decimal("0.0001")  # guards.models.PCT: 4 decimal places
@@ -802,27 +802,33 @@ class GuardSession(AccountGuardsMixin):
             for a in sorted(open_alerts.values(), key=lambda a: (a.symbol, a.condition))
         ]
 
-    def flush(self) -> None:
+    def flush(self, writes: WriteBatch | None = None) -> None:
         """Write the peak, the snapshots and the alerts' final states (existing alerts before new ones, so a
-        resolved episode never collides with the next one on the "one open alert" constraints)."""
+        resolved episode never collides with the next one on the "one open alert" constraints).
+
+        The peak's UPDATE, the snapshots and the alert upserts are queued in ``writes`` (the caller's
+        batch, sent with its other writes: ``tradingsite.db.WriteBatch``); without one they are sent here.
+        """
+        batch = writes if writes is not None else WriteBatch()
         if self.state is not None and self.state_dirty:
             if self.state.pk is None:
                 self.state.save(force_insert=True)
             else:
-                self.state.save(update_fields=STATE_FIELDS)
+                batch.update(self.state, STATE_FIELDS)
         self._flush_rules()
-        self.instrument_guards.flush()
-        if self.snapshots:
-            EquitySnapshot.objects.bulk_create(self.snapshots)
+        self.instrument_guards.flush(batch)
+        batch.insert(EquitySnapshot, self.snapshots)
         for model, fields in ((DrawdownAlert, DRAWDOWN_ALERT_FIELDS), (MarketAlert, MARKET_ALERT_FIELDS)):
             alerts: list[Any] = [a for a in self.changed_alerts.values() if isinstance(a, model)]
             existing = [a for a in alerts if a.pk is not None]
             new = [a for a in alerts if a.pk is None]
-            if existing:
-                # An upsert on the primary key: one statement, no per-field CASE expressions.
-                model.objects.bulk_create(existing, update_conflicts=True, unique_fields=["pk"], update_fields=fields)
+            # An upsert on the primary key: one statement, no per-field CASE expressions.
+            batch.insert(model, existing, unique_fields=["pk"], update_fields=fields)
             if new:
+                batch.execute()  # the existing episodes' ends first
                 model.objects.bulk_create(new)
+        if writes is None:
+            batch.execute()
         self.changed_alerts.clear()
         self.snapshots = []
         self.state_dirty = False

@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from accounts.models import Account
 from accounts.selectors import each_account
 from guards.selectors import guard_thresholds
 from positions.models import Position
@@ -112,7 +113,11 @@ def compute_reconciliation_facts(
     now = now or timezone.now()
     syncs = log_list(user_id=user_id, account_id=account_id).filter(event_type=ReconciliationLog.EventType.SYNC)
     last_sync = syncs.values("created_at", "duration_ms").first()
-    total_syncs = _total_syncs(user_id=user_id, account_id=account_id) if last_sync else 0
+    # The counter each sync keeps on its account (one row per account, whatever the history's length).
+    accounts = Account.objects.filter(user_id=user_id)
+    if account_id is not None:
+        accounts = accounts.filter(pk=account_id)
+    total_syncs = (accounts.aggregate(total=Sum("sync_count"))["total"] or 0) if last_sync else 0
     window = log_list(user_id=user_id, account_id=account_id).filter(
         event_type=ReconciliationLog.EventType.DIVERGENCE,
         created_at__gte=now - DIVERGENCE_WINDOW,

@@ -20,9 +20,11 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -38,7 +40,7 @@ from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
 from reconciliation.serializers import ServerClockTime
 from tradingsite.caching import bump_and_warm_user
-from tradingsite.db import lock_user_row, retry_conflict_once
+from tradingsite.db import UserInactive, WriteBatch, lock_active_user_row, retry_conflict_once
 from tradingsite.metrics import DIVERGENCES, SYNCS
 
 POSITION_SYNC_FIELDS = [
@@ -92,17 +94,83 @@ class SyncResult:
 
 
 def _lock_account(user_id: int, info: dict[str, Any]) -> tuple[Account, GuardConfig | None, GuardState | None]:
-    """Find or create and lock the account ``info`` names (serializes its syncs), then read its guard
-    config and peak.
+    """Lock the user's row (checking ``is_active``: :class:`tradingsite.db.UserInactive` otherwise), then
+    find or create and lock the account ``info`` names (serializes its syncs), and read its guard config
+    and peak.
 
-    The reads are separate statements on purpose: under READ COMMITTED, PostgreSQL re-checks only the
-    locked row after waiting for a lock, so columns joined into the locking query could be a stale
+    A known account with its guard rows (every account after its first sync) takes one statement
+    (:func:`_lock_known_account`); otherwise the user's row is locked, the account found or created
+    and locked, and the guard rows read, each on its own. The guard rows are locked or read after the
+    account's lock: under READ COMMITTED, PostgreSQL re-reads only the *locked* rows of a statement
+    that waited for a lock, so a guard row read unlocked in the same statement could be a stale
     snapshot (e.g. the peak the concurrent sync just raised).
     """
+    known = _lock_known_account(user_id, info)
+    if known is not None:
+        return known
+    lock_active_user_row(user_id)  # the first lock of every writer of the user's data (tradingsite.db)
     account = account_for_sync(user_id=user_id, info=info)
     config = GuardConfig.objects.filter(account=account).first()
     state = GuardState.objects.filter(account=account).first()
     return account, config, state
+
+
+_LOCKED_MODELS = (Account, GuardConfig, GuardState)
+
+
+def _lock_known_account(user_id: int, info: dict[str, Any]) -> tuple[Account, GuardConfig, GuardState] | None:
+    """Lock, in one statement and in the lock order of every writer, the user's row, the account (server,
+    login) and its guard config and state (``FOR NO KEY UPDATE OF`` them in that order: PostgreSQL
+    locks the rows of a joined result in the order the ``OF`` list names them), and return the three
+    rows; None when the account or one of its guard rows does not exist yet. Raises
+    :class:`tradingsite.db.UserInactive` for a deactivated user (the statement reads ``is_active``).
+
+    All four rows are locked, so a statement that had to wait returns their latest committed versions.
+    """
+    user = get_user_model()._meta
+
+    def quote(name: str | None) -> str:
+        return connection.ops.quote_name(cast(str, name))
+
+    columns = [f"u.{quote(user.get_field('is_active').column)}"]
+    for model, alias in zip(_LOCKED_MODELS, ("a", "c", "s"), strict=True):
+        columns += [f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(user.db_table)} u "
+        f"JOIN {quote(Account._meta.db_table)} a ON a.user_id = u.{quote(cast(Any, user.pk).column)} "
+        f"JOIN {quote(GuardConfig._meta.db_table)} c ON c.account_id = a.id "
+        f"JOIN {quote(GuardState._meta.db_table)} s ON s.account_id = a.id "
+        f"WHERE u.{quote(cast(Any, user.pk).column)} = %s AND a.server = %s AND a.login = %s"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR NO KEY UPDATE OF u, a, c, s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, info["server"], info["login"]])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if not row[0]:
+        raise UserInactive(user_id)
+    values, start, rows = list(row), 1, []
+    for model, alias in zip(_LOCKED_MODELS, ("a", "c", "s"), strict=True):
+        fields = model._meta.concrete_fields
+        rows.append(_instance(model, alias, values[start : start + len(fields)]))
+        start += len(fields)
+    account, config, state = rows
+    return cast(Account, account), cast(GuardConfig, config), cast(GuardState, state)
+
+
+def _instance(model: type[Any], alias: str, values: list[Any]) -> Any:
+    """A model instance from a raw row of its concrete fields, through the converters a queryset applies
+    (the backend's and the fields' own ``from_db_value``: decimals, times, JSON)."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(alias)
+        for converter in [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]:
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
 def _load_instruments(account_id: int, symbols: set[str]) -> dict[str, Instrument]:
@@ -128,17 +196,15 @@ def _lock_positions(user_id: int, account_id: int, identifiers: list[int]) -> li
     )
 
 
-def _save_positions(positions: list[Position]) -> None:
-    """Write the reconciled ledger rows in one statement: an upsert on the primary key (every row exists).
+def _save_positions(positions: list[Position], writes: WriteBatch) -> None:
+    """Queue the reconciled ledger rows' write in ``writes``: an upsert on the primary key (every row exists).
 
     ``INSERT … ON CONFLICT (id) DO UPDATE SET`` the sync's fields, instead of ``bulk_update``, whose
     per-field ``CASE WHEN`` expressions cost milliseconds to build for a handful of rows. Only
     ``POSITION_SYNC_FIELDS`` are updated (``created_at``, ``user``, ``ticket`` and the bot's
     ``requested_price`` are never touched).
     """
-    Position.objects.bulk_create(
-        positions, update_conflicts=True, unique_fields=["pk"], update_fields=POSITION_SYNC_FIELDS
-    )
+    writes.insert(Position, positions, unique_fields=["pk"], update_fields=POSITION_SYNC_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -215,7 +281,7 @@ def sync_ingest_batch(*, user_id: int, batch: list[dict[str, Any]]) -> list[Sync
     results: list[SyncResult | None] = [None] * len(batch)
     try:
         with transaction.atomic():
-            lock_user_row(user_id)  # the first lock of every writer of the user's data (tradingsite.db)
+            # Each group locks the user's row first (tradingsite.db's lock order), then its account.
             for key in sorted(groups):
                 indexes = groups[key]
                 group = _Batch(user_id=user_id, started=started).run([batch[index] for index in indexes])
@@ -379,6 +445,7 @@ class _Batch:
             for kind, index in plan:
                 if kind == "new":
                     summaries[index] = self._sync(sync_ids[index], batch[index])
+            self.account.sync_count += len(new)  # one sync row each; written by the account's UPDATE
             self._flush()
         stored_ids = [pk for kind, pk in plan if kind == "stored"]
         stored = (
@@ -641,9 +708,12 @@ class _Batch:
             Instrument.objects.bulk_update(
                 old_instruments, [*INSTRUMENT_SPEC_FIELDS, *OPTIONAL_SPEC_FIELDS, "updated_at"]
             )
+        # The writes nothing reads back go out together (one statement on PostgreSQL, tradingsite.db).
+        writes = WriteBatch()
         if self.changed_positions:  # first: a reversal closes a row before its successor takes the identifier
-            _save_positions(list(self.changed_positions.values()))
+            _save_positions(list(self.changed_positions.values()), writes)
         if self.new_positions:
+            writes.execute()  # the closes above, before the new rows (which need their pks: bulk_create)
             Position.objects.bulk_create(self.new_positions)
         if self.new_deals:
             for deal in self.new_deals:
@@ -651,16 +721,17 @@ class _Batch:
                 if deal.type is None:
                     deal.type = deal_type_on(deal.position, entry=deal.entry)
             Deal.objects.bulk_create(self.new_deals)
-        account_save(self.account)
+        account_save(self.account, writes=writes)
         if self.final_quotes:
-            Quote.objects.bulk_create(
-                list(self.final_quotes.values()),
-                update_conflicts=True,
+            writes.insert(
+                Quote,
+                self.final_quotes.values(),
                 unique_fields=["account", "symbol"],
                 update_fields=["bid", "ask", "time", "updated_at"],
             )
-        self.guards.flush()
-        ReconciliationLog.objects.bulk_create(self.logs)
+        self.guards.flush(writes)
+        writes.execute()
+        ReconciliationLog.objects.bulk_create(self.logs)  # their ids go to the subscribers below
         log_rows_written(self.logs)
 
     def _after_commit(self, created: int) -> None:
@@ -683,6 +754,19 @@ def deal_type_on(position: Position | None, *, entry: int) -> int:
     the other side (0 buy, 1 sell)."""
     buy = position is None or position.side == Position.Side.BUY
     return (0 if buy else 1) if entry == Deal.Entry.IN else (1 if buy else 0)
+
+
+def account_sync_counts_recount(account_ids: list[int]) -> None:
+    """Set each account's ``sync_count`` to its number of ``sync`` log rows (one UPDATE), for rows
+    written without a sync (``generate_logs``); a sync keeps the counter itself."""
+    syncs = (
+        ReconciliationLog.objects.filter(account=OuterRef("pk"), event_type=ReconciliationLog.EventType.SYNC)
+        .order_by()
+        .values("account")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    Account.objects.filter(pk__in=account_ids).update(sync_count=Coalesce(Subquery(syncs), 0))
 
 
 def guard_event_log(event: GuardEvent, *, user_id: int, sync_id: uuid.UUID | None = None) -> ReconciliationLog:

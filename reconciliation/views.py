@@ -6,15 +6,20 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, NotAuthenticated, ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
 from accounts.api import ACCOUNT_PARAMETER, AccountScopedMixin
 from reconciliation.filters import ReconciliationLogFilter
@@ -33,8 +38,9 @@ from tradingsite.api import (
     UserScopedAPIView,
     UserScopedViewSet,
 )
-from tradingsite.authentication import HOT_READ_AUTHENTICATION
+from tradingsite.authentication import HOT_READ_AUTHENTICATION, SYNC_AUTHENTICATION
 from tradingsite.caching import page_cached
+from tradingsite.db import UserInactive
 from tradingsite.schema import DETAIL_BODY
 from tradingsite.throttling import SyncThrottle, sync_slot
 
@@ -85,9 +91,30 @@ class SyncCreateView(UserScopedAPIView):
     any error.
     """
 
+    # The stateless JWT (no SQL); is_active is read in the user row the sync locks anyway
+    # (reconciliation.services._lock_account): a deactivated or deleted user is still a 401.
+    authentication_classes = SYNC_AUTHENTICATION
     throttle_classes = [SyncThrottle]
     parser_classes = [SizeLimitedJSONParser]
     serializer_class = SyncInputSerializer
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A request refused before the sync read the user's row (bad body, too large, throttled, out of
+        # order…) was checked against the stateless token alone: a deactivated or deleted user gets the
+        # same 401 as from the sync's locked row and every other write (one query, on error paths only).
+        user: Any = getattr(self.request, "_user", None)
+        refused = isinstance(exc, APIException | DjangoValidationError)  # not a database or server error
+        if (
+            refused
+            and getattr(user, "is_authenticated", False)
+            and not isinstance(exc, AuthenticationFailed | NotAuthenticated)
+        ):
+            try:
+                if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
+                    exc = _user_inactive()
+            except DatabaseError:  # the database is unreachable: answer the original refusal
+                pass
+        return super().handle_exception(exc)
 
     @extend_schema(
         request=SyncInputSerializer,
@@ -109,7 +136,14 @@ class SyncCreateView(UserScopedAPIView):
                 result = sync_ingest(user_id=self.user_id, data=serializer.validated_data)
         except SyncOutOfOrder as exc:
             raise Conflict(str(exc)) from exc
+        except UserInactive as exc:
+            raise _user_inactive() from exc
         return Response(result.summary, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+def _user_inactive() -> AuthenticationFailed:
+    """SimpleJWT's own 401 for a token of a deactivated user (``JWTAuthentication.get_user``)."""
+    return AuthenticationFailed(str(_("User is inactive")), code="user_inactive")
 
 
 class ReconciliationStatusView(AccountScopedMixin, UserScopedAPIView):

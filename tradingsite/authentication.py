@@ -6,7 +6,9 @@ Classes (``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` and :data:`HOT_REA
   deactivated or deleted user is refused (401) at once, on every view that does not opt out.
 * :class:`StatelessJWTAuthentication`: the user from the token's claims, no SQL. Only the three hot
   reads use it, by name (reconciliation status, open positions, guard status): a deactivated user
-  keeps reading those until the access token expires (``JWT_ACCESS_LIFETIME_S``).
+  keeps reading those until the access token expires (``JWT_ACCESS_LIFETIME_S``). The sync uses it
+  too (:data:`SYNC_AUTHENTICATION`), but checks ``is_active`` in the user row it locks, so a
+  deactivated user's sync is refused (401) at once, as with the default class.
 
 Both refuse (401) a signed token whose ``user_id`` claim is not an integer: ``"abc"``, ``"1.0"``,
 ``[1]``, ``{}``, ``1.9``, ``true``. A positive int or a string of ASCII digits (SimpleJWT writes a
@@ -64,3 +66,6 @@ class StatelessJWTAuthentication(JWTStatelessUserAuthentication):
 
 # The hot reads' authentication, named on those three views only; every other view gets the default.
 HOT_READ_AUTHENTICATION = [StatelessJWTAuthentication, SessionAuthentication]
+# The sync's: stateless too, because the sync reads is_active in the user row it locks first
+# (reconciliation.services; a deactivated or deleted user is refused there with the same 401).
+SYNC_AUTHENTICATION = [StatelessJWTAuthentication, SessionAuthentication]

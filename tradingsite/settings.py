@@ -181,6 +181,10 @@ API_CACHE_TTL_S = env.int("API_CACHE_TTL_S", default=5)
 API_PAGE_FAST_PATH = env.bool("API_PAGE_FAST_PATH", default=True)
 # TTL of the selector data layer, from computation (generations keep it fresh; see tradingsite.caching).
 API_DATA_TTL_S = env.int("API_DATA_TTL_S", default=5)
+# Warm the hot reads after a write in a per-process background pool (tradingsite.caching.Warmer), off the
+# writing request; off, the warming runs in the request's on_commit (the test settings: deterministic).
+CACHE_WARM_IN_BACKGROUND = env.bool("CACHE_WARM_IN_BACKGROUND", default=True)
+CACHE_WARM_THREADS = env.int("CACHE_WARM_THREADS", default=2)
 REDIS_SOCKET_TIMEOUT_S = env.float("REDIS_SOCKET_TIMEOUT_S", default=0.1)
 REDIS_BREAKER_COOLDOWN_S = env.float("REDIS_BREAKER_COOLDOWN_S", default=5.0)
 CACHE_KEY_PREFIX = f"ts:{RELEASE}"

@@ -26,4 +26,8 @@ _run = os.environ.get("TEST_CACHE_NAMESPACE", str(os.getpid()))
 for _alias in CACHES.values():
     _alias["KEY_PREFIX"] = f"{_alias['KEY_PREFIX']}:test{_run}"
 
+# Warm inside the writing request's on_commit: a background thread could not see a test's transaction.
+# Tests of the background warmer itself override it (tradingsite/tests/test_warmer.py).
+CACHE_WARM_IN_BACKGROUND = False
+
 LOGGING["root"]["level"] = os.environ.get("TEST_LOG_LEVEL", "WARNING")

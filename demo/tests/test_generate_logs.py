@@ -79,3 +79,17 @@ def test_generate_logs_refuses_to_duplicate_a_seed():
 
     # then nothing was added
     assert ReconciliationLog.objects.count() == 20
+
+
+def test_generate_logs_keeps_each_accounts_sync_count(capsys):
+    # given 300 generated rows over 3 users (each user's one bench account)
+    call_command("generate_logs", rows=300, users=3, seed=5, batch=100, skip_checks=True)
+    # then every account's counter (reconciliation/status's total_syncs) equals its sync rows, as a sync keeps it
+    sync_rows = Counter(
+        ReconciliationLog.objects.filter(event_type=ReconciliationLog.EventType.SYNC).values_list(
+            "account_id", flat=True
+        )
+    )
+    counters = dict(Account.objects.filter(pk__in=sync_rows).values_list("pk", "sync_count"))
+    assert len(counters) == 3 and sum(sync_rows.values()) > 150
+    assert counters == dict(sync_rows)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import factory
+from django.db.models import F
 
+from accounts.models import Account
 from accounts.tests.factories import account_of
 from reconciliation.models import ReconciliationLog
 
@@ -15,6 +17,7 @@ class ReconciliationLogFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = ReconciliationLog
+        skip_postgeneration_save = True  # the log is append-only
 
     account = factory.LazyAttribute(account_of)
 
@@ -23,3 +26,9 @@ class ReconciliationLogFactory(factory.django.DjangoModelFactory):
     status = ReconciliationLog.Status.SUCCESS
     duration_ms = 12
     message = "sync accepted"
+
+    @factory.post_generation
+    def count_sync(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy passes the object
+        """A sync row is written by a sync, which also counts it on its account (``Account.sync_count``)."""
+        if create and obj.event_type == ReconciliationLog.EventType.SYNC:
+            Account.objects.filter(pk=obj.account_id).update(sync_count=F("sync_count") + 1)

@@ -5,10 +5,12 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
+from accounts.models import Account
 from conftest import access_token_for
-from guards.models import EquitySnapshot
+from guards.models import EquitySnapshot, GuardState
 from positions.models import Position
 from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, quote, sync_payload
@@ -86,3 +88,46 @@ def test_concurrent_replays_of_one_sync_id_write_one_sync(user):
     assert sorted(statuses) == [200, 201]
     assert ReconciliationLog.objects.filter(user=user, event_type="sync").count() == 1
     assert EquitySnapshot.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # restores the shipped instruments
+@override_settings(SYNC_MAX_IN_FLIGHT=3)
+def test_concurrent_syncs_of_a_synced_account_each_see_the_last_ones_rows(user):
+    # given an account that has synced once (so each sync locks user, account, guard config and state in
+    # one statement), then three syncs at the same broker time with different equity, at the same moment
+    clock = Clock()
+    token = access_token_for(user)
+    first = APIClient()
+    first.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert first.post(SYNC_URL, sync_payload(broker_time=clock.tick(), positions=[]), format="json").status_code == 201
+    t = clock.tick()
+    payloads = [
+        sync_payload(broker_time=t, positions=[], equity=equity) for equity in ("10010.00", "9990.00", "10020.00")
+    ]
+    barrier = threading.Barrier(len(payloads))
+    statuses: list[int] = []
+
+    def post(payload):
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+            barrier.wait(timeout=10)
+            statuses.append(client.post(SYNC_URL, payload, format="json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # then all three land, one after the other, and each read the rows the one before it wrote: the
+    # account's counter is 1 + 3 = 4 (a stale account row would have lost an increment), its equity is
+    # the last committed sync's, and the guard state's index equity is that same figure
+    assert sorted(statuses) == [201, 201, 201]
+    account = Account.objects.get(user=user)
+    last = EquitySnapshot.objects.filter(user=user).latest("id")
+    assert account.sync_count == ReconciliationLog.objects.filter(user=user, event_type="sync").count() == 4
+    assert account.equity == last.equity
+    assert GuardState.objects.get(account=account).index_equity == last.equity

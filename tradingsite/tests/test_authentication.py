@@ -68,13 +68,15 @@ def test_a_refresh_token_whose_user_id_is_not_an_integer_is_a_401(claim, user_on
     assert response.status_code == 401
 
 
-def test_only_the_three_hot_reads_use_the_stateless_class():
+def test_only_the_three_hot_reads_and_the_sync_use_the_stateless_class():
+    # The sync reads is_active in the user row it locks (reconciliation.services), so it refuses a
+    # deactivated user as the database-checked class does (next test, and reconciliation's test_sync_cost).
     stateless = {
         operation.key
         for operation in api_operations()
         if any(issubclass(cls, StatelessJWTAuthentication) for cls in operation.view.authentication_classes)
     }
-    assert stateless == HOT_READS
+    assert stateless == HOT_READS | {("POST", "/api/v1/reconciliation/syncs/")}
 
 
 def test_a_deactivated_user_is_refused_on_every_endpoint_but_the_hot_reads(user):

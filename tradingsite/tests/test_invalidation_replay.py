@@ -49,7 +49,7 @@ def test_a_bump_redis_did_not_take_is_queued_then_replayed(user, monkeypatch):
     # given the user's generation, then a bump whose write fails (what django-redis reports while the
     # breaker is open or Redis does not answer: None)
     before = user_generation(user.id)
-    monkeypatch.setattr(caching, "_write_bump", lambda user_id: False)
+    monkeypatch.setattr(caching, "_write_bump", lambda user_id: None)
     bump_user_generation(user.id)
     # then it is queued, and the generation has not moved
     assert user.id in pending_invalidations.users()
@@ -62,7 +62,7 @@ def test_a_bump_redis_did_not_take_is_queued_then_replayed(user, monkeypatch):
 
 
 def test_a_successful_bump_supersedes_a_queued_one(user, monkeypatch):
-    monkeypatch.setattr(caching, "_write_bump", lambda user_id: False)
+    monkeypatch.setattr(caching, "_write_bump", lambda user_id: None)
     bump_user_generation(user.id)
     assert user.id in pending_invalidations.users()
     monkeypatch.undo()

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account
 from reconciliation.models import LOG_FIELDS, ReconciliationLog
+from reconciliation.services import account_sync_counts_recount
 from tradingsite.partitions import add_months, ensure_month_partitions, is_partitioned, month_start
 
 DEFAULT_END = "2026-11-30T00:00:00+00:00"
@@ -348,6 +349,7 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2 or inserted % max(batch * 10, 100_000) < batch:
                 elapsed = time_module.perf_counter() - started
                 self.stdout.write(f"  {inserted:>10,} rows  {elapsed:7.1f} s")
+        account_sync_counts_recount(list(account_ids.values()))  # what each sync keeps: the status's total_syncs
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(ReconciliationLog._meta.db_table)}")
