@@ -170,21 +170,3 @@ LOG_SYNC_FIELDS = ("duration_ms", "broker_time")
 LOG_TEXT_FIELDS = ("message", "details")
 LOG_FIELDS = (*LOG_EVENT_FIELDS, *LOG_POSITION_FIELDS, *LOG_CLOSE_FIELDS, *LOG_SYNC_FIELDS, *LOG_TEXT_FIELDS)
 """Every column a log row records, without its keys (id, user, account, position, created_at)."""
-
-
-class SyncCount(models.Model):
-    """How many ``sync`` rows an account's log has received: the status read's ``total_syncs``.
-
-    Kept by a database trigger on the log's inserts (migration ``0008_sync_count``; PostgreSQL and
-    SQLite), never written by the application: counting the account's sync rows on every status
-    computation grew with the account's history (one row per sync, every 5 s). The count covers every
-    sync ever logged for the account; dropping old log partitions (``prune_logs``) does not lower it.
-    """
-
-    account = models.OneToOneField(
-        "accounts.Account", on_delete=models.CASCADE, primary_key=True, related_name="sync_count"
-    )
-    total_syncs = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"account {self.account_id}: {self.total_syncs} syncs"

@@ -20,7 +20,7 @@ from accounts.selectors import each_account
 from guards.selectors import guard_thresholds
 from positions.models import Position
 from positions.selectors import open_positions, position_history
-from reconciliation.models import ReconciliationLog, SyncCount
+from reconciliation.models import ReconciliationLog
 from tradingsite.caching import cached_read
 
 RECENT_EVENTS = 5
@@ -147,16 +147,6 @@ def compute_reconciliation_facts(
     }
 
 
-def _total_syncs(*, user_id: int, account_id: int | None) -> int:
-    """The syncs logged for the account (every account of the user when ``account_id`` is None), from
-    :class:`~reconciliation.models.SyncCount`: one primary-key lookup however long the history."""
-    counts = SyncCount.objects.filter(account__user_id=user_id)
-    if account_id is not None:
-        counts = counts.filter(account_id=account_id)
-    return counts.aggregate(total=Sum("total_syncs"))["total"] or 0
-
-
-# The hot read behind GET reconciliation/status/: its facts nest the open positions' cached book.
 RECONCILIATION_STATUS = cached_read("reconciliation:status", warm_params=each_account, after=("positions:open",))(
     compute_reconciliation_facts
 )

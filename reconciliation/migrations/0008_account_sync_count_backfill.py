@@ -22,7 +22,7 @@ def count_syncs(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_account_sync_count"),
-        ("reconciliation", "0006_lifecycle_events"),
+        ("reconciliation", "0007_partition_log"),
     ]
 
     operations = [migrations.RunPython(count_syncs, migrations.RunPython.noop)]
