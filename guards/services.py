@@ -397,7 +397,12 @@ class GuardSession(AccountGuardsMixin):
         self.market_alerts: dict[tuple[str, str], MarketAlert] = {}
         self.changed_alerts: dict[int, DrawdownAlert | MarketAlert] = {}
         self.transitions: list[tuple[str, str, str]] = []
+        # the operator's session overrides: from the settings the caller read with the instruments, else one query
         self.session_overrides: dict[str, Any] | None = None
+        if instrument_guards is not None:
+            self.session_overrides = {
+                symbol: setting.sessions for symbol, setting in instrument_guards.settings.items() if setting.sessions
+            }
         if alerts_may_be_open:
             self.drawdown_alert = DrawdownAlert.objects.filter(
                 user_id=user_id, account_id=account_id, resolved_at__isnull=True
@@ -686,7 +691,8 @@ class GuardSession(AccountGuardsMixin):
         return default_calendar(symbol, calc_mode=instrument.trade_calc_mode if instrument is not None else None)
 
     def _session_overrides(self) -> dict[str, Any]:
-        """The account's ``InstrumentGuardSetting.sessions`` by symbol: one query per ingestion, on first need."""
+        """The account's ``InstrumentGuardSetting.sessions`` by symbol: read with the instruments by the sync
+        (``InstrumentGuards.load``), else one query per ingestion, on first need."""
         if self.session_overrides is None:
             rows = InstrumentGuardSetting.objects.filter(account_id=self.account_id, sessions__isnull=False)
             self.session_overrides = dict(rows.values_list("symbol", "sessions"))
