@@ -184,7 +184,7 @@ def test_a_sync_row_is_unique_per_account_and_sync_id_across_partitions(user):
 
 def test_the_uniqueness_triggers_always_plan_an_index_scan():
     # A session's cached plan made while a partition was empty would scan it sequentially ever after:
-    # a 1,000,000-row INSERT of equity snapshots into an empty partition ran for 13 minutes that way.
+    # a bulk INSERT into an empty partition then reads the whole partition per row (docs/performance.md).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT proname, proconfig FROM pg_proc WHERE proname IN (%s, %s) ORDER BY proname",
