@@ -21,7 +21,7 @@ from guards.models import EquitySnapshot
 from guards.tests.read_factories import EquitySnapshotFactory
 from reconciliation.models import ReconciliationLog
 from tradingsite.admin import estimated_row_count
-from tradingsite.partitions import list_partitions
+from tradingsite.partitions import is_partitioned, list_partitions
 
 LOG = ReconciliationLog._meta.db_table
 SNAPSHOT = EquitySnapshot._meta.db_table
@@ -184,7 +184,7 @@ def test_a_sync_row_is_unique_per_account_and_sync_id_across_partitions(user):
 
 def test_the_uniqueness_triggers_always_plan_an_index_scan():
     # A session's cached plan made while a partition was empty would scan it sequentially ever after:
-    # a 1,000,000-row INSERT of equity snapshots into an empty partition ran for 13 minutes that way.
+    # a bulk INSERT into an empty partition then reads the whole partition per row (docs/performance.md).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT proname, proconfig FROM pg_proc WHERE proname IN (%s, %s) ORDER BY proname",
@@ -221,3 +221,48 @@ def test_prune_logs_refuses_a_retention_below_one_day():
 
     with pytest.raises(CommandError, match="at least 1d"):
         _prune("--older-than", "0d")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_migration_keeps_existing_rows_and_ids_both_ways(user):
+    from django.db.migrations.executor import MigrationExecutor
+
+    before_partitioning = [("reconciliation", "0006_lifecycle_events")]
+    latest = [("reconciliation", "0008_account_sync_count_backfill")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before_partitioning)
+    try:
+        # given a plain table holding a sync row from June 2025 (raw SQL: the models are the newer state)
+        assert not is_partitioned(connection, LOG)
+        account = default_account(user)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {LOG} (user_id, account_id, sync_id, event_type, status, symbol, side, "
+                "divergence_reason, close_reason, message, details, created_at) VALUES "
+                "(%s, %s, %s, 'sync', 'success', '', '', '', '', '', '{}', '2025-06-15T12:00:00Z') RETURNING id",
+                [user.pk, account.pk, uuid.uuid4()],
+            )
+            (old_id,) = cursor.fetchone()
+
+        # when migrating forward
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+
+        # then the row kept its id in June 2025's partition, ids continue after it, and the backfill counted it
+        assert is_partitioned(connection, LOG)
+        assert _partition_of(ReconciliationLog, old_id) == f"{LOG}_p202506"
+        newer = _log(user, datetime(2025, 6, 16, tzinfo=UTC))
+        assert newer.pk > old_id
+        account.refresh_from_db()
+        assert account.sync_count == 1
+
+        # and back: a plain table with both rows and their ids
+        executor = MigrationExecutor(connection)
+        executor.migrate(before_partitioning)
+        assert not is_partitioned(connection, LOG)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {LOG} ORDER BY id")
+            assert [row[0] for row in cursor.fetchall()] == [old_id, newer.pk]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
