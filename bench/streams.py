@@ -41,6 +41,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import harness as h
 from bench import results as r
@@ -291,7 +292,7 @@ class StreamFleet:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="stream-fleet", daemon=True)
         self.tasks: list[asyncio.Task] = []
-        self.client = None
+        self.client: Any = None  # an httpx.AsyncClient once opened (httpx is a bench-only package)
 
     async def _one(self, index: int, gate: asyncio.Semaphore) -> None:
         import httpx

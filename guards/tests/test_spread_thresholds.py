@@ -101,7 +101,9 @@ def test_one_upsert_writes_every_quoted_symbols_spread(user):
         with CaptureQueriesContext(connection) as ctx:
             _sync(user, clock, quotes)
         sql = [q["sql"] for q in ctx.captured_queries]
-        spread_writes = [s for s in sql if "guards_symbolspread" in s and s.lstrip().upper().startswith(("INSERT", "WITH"))]
+        spread_writes = [
+            s for s in sql if "guards_symbolspread" in s and s.lstrip().upper().startswith(("INSERT", "WITH"))
+        ]
         spread_reads = [s for s in sql if "guards_symbolspread" in s and s.lstrip().upper().startswith("SELECT")]
         setting_reads = [s for s in sql if "guards_instrumentguardsetting" in s]
         assert (len(spread_writes), len(spread_reads), len(setting_reads)) == (1, 1, 1)
