@@ -49,7 +49,18 @@ class AccountAdmin(admin.ModelAdmin):
         return (*identity, *self.readonly_fields)
 
     def save_model(self, request: HttpRequest, obj: Account, form, change: bool) -> None:
-        """Save, then refresh the owner's cached reads (the offset and digits change what they show)."""
-        super().save_model(request, obj, form, change)
+        """Save, then refresh the owner's cached reads (the offset and digits change what they show).
+
+        An edit writes only the fields the operator changed (``form.changed_data``): the row was read at
+        the start of the request, and a full-row save would write back the balance, equity and sync
+        count of that moment over a sync that committed since. An edit that changes nothing writes nothing.
+        """
+        if change:
+            fields = [name for name in form.changed_data if name not in self.get_readonly_fields(request, obj)]
+            if not fields:
+                return
+            obj.save(update_fields=[*fields, "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         user_id = obj.user_id
         transaction.on_commit(lambda: bump_and_warm_user(user_id))
