@@ -18,7 +18,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 
 from accounts.models import Account
 from accounts.services import account_lock
@@ -36,6 +35,7 @@ from guards.tolerances import (
     median_or_none,
 )
 from positions.models import Instrument, Quote
+from positions.selectors import account_instruments
 from tradingsite.caching import bump_and_warm_user
 from tradingsite.db import WriteBatch, lock_user_row
 
@@ -152,9 +152,9 @@ class InstrumentGuards:
         row.spreads, row.samples, row.median = window, len(window), _window_median(window, point)
         self.changed[symbol] = row
 
-    def flush(self, writes: WriteBatch | None = None) -> None:
-        """Write every changed window: one ``INSERT … ON CONFLICT (account, symbol) DO UPDATE`` statement,
-        queued in ``writes`` (the sync's ``tradingsite.db.WriteBatch``, sent with its other writes) when given."""
+    def flush(self, writes: WriteBatch) -> None:
+        """Queue in ``writes`` (the sync's ``tradingsite.db.WriteBatch``, sent with its other writes) every
+        changed window: one ``INSERT … ON CONFLICT (account, symbol) DO UPDATE`` statement."""
         if not self.changed:
             return
         # Rows without a primary key: a mix of stored and new rows would be two INSERT statements.
@@ -163,15 +163,7 @@ class InstrumentGuards:
                          spreads=row.spreads, samples=row.samples, median=row.median)
             for row in self.changed.values()
         ]  # fmt: skip
-        if writes is not None:
-            writes.insert(SymbolSpread, rows, unique_fields=["account", "symbol"], update_fields=SYMBOL_SPREAD_FIELDS)
-        else:
-            SymbolSpread.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["account", "symbol"],
-                update_fields=SYMBOL_SPREAD_FIELDS,
-            )
+        writes.insert(SymbolSpread, rows, unique_fields=["account", "symbol"], update_fields=SYMBOL_SPREAD_FIELDS)
         self.changed.clear()
 
 
@@ -182,12 +174,6 @@ SETTING_FIELDS = (
     "pip_size", "entry_tolerance_pips", "entry_tolerance_pct", "stop_tolerance_pips", "stop_tolerance_pct",
     "spread_unit", "spread_warning", "spread_critical",
 )  # fmt: skip
-
-
-def _account_instruments(account_id: int) -> dict[str, Instrument]:
-    """The account's instruments by symbol: its own rows over the shipped defaults."""
-    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True))
-    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
 
 
 def _tolerance_entry(guard: InstrumentGuard, spec: ToleranceSpec, price: Decimal | None) -> dict[str, Any]:
@@ -227,7 +213,7 @@ def instrument_guard_list(*, account_id: int, symbol: str | None = None) -> list
     (price units) and ``median_spread_pips``, ``spread_samples``, ``median_in_use`` (at least
     ``MIN_MEDIAN_SAMPLES``); ``override``: the account's setting fields, or None.
     """
-    instruments = _account_instruments(account_id)
+    instruments = account_instruments(account_id=account_id)
     settings = {s.symbol: s for s in InstrumentGuardSetting.objects.filter(account_id=account_id)}
     names = sorted({*instruments, *settings} if symbol is None else {symbol} & {*instruments, *settings})
     spreads = {s.symbol: s for s in SymbolSpread.objects.filter(account_id=account_id)}

@@ -98,6 +98,18 @@ def quote_rates(
     ]
 
 
+def account_instruments(*, account_id: int, symbols: set[str] | None = None) -> dict[str, Instrument]:
+    """Return ``{symbol: Instrument}`` for the account: its own row (posted in its syncs), else the shipped
+    default; every symbol the account can see when ``symbols`` is None. 1 query (none for an empty set)."""
+    if symbols is not None and not symbols:
+        return {}
+    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True))
+    if symbols is not None:
+        rows = rows.filter(symbol__in=symbols)
+    # Defaults first, so the account's own row (if any) replaces it.
+    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
+
+
 def instrument_specs(*, account_id: int | None, symbols: set[str]) -> dict[str, dict[str, Any]]:
     """Return ``{symbol: {"symbol", "pip_size", "contract_size", "currency_base", "currency_profit",
     "trade_calc_mode", "trade_tick_value", "trade_tick_size"}}`` for the account: its own instrument row

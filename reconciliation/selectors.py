@@ -147,6 +147,7 @@ def compute_reconciliation_facts(
     }
 
 
+# The hot read behind GET reconciliation/status/: its facts nest the open positions' cached book.
 RECONCILIATION_STATUS = cached_read("reconciliation:status", warm_params=each_account, after=("positions:open",))(
     compute_reconciliation_facts
 )

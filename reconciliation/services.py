@@ -36,6 +36,7 @@ from guards.models import GuardConfig, GuardState
 from guards.services import GuardEvent, GuardSession, guard_config_create, record_guard_transitions
 from positions.models import Deal, Instrument, Position, Quote
 from positions.pips import pip_size
+from positions.selectors import account_instruments
 from reconciliation.models import ReconciliationLog
 from reconciliation.reconcile import ReconcileOutcome, reconcile
 from reconciliation.serializers import ServerClockTime
@@ -171,16 +172,6 @@ def _instance(model: type[Any], alias: str, values: list[Any]) -> Any:
             value = converter(value, column, connection)
         converted.append(value)
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
-
-
-def _load_instruments(account_id: int, symbols: set[str]) -> dict[str, Instrument]:
-    """Return the instrument per symbol for the account: its own row (posted in its syncs), else the
-    shipped default."""
-    if not symbols:
-        return {}
-    rows = Instrument.objects.filter(Q(account_id=account_id) | Q(account__isnull=True), symbol__in=symbols)
-    # Defaults first, so the account's own row (if any) replaces it.
-    return {i.symbol: i for i in sorted(rows, key=lambda i: i.account_id is not None)}
 
 
 def _lock_positions(user_id: int, account_id: int, identifiers: list[int]) -> list[Position]:
@@ -478,7 +469,7 @@ class _Batch:
             symbols |= {q["symbol"] for q in data.get("quotes") or []}
             symbols |= {row["symbol"] for row in data.get("positions") or []}
             symbols |= {spec["symbol"] for spec in data.get("symbols") or []}
-        self.instruments = _load_instruments(self.account.pk, symbols)
+        self.instruments = account_instruments(account_id=self.account.pk, symbols=symbols)
         # per-symbol overrides and rolling median spreads (guards.instruments): tolerances and spread thresholds
         self.instrument_guards = InstrumentGuards.load(
             user_id=self.user_id, account_id=self.account.pk, symbols=symbols
