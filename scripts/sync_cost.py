@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.harness import SYNC_PATH  # noqa: E402  (the repository root is on the path from here)
+from bench.results import percentile  # noqa: E402
 
 # symbol: digits, contract size, start mid, spread in points (the locustfile's INSTRUMENTS)
 INSTRUMENTS = {
@@ -50,17 +53,10 @@ INSTRUMENTS = {
 # symbol, MT5 type (0 buy, 1 sell), lots (the locustfile's BOOK)
 BOOK = (("XAUUSD", 0, Decimal("0.10")), ("EURUSD", 1, Decimal("1.00")), ("USDJPY", 0, Decimal("0.50")))
 SERVER = "Demo-Server"
-SYNC_PATH = "/api/v1/reconciliation/syncs/"
 
 
 def _q(value: Decimal, digits: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile (``share`` in 0–1) of ``values``."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))]
 
 
 class Account:
@@ -257,7 +253,7 @@ def main() -> int:
     for label, floats in rows:
         print(
             f"{label:<34} {statistics.fmean(floats):7.1f} {statistics.median(floats):7.1f} "
-            f"{percentile(floats, 0.95):7.1f} {max(floats):7.1f}"
+            f"{percentile(floats, 95) or 0.0:7.1f} {max(floats):7.1f}"
         )
     print("(+2 per sync not counted above: the transaction's BEGIN and COMMIT)")
     return 0
