@@ -138,6 +138,14 @@ def list_partitions(connection: BaseDatabaseWrapper, table: str) -> list[Partiti
     return sorted(partitions, key=lambda p: (p.is_default, p.start or datetime.min.replace(tzinfo=UTC)))
 
 
+def upkeep_lock(connection: BaseDatabaseWrapper) -> None:
+    """Take the partition upkeep's advisory lock (``UPKEEP_LOCK_KEY``) until the end of the transaction:
+    every creator and dropper of partitions (``prune_logs``, ``generate_logs``, the migration) queues on it,
+    so two never see the same month missing and both create it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [UPKEEP_LOCK_KEY])
+
+
 def ensure_month_partitions(
     connection: BaseDatabaseWrapper, table: str, months: Iterable[datetime], *, dry_run: bool = False
 ) -> list[str]:
@@ -147,8 +155,10 @@ def ensure_month_partitions(
     table and then attached (``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock on the parent,
     so syncs inserting meanwhile are not blocked; ``CREATE TABLE … PARTITION OF`` would take an ACCESS
     EXCLUSIVE one). Rows of that month already in the DEFAULT partition are moved into it first
-    (attaching would otherwise fail). Run inside a transaction; idempotent.
+    (attaching would otherwise fail). Run inside a transaction (it holds :func:`upkeep_lock` until its
+    end); idempotent.
     """
+    upkeep_lock(connection)
     existing = {p.start for p in list_partitions(connection, table) if not p.is_default}
     created = []
     quote = connection.ops.quote_name

@@ -34,7 +34,6 @@ from django.utils import timezone
 from guards.models import EquitySnapshot
 from reconciliation.models import ReconciliationLog
 from tradingsite.partitions import (
-    UPKEEP_LOCK_KEY,
     Partition,
     add_months,
     default_partition_name,
@@ -43,6 +42,7 @@ from tradingsite.partitions import (
     is_partitioned,
     list_partitions,
     month_start,
+    upkeep_lock,
 )
 
 TABLES = (ReconciliationLog._meta.db_table, EquitySnapshot._meta.db_table)
@@ -93,7 +93,6 @@ class Command(BaseCommand):
                 continue
             months = [add_months(month_start(now), offset) for offset in range(options["ahead"] + 1)]
             with transaction.atomic():
-                self._upkeep_lock()
                 created = ensure_month_partitions(connection, table, months, dry_run=dry_run)
             for name in created:
                 self.stdout.write(f"{table}: {prefix}create {name}")
@@ -117,15 +116,11 @@ class Command(BaseCommand):
             if not created and not old:
                 self.stdout.write(f"{table}: nothing to do")
 
-    def _upkeep_lock(self) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [UPKEEP_LOCK_KEY])
-
     def _drop(self, table: str, partition: Partition, cutoff: datetime, lock_timeout_ms: int) -> None:
         for attempt in range(1, DROP_ATTEMPTS + 1):
             try:
                 with transaction.atomic():
-                    self._upkeep_lock()
+                    upkeep_lock(connection)
                     # Another run may have dropped it meanwhile: act only on what is still attached and old.
                     current = {p.name: p for p in list_partitions(connection, table)}
                     still = current.get(partition.name)
