@@ -81,7 +81,8 @@ class Subscription:
         return self
 
     async def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds; True when a message arrived (new rows may be there)."""
+        """Wait up to ``timeout`` seconds; True when a message arrived (new rows may be there) or the
+        subscription just failed (rows committed meanwhile could not wake the stream: read at once)."""
         import asyncio
 
         if self.pubsub is not None:
@@ -91,6 +92,7 @@ class Subscription:
             except Exception as exc:
                 logger.warning("event bus wait failed: %s", type(exc).__name__)
                 self.pubsub = None
+                return True  # the bus can no longer wake the stream: read now, then poll (not after the timeout)
         await asyncio.sleep(timeout)
         return False
 
