@@ -23,6 +23,8 @@ from typing import Any
 from django.conf import settings
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tradingsite.observability import count_redis_command
 
@@ -120,6 +122,8 @@ _UNGUARDED = {
 
 
 _local = threading.local()
+_scripts: dict[tuple[int, str], Any] = {}  # (id of the redis-py client, Lua source) → registered Script
+_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,6 +151,21 @@ def _guard(method: Callable[..., Any]) -> Callable[..., Any]:
 class CircuitBreakerClient(DefaultClient):
     """django-redis ``DefaultClient`` whose every Redis operation goes through the process breaker."""
 
+    def run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the Lua ``script`` (``EVALSHA``, loaded on first use) on ``keys`` (cache keys, prefixed and
+        versioned here as every other call does) with ``args``; Redis errors raise
+        ``ConnectionInterrupted``, as django-redis's own operations do."""
+        client = self.get_client(write=True)
+        try:
+            registered = _scripts.get((id(client), script))
+            if registered is None:
+                registered = _scripts[(id(client), script)] = client.register_script(script)
+            return registered(keys=[self.make_key(key) for key in keys], args=args, client=client)
+        except _REDIS_ERRORS as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+
+
+CircuitBreakerClient.run_script = _guard(CircuitBreakerClient.run_script)  # type: ignore[method-assign]
 
 for _name in dir(DefaultClient):
     if _name.startswith("_") or _name in _UNGUARDED:

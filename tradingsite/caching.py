@@ -1,32 +1,38 @@
 """Caching policy shared by every app: key builders, per-user generations, the selector cache, the
 hot-read declarations (:func:`cached_read`, warmed through after writes), the page cache decorator.
-All cache keys are built here (Zulip's ``*_cache_key`` discipline). Nothing here knows a domain: apps
-declare their hot reads.
+All cache keys are built here and in :mod:`tradingsite.generations` (Zulip's ``*_cache_key``
+discipline). Nothing here knows a domain: apps declare their hot reads.
 
 Two layers, both per user (docs/read-api.md, "Caching"):
 
 1. **Page** — :func:`page_cached` wraps a viewset handler in Django's ``cache_page(API_CACHE_TTL_S)``
    (5 s, fixed from the miss), so DRF has already authenticated and throttled the request when the
    cache is consulted on a miss, and varies on ``Accept``, ``Authorization`` and ``Cookie``.
-   Only 200s are stored (Django's rule). The page TTL is what bounds the freshness of the endpoints
-   ("every endpoint shows a sync within 5 s"). A hit with a bearer token is answered earlier, from
-   the same entry, by :class:`tradingsite.page_hit.PageHitMiddleware` after the same token checks.
+   Only 200s are stored (Django's rule). A stored page records the generation its data was read
+   under (:data:`tradingsite.generations.PAGE_GENERATION_ATTR`) and is served only while that
+   generation is current: once a write's data is published the next read makes a new page (from
+   the warmed data), so a write shows as soon as its warm is stored, not up to a page TTL later.
+   A hit with a bearer token is answered earlier, from the same entry, by
+   :class:`tradingsite.page_hit.PageHitMiddleware` after the same token checks.
 2. **Data** — :func:`cached_data` stores plain data (dicts, lists, strings; never model instances
    or querysets) under a key made of namespace, user id, the user's *generation* and the
    parameters. Every write to a user's data calls :func:`bump_and_warm_user` in
-   ``transaction.on_commit``: one INCR invalidates every data key of that user at once (the old
-   keys simply expire), then the registered hot reads are computed and stored under the new
-   generation (write-through) — by the process's background :class:`Warmer` after the write's
-   answer when ``CACHE_WARM_IN_BACKGROUND`` is on — so the next read of each hot endpoint is a data
-   hit, not a computation. No ``KEYS``, ``SCAN`` or ``delete_pattern`` anywhere on a request path.
+   ``transaction.on_commit``: one INCR starts a new generation (the old keys simply expire), the
+   registered hot reads are computed and stored under it (write-through) — by the process's
+   background :class:`Warmer` after the write's answer when ``CACHE_WARM_IN_BACKGROUND`` is on —
+   and only then is the generation **published** (:mod:`tradingsite.generations`): readers keep
+   reading the previous generation's entries, which are whole, until every new entry is stored,
+   so no read meets the gap between the bump and the warm and computes. No ``KEYS``, ``SCAN`` or
+   ``delete_pattern`` anywhere on a request path.
 
 The data layer's TTL (``API_DATA_TTL_S``, default 5 s, never below the page TTL) counts from the
 computation (a hit does not extend it): an entry computed on a miss lives 80–100 % of it (jittered so
 keys made together do not expire together), a warmed one 100–120 %, so writes every TTL seconds (the
 sync cadence) keep replacing entries before they expire. Freshness comes from the generation in
-the key, not from the TTL — a write bumps the generation before anyone can read the new data, so an
-entry is never served after the data it was computed from changed; every time-dependent field
-(``as_of``, "stale" statuses, ages, 24-hour windows) is computed at read time from cached facts.
+the key, not from the TTL: an entry is never served after a newer generation is published, and a
+published generation expires with the page TTL, so a warm that never publishes (its process died)
+holds readers on the previous entries for at most that long. Every time-dependent field (``as_of``,
+"stale" statuses, ages, 24-hour windows) is computed at read time from cached facts.
 The TTL bounds memory and how long an entry can outlive a *lost* invalidation. A bump that Redis
 does not take (unreachable, breaker open) is queued per process in :data:`pending_invalidations`
 and replayed as soon as Redis answers again, so a missed invalidation is not lost; only a process
@@ -41,6 +47,7 @@ from the database, and warming does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -58,7 +65,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.cache import patch_vary_headers
+from django_redis.exceptions import ConnectionInterrupted
 
+from tradingsite.generations import (
+    PAGE_GENERATION_ATTR,
+    generation_cache_key,
+    published_cache_key,
+    readers_generation,
+)
 from tradingsite.metrics import SQL_QUERIES
 from tradingsite.observability import record_cache, record_compute, register_page_cached_view
 from tradingsite.page_hit import cache_page
@@ -79,11 +93,6 @@ PAGE_VARY_HEADERS = ("Accept", "Authorization", "Cookie")
 # --------------------------------------------------------------------------------------------
 # Keys
 # --------------------------------------------------------------------------------------------
-def generation_cache_key(user_id: int) -> str:
-    """Key of the user's cache generation counter."""
-    return f"gen:u{int(user_id)}"
-
-
 def data_cache_key(namespace: str, *, user_id: int, generation: int, params: Mapping[str, Any] | None = None) -> str:
     """Key of one selector result: namespace, user id, generation and a digest of the parameters."""
     items = sorted((str(k), str(v)) for k, v in (params or {}).items() if v is not None and v != "")
@@ -97,45 +106,129 @@ def lease_cache_key(key: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Generations
+# Generations (tradingsite.generations: latest and published)
 # --------------------------------------------------------------------------------------------
-def user_generation(user_id: int) -> int | None:
-    """Return the user's cache generation, creating it if absent; None when the cache is down.
+# Redis: INCR the latest generation (created from the time in ms when absent: a counter evicted from Redis
+# never comes back with a value older keys were written under) and, when nothing is published, publish
+# the previous generation (NX), so readers stay on the entries they have until the warm publishes the new
+# one. KEYS: latest, published; ARGV: now in ms, published TTL in ms, latest TTL in s.
+_BUMP_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return tonumber(ARGV[1])
+end
+local generation = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], generation - 1, 'NX', 'PX', ARGV[2])
+return generation
+"""
+# Redis: publish ARGV[1] unless a newer generation is published already. KEYS: published; ARGV: the
+# generation, the published TTL in ms.
+_PUBLISH_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_GENERATION_LOCK = threading.Lock()  # the same two steps for a cache without scripts (the in-process one)
 
-    A new counter starts from the current time in ms, so a counter evicted from Redis never comes
-    back with a value that older keys were written under.
+
+def _published_ttl_s() -> float:
+    # How long a published generation holds readers without a newer publish: the page TTL, so a warm that
+    # never finished (its process died) holds readers on older data no longer than a page lives.
+    return max(float(settings.API_CACHE_TTL_S), 1.0)
+
+
+def _script_runner() -> Callable[..., Any] | None:
+    """django-redis's ``run_script`` of :class:`tradingsite.cache_backend.CircuitBreakerClient`, or None
+    for a cache without it (the in-process cache of the embedded default and the tests)."""
+    return getattr(getattr(cache, "client", None), "run_script", None)
+
+
+def user_generation(user_id: int) -> int | None:
+    """The generation the user's readers use (:func:`tradingsite.generations.readers_generation`: the
+    published one while a warm is under way, else the latest), creating the counter if absent; None
+    when the cache is down. One round trip (MGET) when the counter exists.
     """
-    key = generation_cache_key(user_id)
-    generation = cache.get(key)
+    key, published_key = generation_cache_key(user_id), published_cache_key(user_id)
+    found = cache.get_many([key, published_key])
+    generation = readers_generation(found.get(key), found.get(published_key))
     if generation is None:
         cache.add(key, int(time.time() * 1000), timeout=GENERATION_TIMEOUT_S)
         generation = cache.get(key)
     return generation
 
 
+def latest_generation(user_id: int) -> int | None:
+    """The user's latest generation (the last write's), published or not; None when absent or the cache is down."""
+    return cache.get(generation_cache_key(user_id))
+
+
 def _write_bump(user_id: int) -> int | None:
-    """INCR the user's generation; the new generation once Redis (or the in-process cache) has it, None
-    when the write failed (Redis unreachable or the breaker open: django-redis then returns None)."""
-    key = generation_cache_key(user_id)
-    try:
-        return cache.incr(key)
-    except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
-        started = int(time.time() * 1000)
-        return started if cache.add(key, started, timeout=GENERATION_TIMEOUT_S) is not None else None
+    """INCR the user's latest generation and hold readers on the published one (see ``_BUMP_SCRIPT``);
+    the new generation once the cache has it, None when the write failed (Redis unreachable or the
+    breaker open)."""
+    key, published_key = generation_cache_key(user_id), published_cache_key(user_id)
+    started = int(time.time() * 1000)
+    run_script = _script_runner()
+    if run_script is not None:
+        try:
+            return int(
+                run_script(
+                    _BUMP_SCRIPT,
+                    [key, published_key],
+                    [started, int(_published_ttl_s() * 1000), GENERATION_TIMEOUT_S],
+                )
+            )
+        except ConnectionInterrupted:
+            return None
+    with _GENERATION_LOCK:
+        try:
+            generation = cache.incr(key)
+        except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
+            return started if cache.add(key, started, timeout=GENERATION_TIMEOUT_S) is not None else None
+        cache.add(published_key, generation - 1, timeout=_published_ttl_s())
+        return generation
 
 
-def bump_user_generation(user_id: int) -> int | None:
-    """Invalidate every data-layer entry of the user (one INCR) and return the new generation (None when
-    Redis did not take it). Call from ``transaction.on_commit``.
+def publish_generation(user_id: int, generation: int) -> None:
+    """Point the user's readers at ``generation`` (its hot reads are stored), unless a newer one is
+    published already. A failure is ignored: the published counter then expires within the page TTL."""
+    published_key = published_cache_key(user_id)
+    run_script = _script_runner()
+    if run_script is not None:
+        with contextlib.suppress(ConnectionInterrupted):
+            run_script(_PUBLISH_SCRIPT, [published_key], [int(generation), int(_published_ttl_s() * 1000)])
+        return
+    with _GENERATION_LOCK:
+        current = cache.get(published_key)
+        if current is None or generation > current:
+            cache.set(published_key, int(generation), timeout=_published_ttl_s())
 
-    A bump that cannot be written (Redis down, breaker open) is not lost: the user is queued in
-    :data:`pending_invalidations`, which replays it as soon as Redis answers again.
-    """
+
+def _bump(user_id: int) -> int | None:
+    """:func:`_write_bump`, queueing the user in :data:`pending_invalidations` when the cache did not take it."""
     generation = _write_bump(user_id)
     if generation is not None:
         pending_invalidations.discard(user_id)  # a later successful bump supersedes a queued one
     else:
         pending_invalidations.add(user_id)
+    return generation
+
+
+def bump_user_generation(user_id: int) -> int | None:
+    """Invalidate every data-layer entry of the user at once (INCR, then publish the new generation) and
+    return the new generation (None when Redis did not take it). Call from ``transaction.on_commit``.
+    A write whose hot reads are warmed uses :func:`bump_and_warm_user` instead, which publishes only
+    once the warm is stored.
+
+    A bump that cannot be written (Redis down, breaker open) is not lost: the user is queued in
+    :data:`pending_invalidations`, which replays it as soon as Redis answers again.
+    """
+    generation = _bump(user_id)
+    if generation is not None:
+        publish_generation(user_id, generation)
     return generation
 
 
@@ -187,7 +280,9 @@ class PendingInvalidations:
     def replay(self) -> int:
         """Write every queued bump once; return how many are still queued (their write failed again)."""
         for user_id in self.users():
-            if _write_bump(user_id) is not None:
+            generation = _write_bump(user_id)
+            if generation is not None:
+                publish_generation(user_id, generation)
                 self.discard(user_id)
         with self._lock:
             return len(self._users)
@@ -288,8 +383,16 @@ def data_ttl() -> float:
     return max(getattr(settings, "API_DATA_TTL_S", 5), page_ttl)
 
 
-# True while :func:`warm_user_reads` runs: lookups are then not counted as request cache events.
-_warming: contextvars.ContextVar[bool] = contextvars.ContextVar("tradingsite_cache_warming", default=False)
+# The generation :func:`warm_user_reads` stores under while it runs (None otherwise): lookups then use it
+# instead of the readers' generation and are not counted as request cache events.
+_warm_generation: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "tradingsite_cache_warm_generation", default=None
+)
+# While a page-cached handler computes a miss: the generations its data lookups used (the page records
+# the oldest, :data:`tradingsite.generations.PAGE_GENERATION_ATTR`).
+_page_generations: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "tradingsite_page_generations", default=None
+)
 
 
 def cached_data(
@@ -311,11 +414,15 @@ def cached_data(
     """
     ttl = data_ttl()
     label = view or namespace
-    warming = _warming.get()
+    warm_generation = _warm_generation.get()
+    warming = warm_generation is not None
     if ttl <= 0:
         record_compute()
         return compute()
-    generation = user_generation(user_id)
+    generation = warm_generation if warming else user_generation(user_id)
+    page_generations = _page_generations.get()
+    if page_generations is not None and generation is not None and not warming:
+        page_generations.append(generation)
     if generation is None:
         if not warming:
             record_cache("data", label, hit=False)
@@ -445,17 +552,23 @@ def cached_reads_in_warm_order() -> list[CachedRead]:
     return ordered
 
 
-def warm_user_reads(user_id: int) -> None:
-    """Compute and store every declared hot read of the user under the current generation, in
-    dependency order (:func:`cached_reads_in_warm_order`).
+def warm_user_reads(user_id: int, generation: int | None = None) -> None:
+    """Compute and store every declared hot read of the user under ``generation`` (default: the latest),
+    in dependency order (:func:`cached_reads_in_warm_order`), then publish it
+    (:func:`publish_generation`): readers move to the new entries only once they are all stored.
 
     Does nothing when caching is off or the cache is unreachable (no computation whose result could
-    not be stored). A failing read is logged and skipped: warming runs after the write committed
-    and must never turn a successful write into an error.
+    not be stored). A failing read is logged and skipped (readers then compute it on their miss):
+    warming runs after the write committed and must never turn a successful write into an error.
+    The generation is published even then, so a failed warm never holds readers on older data.
     """
-    if data_ttl() <= 0 or not _CACHED_READS or user_generation(user_id) is None:
+    if data_ttl() <= 0 or not _CACHED_READS:
         return
-    token = _warming.set(True)
+    if generation is None:
+        generation = latest_generation(user_id) or user_generation(user_id)  # the latest, created if absent
+        if generation is None:
+            return
+    token = _warm_generation.set(generation)
     try:
         for read in cached_reads_in_warm_order():
             try:
@@ -465,7 +578,8 @@ def warm_user_reads(user_id: int) -> None:
                     "cache warm failed", exc_info=True, extra={"event": "cache_warm_failed", "view": read.route}
                 )
     finally:
-        _warming.reset(token)
+        _warm_generation.reset(token)
+        publish_generation(user_id, generation)
 
 
 class Warmer:
@@ -527,12 +641,12 @@ class Warmer:
                 generation = self._queued.pop(user_id)
                 self._running += 1
             try:
-                current = user_generation(user_id)
+                current = latest_generation(user_id)
                 if current is not None and current > generation:
-                    self.dropped += 1  # a newer write's warm is queued or done: this one would be wasted
+                    self.dropped += 1  # a newer write's warm is queued or done: it publishes, this one would be wasted
                 else:
                     close_old_connections()
-                    _warm_counted(user_id)
+                    _warm_counted(user_id, generation)
             except Exception:  # never let a warm kill the thread
                 logger.warning("cache warm failed", exc_info=True, extra={"event": "cache_warm_failed"})
             finally:
@@ -549,7 +663,7 @@ warmer = Warmer()
 WARMER_VIEW = "cache-warmer"
 
 
-def _warm_counted(user_id: int) -> None:
+def _warm_counted(user_id: int, generation: int) -> None:
     """:func:`warm_user_reads` with its SQL statements counted under :data:`WARMER_VIEW`."""
     from django.db import connection
 
@@ -562,24 +676,29 @@ def _warm_counted(user_id: int) -> None:
 
     try:
         with connection.execute_wrapper(count):
-            warm_user_reads(user_id)
+            warm_user_reads(user_id, generation)
     finally:
         if statements:
             SQL_QUERIES.labels(view=WARMER_VIEW).inc(statements)
 
 
 def bump_and_warm_user(user_id: int) -> None:
-    """After a write to the user's data: invalidate (:func:`bump_user_generation`), then write the hot
-    reads through (:func:`warm_user_reads`) — in this process's background :data:`warmer` when
-    ``CACHE_WARM_IN_BACKGROUND`` is on (the default: the writing request returns without computing the
-    reads), else here. Call from ``transaction.on_commit`` — the one place every service uses, so no
+    """After a write to the user's data: start a new generation (:func:`_write_bump`, readers held on the
+    published one), write the hot reads through under it and publish it (:func:`warm_user_reads`) — in
+    this process's background :data:`warmer` when ``CACHE_WARM_IN_BACKGROUND`` is on (the default: the
+    writing request returns without computing the reads), else here. Readers never meet the gap between
+    the bump and the stored entries: they keep reading the previous generation's entries until the new
+    ones are all there. Call from ``transaction.on_commit`` — the one place every service uses, so no
     write can forget either half."""
-    generation = bump_user_generation(user_id)
-    if getattr(settings, "CACHE_WARM_IN_BACKGROUND", False):
-        if generation is not None and data_ttl() > 0:
-            warmer.submit(user_id, generation)
+    generation = _bump(user_id)
+    if generation is None:
+        return
+    if data_ttl() <= 0:
+        publish_generation(user_id, generation)
+    elif getattr(settings, "CACHE_WARM_IN_BACKGROUND", False):
+        warmer.submit(user_id, generation)
     else:
-        warm_user_reads(user_id)
+        warm_user_reads(user_id, generation)
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,7 +719,14 @@ def page_cached(read: CachedRead | str) -> Callable[[Callable[..., Any]], Callab
         def run_handler(django_request, *args, view_self, drf_request, **kwargs):
             # Runs only on a page-cache miss; cache_page keys on django_request (DRF wraps it).
             record_cache("page", view_name, hit=False)
-            response = method(view_self, drf_request, *args, **kwargs)
+            generations: list[int] = []
+            token = _page_generations.set(generations)
+            try:
+                response = method(view_self, drf_request, *args, **kwargs)
+            finally:
+                _page_generations.reset(token)
+            if generations:  # the page is as current as the oldest data it was made from
+                setattr(response, PAGE_GENERATION_ATTR, min(generations))
             patch_vary_headers(response, PAGE_VARY_HEADERS)
             return response
 

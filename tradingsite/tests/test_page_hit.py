@@ -287,3 +287,57 @@ def test_the_three_hot_reads_qualify():
     for url in HOT.values():
         assert fast_path_authenticator(resolve(url).func.view_class) is not None, url
     assert settings.API_PAGE_FAST_PATH is True
+
+
+# --------------------------------------------------------------------------------------------
+# Verified tokens are remembered until their expiry, per exact Authorization value
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def verifications(monkeypatch):
+    """Count the signature checks of the fast path's authentication class."""
+    from tradingsite.page_hit import verified_tokens
+
+    verified_tokens.clear()
+    calls: list[int] = []
+    original = JWTStatelessUserAuthentication.authenticate
+
+    def spy(self, request):
+        calls.append(1)
+        return original(self, request)
+
+    monkeypatch.setattr(JWTStatelessUserAuthentication, "authenticate", spy)
+    yield calls
+    verified_tokens.clear()
+
+
+def test_a_repeated_token_is_verified_once_and_still_refused_after_its_expiry(book, verifications, dispatched):
+    # given a page stored by a first read (DRF verifies the token; the fast path looked first and verified it too)
+    client = bearer(access_token_for(book))
+    client.get(HOT["positions:open"])
+    first = len(verifications)
+    # when the same token reads three more times
+    for _ in range(3):
+        assert "Age" in client.get(HOT["positions:open"])
+    # then no further signature check ran
+    assert len(verifications) == first
+    # and once the clock is past exp + LEEWAY (300 s + 5 s), the remembered token is verified again and refused
+    later = timezone.now() + timedelta(seconds=306)
+    with mock.patch("rest_framework_simplejwt.tokens.aware_utcnow", return_value=later):
+        response = client.get(HOT["positions:open"])
+    assert response.status_code == 401
+    assert len(verifications) > first
+
+
+def test_a_remembered_token_serves_only_its_own_exact_authorization_value(book, other_user, verifications):
+    from tradingsite.page_hit import PageHitMiddleware, verified_tokens
+
+    mine, theirs = access_token_for(book), access_token_for(other_user)
+    bearer(mine).get(HOT["positions:open"])
+    route = PageHitMiddleware(lambda request: None)._routes_by_path()[HOT["positions:open"]]
+    authenticator = route[1]
+    # the remembered entry is the exact header value: another user's token, a changed byte, or another
+    # scheme are not found (they are verified as usual)
+    assert str(verified_tokens.user(authenticator, f"Bearer {mine}").id) == str(book.id)
+    assert verified_tokens.user(authenticator, f"Bearer {theirs}") is None
+    assert verified_tokens.user(authenticator, f"Bearer {mine[:-1]}{'A' if mine[-1] != 'A' else 'B'}") is None
+    assert verified_tokens.user(authenticator, f"bearer {mine}") is None

@@ -25,13 +25,15 @@ def warms(monkeypatch):
     """Record ``warm_user_reads`` calls (user id, thread name) instead of computing the reads."""
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(
-        caching, "warm_user_reads", lambda user_id: calls.append((user_id, threading.current_thread().name))
+        caching,
+        "warm_user_reads",
+        lambda user_id, generation=None: calls.append((user_id, threading.current_thread().name)),
     )
     return calls
 
 
 def test_a_submitted_warm_runs_in_a_warmer_thread(warms, monkeypatch):
-    monkeypatch.setattr(caching, "user_generation", lambda user_id: 10)
+    monkeypatch.setattr(caching, "latest_generation", lambda user_id: 10)
     warmer = Warmer()
     warmer.submit(7, 10)
     assert warmer.join(timeout=5)
@@ -41,7 +43,7 @@ def test_a_submitted_warm_runs_in_a_warmer_thread(warms, monkeypatch):
 
 def test_a_warm_for_an_older_generation_than_the_current_one_is_dropped(warms, monkeypatch):
     # given the user's generation is already 11 (a later write bumped it) when the warm for 10 runs
-    monkeypatch.setattr(caching, "user_generation", lambda user_id: 11)
+    monkeypatch.setattr(caching, "latest_generation", lambda user_id: 11)
     warmer = Warmer()
     warmer.submit(7, 10)
     assert warmer.join(timeout=5)
@@ -56,10 +58,10 @@ def test_a_warm_for_an_older_generation_than_the_current_one_is_dropped(warms, m
 @override_settings(CACHE_WARM_THREADS=1)
 def test_warms_queued_for_one_user_run_once(monkeypatch):
     # given the only warmer thread busy with user 1
-    monkeypatch.setattr(caching, "user_generation", lambda user_id: 20)
+    monkeypatch.setattr(caching, "latest_generation", lambda user_id: 20)
     busy, release, calls = threading.Event(), threading.Event(), []
 
-    def slow_warm(user_id: int) -> None:
+    def slow_warm(user_id: int, generation: int | None = None) -> None:
         calls.append(user_id)
         if user_id == 1:
             busy.set()
