@@ -109,16 +109,19 @@ def lease_cache_key(key: str) -> str:
 # Generations (tradingsite.generations: latest and published)
 # --------------------------------------------------------------------------------------------
 # Redis: INCR the latest generation (created from the time in ms when absent: a counter evicted from Redis
-# never comes back with a value older keys were written under) and, when nothing is published, publish
-# the previous generation (NX), so readers stay on the entries they have until the warm publishes the new
-# one. KEYS: latest, published; ARGV: now in ms, published TTL in ms, latest TTL in s.
+# never comes back with a value older keys were written under) and hold readers on the published one for
+# another published TTL — publishing the previous generation when nothing is published (NX) — so they stay
+# on the entries they have until the warm publishes the new one. KEYS: latest, published; ARGV: now in ms,
+# published TTL in ms, latest TTL in s.
 _BUMP_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
   return tonumber(ARGV[1])
 end
 local generation = redis.call('INCR', KEYS[1])
-redis.call('SET', KEYS[2], generation - 1, 'NX', 'PX', ARGV[2])
+if not redis.call('SET', KEYS[2], generation - 1, 'NX', 'PX', ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return generation
 """
 # Redis: publish ARGV[1] unless a newer generation is published already. KEYS: published; ARGV: the
@@ -135,8 +138,11 @@ _GENERATION_LOCK = threading.Lock()  # the same two steps for a cache without sc
 
 
 def _published_ttl_s() -> float:
-    # How long a published generation holds readers without a newer publish: the page TTL, so a warm that
-    # never finished (its process died) holds readers on older data no longer than a page lives.
+    # How long a published generation holds readers after the last write or publish: the page TTL, so a warm
+    # that never finished (its process died) holds readers on older data no longer than a page lives after
+    # the user's last write. Renewed by each bump: a publish that comes more than one TTL after the previous
+    # one (a sync every TTL seconds plus the warm's duration) would otherwise leave a gap in which readers
+    # move to the unwarmed latest generation and compute.
     return max(float(settings.API_CACHE_TTL_S), 1.0)
 
 
@@ -188,7 +194,8 @@ def _write_bump(user_id: int) -> int | None:
             generation = cache.incr(key)
         except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
             return started if cache.add(key, started, timeout=GENERATION_TIMEOUT_S) is not None else None
-        cache.add(published_key, generation - 1, timeout=_published_ttl_s())
+        if not cache.add(published_key, generation - 1, timeout=_published_ttl_s()):
+            cache.touch(published_key, timeout=_published_ttl_s())
         return generation
 
 

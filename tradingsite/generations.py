@@ -7,7 +7,7 @@ Two counters per user, both plain integers in the cache:
 
 * ``gen:u<id>`` — the **latest** generation: INCR'd when a write to the user's data commits;
 * ``pub:u<id>`` — the **published** generation: the newest one whose hot reads are stored (set by the
-  warm that follows the write), with a short TTL (the page TTL).
+  warm that follows the write), with a short TTL (the page TTL) renewed by each write.
 
 Readers use the published generation while it is behind the latest one (a warm is under way: the
 previous entries are still whole and still answer), the latest one otherwise or when nothing is

@@ -187,16 +187,3 @@ def test_visibility_is_judged_per_endpoint():
     )
     assert lf.is_visible(lf.GUARDS_PATH, {"drawdown": {"equity": "10052.5"}}, expected, None)
     assert not lf.is_visible(lf.GUARDS_PATH, {"drawdown": None}, expected, None)
-
-
-@pytest.mark.parametrize(
-    ("age", "cache_control", "delay"),
-    [
-        (None, None, 0.25),  # not served from the page cache: poll again soon
-        ("1", "max-age=5", 2.9),  # expires in (3, 4] s: sleep until just before 3 s
-        ("4", "max-age=5", 0.25),  # expires within a second
-        ("0", "max-age=10", 8.9),
-    ],
-)
-def test_next_poll_waits_for_the_cached_page_to_expire(age, cache_control, delay):
-    assert lf.next_poll_delay(age, cache_control) == pytest.approx(delay)

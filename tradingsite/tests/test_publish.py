@@ -90,8 +90,10 @@ def test_a_read_while_the_warm_runs_is_a_data_hit_on_the_previous_generation(
 
 
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=5)
-def test_a_warm_that_never_finishes_holds_readers_no_longer_than_the_page_ttl(account, user, monkeypatch):
-    # given a clock for the cache's expiry and one published position
+def test_a_warm_that_never_finishes_holds_readers_no_longer_than_the_page_ttl_after_the_write(
+    account, user, monkeypatch
+):
+    # given a clock for the cache's expiry and one position published at t = 0
     clock = FakeClock()
     monkeypatch.setattr(locmem, "time", clock)
     monkeypatch.setattr(cache_base, "time", clock)
@@ -99,11 +101,13 @@ def test_a_warm_that_never_finishes_holds_readers_no_longer_than_the_page_ttl(ac
     open_position(user, ticket=920011, symbol="EURUSD")
     warm_user_reads(user.id)
     published = user_generation(user.id)
-    # when a write bumps the generation and its warm is lost (the process died: nothing publishes)
+    # when a write at t = 4 s bumps the generation and its warm is lost (the process died: nothing publishes)
+    clock.now += 4
     open_position(user, ticket=920012, symbol="GBPUSD")
     generation = caching._bump(user.id)
     assert generation == published + 1
-    # then readers stay on the published generation for up to the page TTL (5 s) …
+    # then readers stay on the published generation for up to the page TTL (5 s) after the write — past
+    # t = 5 s, where a TTL counted from the publish would have let them compute while a normal warm runs …
     clock.now += 4.9
     assert user_generation(user.id) == published
     # … and move to the latest after it, computing the write from the database
@@ -145,9 +149,11 @@ def test_the_bump_and_publish_scripts_on_redis(user):
     assert user_generation(user.id) == second
     publish_generation(user.id, first)
     assert cache.get(published_cache_key(user.id)) == second
-    # and a third bump with a publish present leaves the published one as it is
+    # and a third bump with a publish present leaves the published one as it is, for another TTL
+    cache.expire(published_cache_key(user.id), 1)
     third = caching._bump(user.id)
     assert (third, user_generation(user.id), latest_generation(user.id)) == (second + 1, second, second + 1)
+    assert cache.ttl(published_cache_key(user.id)) in (4, 5)
 
 
 def bearer(user) -> APIClient:
