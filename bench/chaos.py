@@ -63,7 +63,7 @@ SHARED_REDIS_START = [
 ]  # fmt: skip
 PROBE_PATH = "/api/v1/reconciliation/logs/"
 GUARDS_PATH = "/api/v1/guards/status/"
-OPEN_PATH = "/api/v1/positions/open/"
+ACCOUNTS_PATH = "/api/v1/accounts/"
 BLIP_PAUSE_MS = 1500
 
 
@@ -90,21 +90,34 @@ def blip_during_sync(services, base_url: str, token: str, deadline_s: float = 15
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     def body(equity: str, broker_time: datetime) -> dict:
-        account = mt5.account_info(login=5099999, server="Demo-Server", currency=currency, balance=equity,
+        account = mt5.account_info(login=login, server=server, currency=currency, balance=equity,
                                    equity=equity)  # fmt: skip
         return mt5.sync_body(broker_time=broker_time, account=account, positions=[])
 
     def shown_equity() -> str | None:
-        status, _headers, raw = h.http(base_url + GUARDS_PATH, headers)
+        status, _headers, raw = h.http(f"{base_url}{GUARDS_PATH}?account={account_id}", headers)
         if status != 200:
             return None
         drawdown = json.loads(raw).get("drawdown") or {}
         return drawdown.get("equity")
 
-    status, _headers, raw = h.http(base_url + OPEN_PATH, headers)
-    currency = (json.loads(raw).get("currency") if status == 200 else None) or "USD"
+    # The user's own (seeded) account: a sync naming another login would open a second account, and the
+    # reads without ?account= would then answer 400 ("choose an account").
+    status, _headers, raw = h.http(base_url + ACCOUNTS_PATH, headers)
+    listed = json.loads(raw) if status == 200 else {}
+    accounts = listed.get("results", listed) if isinstance(listed, dict) else listed
+    if accounts:
+        account_id, login, server = accounts[0]["id"], accounts[0]["login"], accounts[0]["server"]
+        currency = accounts[0]["currency"]
+    else:  # no account yet: the first sync opens it
+        account_id, login, server, currency = "", 5099999, "Demo-Server", "USD"
     now = datetime.now(UTC).replace(microsecond=0)
     first = post_json(base_url + h.SYNC_PATH, body("10000.00", now - timedelta(seconds=2)), headers)
+    if account_id == "":
+        status, _headers, raw = h.http(base_url + ACCOUNTS_PATH, headers)
+        listed = json.loads(raw) if status == 200 else {}
+        accounts = listed.get("results", listed) if isinstance(listed, dict) else listed
+        account_id = accounts[0]["id"] if accounts else ""
     for _ in range(100):  # the first sync visible (and its page cached) before the blip
         if shown_equity() == "10000.00":
             break
