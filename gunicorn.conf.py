@@ -69,3 +69,13 @@ def pre_request(worker, req):
     (``req.req_number`` counts the requests of one connection from 1)."""
     if _max_requests_per_connection and req.req_number >= _max_requests_per_connection:
         req.must_close = True
+
+
+def worker_exit(server, worker):
+    """Finish the warms this worker still has queued before it exits (a recycle after ``max_requests``, a
+    graceful restart): a dropped warm never publishes, and its user's readers would stay on the previous
+    data until the published generation expires (one page TTL). Waits at most 5 s, within
+    ``graceful_timeout``."""
+    from tradingsite.caching import warmer
+
+    warmer.join(timeout=5)

@@ -59,3 +59,21 @@ def test_the_config_closes_a_connection_after_its_hundredth_request(monkeypatch,
         request = SimpleNamespace(req_number=number, must_close=False)
         config["pre_request"](None, request)
         assert request.must_close is closes, number
+
+
+def test_an_exiting_worker_finishes_its_queued_warms(monkeypatch, tmp_path):
+    # given a warmer with a warm queued (its thread busy with an earlier one)
+    from tradingsite import caching
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    warmed: list[tuple[int, int]] = []
+    monkeypatch.setattr(caching, "_warm_counted", lambda user_id, generation: warmed.append((user_id, generation)))
+    monkeypatch.setattr(caching, "latest_generation", lambda user_id: 7)
+    background = caching.Warmer()
+    monkeypatch.setattr(caching, "warmer", background)
+    background.submit(42, 7)
+    # when gunicorn calls the worker_exit hook
+    config["worker_exit"](None, None)
+    # then the warm ran (and published) before the worker went away
+    assert warmed == [(42, 7)]
