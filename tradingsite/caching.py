@@ -72,6 +72,7 @@ from tradingsite.generations import (
     generation_cache_key,
     published_cache_key,
     readers_generation,
+    request_generation,
 )
 from tradingsite.metrics import SQL_QUERIES
 from tradingsite.observability import record_cache, record_compute, register_page_cached_view
@@ -426,7 +427,11 @@ def cached_data(
     if ttl <= 0:
         record_compute()
         return compute()
-    generation = warm_generation if warming else user_generation(user_id)
+    if warming:
+        generation: int | None = warm_generation
+    else:
+        known = request_generation.get()  # read by the fast path with the page (tradingsite.page_hit)
+        generation = known[1] if known is not None and known[0] == int(user_id) else user_generation(user_id)
     page_generations = _page_generations.get()
     if page_generations is not None and generation is not None and not warming:
         page_generations.append(generation)

@@ -17,9 +17,19 @@ TTL). See the module docstring of :mod:`tradingsite.caching`.
 
 from __future__ import annotations
 
+import contextvars
+
 # The attribute of a stored page (a pickled response) that records the generation its data was read
 # under; :class:`tradingsite.page_hit.PageHitMiddleware` serves it only while that is still current.
 PAGE_GENERATION_ATTR = "cache_generation"
+
+
+# (user id, readers' generation) read by the fast path in the same MGET as the page, for the rest of the
+# request when the page missed: the data lookups of that request then use it instead of reading the
+# counters again (one round trip per lookup saved), and all of them read the same generation.
+request_generation: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "tradingsite_request_generation", default=None
+)
 
 
 def generation_cache_key(user_id: int) -> str:

@@ -56,7 +56,14 @@ from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 
-from tradingsite.generations import PAGE_GENERATION_ATTR, generation_cache_key, page_is_current, published_cache_key
+from tradingsite.generations import (
+    PAGE_GENERATION_ATTR,
+    generation_cache_key,
+    page_is_current,
+    published_cache_key,
+    readers_generation,
+    request_generation,
+)
 from tradingsite.observability import page_cached_views
 
 # The header list cache_page learns from ``Vary: Accept, Authorization, Cookie`` (PAGE_VARY_HEADERS in
@@ -151,9 +158,16 @@ class PageHitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self._hit(request) if request.method == "GET" else None
-        if response is None:
+        if response is not None:
+            return response
+        known = getattr(request, "page_cache_generation", None)
+        if known is None:
             return self.get_response(request)
-        return response
+        token = request_generation.set(known)  # the miss's data lookups use the generation read with the page
+        try:
+            return self.get_response(request)
+        finally:
+            request_generation.reset(token)
 
     def _routes_by_path(self) -> dict[str, tuple[str, Any]]:
         if self._routes is None:
@@ -206,6 +220,9 @@ class PageHitMiddleware:
         if response is not None and not page_is_current(response, found.get(latest_key), found.get(published_key)):
             response = None  # newer data is published since the page was made: it is a miss
         if response is None:
+            generation = readers_generation(found.get(latest_key), found.get(published_key))
+            if generation is not None and generations is cache:
+                request.page_cache_generation = (int(user.id), generation)  # type: ignore[attr-defined]
             # cache_page would read the same two keys and miss too (or find the outdated page): let it
             # skip its own lookup.
             request.page_cache_missed = learned is None or learned == LEARNED_HEADERS  # type: ignore[attr-defined]

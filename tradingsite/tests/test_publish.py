@@ -214,3 +214,21 @@ def test_a_stored_page_records_the_generation_of_its_data(account, user):
     page = caches["default"].get(_generate_cache_key(request, "GET", LEARNED_HEADERS, ""))
     # then the stored page carries G
     assert getattr(page, PAGE_GENERATION_ATTR) == generation
+
+
+def test_a_page_miss_reads_the_generation_once_with_the_page(account, user, monkeypatch):
+    # given the user's reads published, and a count of the counters' reads outside the fast path's MGET
+    warm_user_reads(user.id)
+    reads: list[int] = []
+    original = caching.user_generation
+
+    def counted(user_id: int):
+        reads.append(user_id)
+        return original(user_id)
+
+    monkeypatch.setattr(caching, "user_generation", counted)
+    # when a new token (a page miss) reads the status, which looks up three data entries
+    response = bearer(user).get(HOT["reconciliation:status"])
+    # then every lookup used the generation the fast path read with the page: no further counter read
+    assert response.status_code == 200 and "Age" not in response
+    assert reads == []
