@@ -30,6 +30,8 @@ its new rows from the database.
   reconnect every ``SSE_POLL_S`` (one connection attempt per process, against the streams' own
   polls), and once the new PSUBSCRIBE is confirmed wakes every stream once more (messages may have
   been lost meanwhile), after which they are live again.
+- A hung Redis (the connection stays open, nothing arrives) is not detected: the hub stays "live",
+  so its resync still delivers every row within ``SSE_RESYNC_S``.
 - Without Redis (``REDIS_URL`` empty, the embedded default) there is no connection: publishing does
   nothing and the streams poll every ``SSE_POLL_S``.
 """
@@ -40,6 +42,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,7 +54,7 @@ from notifications.selectors import newest_event_ids
 
 logger = logging.getLogger("tradingsite.notifications.bus")
 _client = None
-_hub: Hub | None = None
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
 def channel(user_id: int) -> str:
@@ -172,9 +175,8 @@ class Hub:
 
     async def close(self) -> None:
         """Cancel the listener and the resync timer (closing the connection); forget this hub."""
-        global _hub
-        if _hub is self:
-            _hub = None
+        if _hubs.get(self.loop) is self:
+            del _hubs[self.loop]
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -257,10 +259,10 @@ class Hub:
 
 
 def hub() -> Hub:
-    """The process's hub for the running event loop, created on first use (and again after a fork or
-    when the loop changed, e.g. one per test)."""
-    global _hub
+    """The process's hub for the running event loop (uvicorn runs one per worker process), created on
+    first use; a loop of its own gets its own hub (e.g. each test), and a forked child a new one."""
     loop = asyncio.get_running_loop()
-    if _hub is None or _hub.loop is not loop or _hub.pid != os.getpid():
-        _hub = Hub(loop)
-    return _hub
+    current = _hubs.get(loop)
+    if current is None or current.pid != os.getpid():
+        current = _hubs[loop] = Hub(loop)
+    return current
