@@ -123,7 +123,11 @@ class Subscription:
 
     async def __aenter__(self) -> Subscription:
         self._hub = hub()
-        await self._hub.join(self)  # returns once the PSUBSCRIBE is confirmed or has failed
+        try:
+            await self._hub.join(self)  # returns once the PSUBSCRIBE is confirmed or has failed
+        except BaseException:  # cancelled while waiting (the client went away): unregister
+            await self._hub.leave(self)
+            raise
         return self
 
     async def wait(self, timeout: float) -> bool:

@@ -208,3 +208,22 @@ def test_without_redis_the_hub_opens_no_connection_and_streams_poll(user):
             return subscription.live, bus.hub().connections, woke
 
     assert async_to_sync(scenario)() == (False, 0, False)
+
+
+def test_a_stream_cancelled_while_the_hub_subscribes_leaves_nothing_behind(user, hung_redis_url):
+    # Redis accepts the connection and never confirms the PSUBSCRIBE: the stream waits in join; the
+    # client goes away (the task is cancelled). The stream is unregistered and the hub closed.
+    async def scenario() -> tuple[dict, bool]:
+        subscription = bus.Subscription(user.pk)
+        joining = asyncio.ensure_future(subscription.__aenter__())
+        await asyncio.sleep(0.2)
+        the_hub = bus.hub()
+        assert the_hub.streams == {user.pk: {subscription}}
+        joining.cancel()
+        await asyncio.gather(joining, return_exceptions=True)
+        return the_hub.streams, bus.hub() is the_hub
+
+    with override_settings(REDIS_URL=hung_redis_url):
+        streams, same_hub = async_to_sync(scenario)()
+    assert streams == {}
+    assert same_hub is False  # the hub closed with its last stream; the next stream gets a new one
