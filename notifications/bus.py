@@ -17,7 +17,8 @@ its new rows from the database.
   stream closing and the next one opening, and exactness rests on a single confirmation. The price
   is that every stream process receives every user's publish (one small message per committed sync
   per process) and drops those of users it has no stream for with a dict lookup; Redis matches one
-  pattern per subscriber connection, so a PUBLISH costs it O(stream processes).
+  pattern per subscriber connection, so a PUBLISH costs it O(stream processes). ``bench/bus_cost.py``
+  measures that price (figures in docs/performance.md, "Idle streams").
 - **Exactness.** :meth:`Subscription.__aenter__` returns only after the hub has read Redis's
   confirmation of the PSUBSCRIBE (or failed), and the stream reads the database after that. A
   writer publishes after its commit, so a row committed after a read always wakes the stream.
