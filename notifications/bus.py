@@ -189,6 +189,8 @@ class Hub:
             with contextlib.suppress(BaseException):
                 await task
         self.live = False
+        if self._attempt is not None and not self._attempt.done():
+            self._attempt.set_result(False)  # nobody waits on a closed hub
 
     def _wake(self, user_id: int | None = None) -> None:
         """Wake every open stream of ``user_id``, or every open stream when None."""
