@@ -463,7 +463,10 @@ def run_phase(
         phase["open_s"] = time.monotonic() - opened_at
         phase["opened"] = open_now
         h.say(f"{open_now}/{args.streams} streams open in {phase['open_s']:.1f} s")
-        time.sleep(2)  # the last streams subscribe after their first line
+        # The last streams subscribe after their first line, and a PostgreSQL (15+) backend flushes its
+        # statistics up to 10 s after going idle: without this wait the opening's own transactions (each
+        # stream's authentication and first read) are counted as the idle streams'.
+        time.sleep(12)
         xacts, commands, ticks = (
             _pg_xacts(database_url, args.db_name),
             _redis_commands(args.redis_url),

@@ -16,29 +16,29 @@ the token expires) or the session cookie (the dashboard's EventSource); anything
 deactivated user, is a JSON 401. Only the requesting user's rows are ever read.
 
 Served by an async view: under an ASGI server (uvicorn, ``deploy/``) an open stream is a coroutine
-waiting on the user's Redis channel (``notifications.bus``), not a thread. It reads the database
-only when a writer's publish wakes it, plus one resync every ``SSE_RESYNC_S`` in case a message was
-lost; heartbeats cost no query, so an idle stream costs a timer. Without Redis it re-reads the
-database every ``SSE_POLL_S``. Under WSGI (``runserver``, the test live server) the same view
-streams from a thread, polling. A stream ends after ``SSE_MAX_S``; the client reconnects and resumes.
+registered with its process's bus hub (``notifications.bus``: one Redis pub/sub connection and one
+resync timer per process, whatever the number of streams), not a thread. It reads the database only
+when the hub wakes it: a writer's publish for its user, or the hub's one resync query per
+``SSE_RESYNC_S`` found a row newer than the last id it sent (a lost message). Heartbeats cost no
+query, so an idle stream costs a timer and no query of its own. Without Redis, or while the hub's
+connection is down, it re-reads the database every ``SSE_POLL_S``. Under WSGI (``runserver``, the
+test live server) the same view streams from a thread, polling. A stream ends after ``SSE_MAX_S``;
+the client reconnects and resumes.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from notifications.bus import Subscription
+from notifications.bus import Subscription, in_pool
 from notifications.selectors import events_after, latest_event_id
 from notifications.services import event_payload
 from tradingsite.authentication import DatabaseJWTAuthentication
@@ -86,40 +86,23 @@ def _rows(user_id: int, after_id: int) -> list:
     return events_after(user_id=user_id, after_id=after_id, limit=BATCH)
 
 
-def _in_pool(function, **kwargs):
-    """Run a read in the default thread pool and release that thread's connection (or return it to the
-    psycopg pool) afterwards: open streams hold no database connection between reads."""
-
-    def run():
-        try:
-            return function(**kwargs)
-        finally:
-            connection.close()
-
-    return sync_to_async(run, thread_sensitive=False)()
-
-
-def _next_resync_s(live: bool) -> float:
-    """Seconds until a stream re-reads the database unprompted: ``SSE_RESYNC_S`` (spread over its last
-    half, so streams opened together do not all read at once) while it is subscribed to the bus, else
-    ``SSE_POLL_S`` (no Redis, or after a bus error: the stream polls)."""
-    if not live:
-        return settings.SSE_POLL_S
-    return settings.SSE_RESYNC_S * random.uniform(0.5, 1.0)  # noqa: S311  # spreading load, not security
+_in_pool = in_pool  # every read of a stream goes through here (tests count them)
 
 
 async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncIterator[str]:
-    """The async stream: drain rows after ``after_id``, then wait on the bus; read again only when the
-    bus wakes it or every ``SSE_RESYNC_S`` (a lost message), and send heartbeats without a query.
+    """The async stream: drain rows after ``after_id``, then wait on the bus hub; read again only when
+    the hub wakes it (a publish, its shared resync, a failure or a reconnect), and send heartbeats
+    without a query.
 
-    Exact: the subscription starts before the first read, and a writer publishes after its commit,
-    so a row committed after a read always wakes the stream once more. Without Redis (or once the
-    bus fails) ``wait`` just sleeps and the stream reads every ``SSE_POLL_S``.
+    Exact: the hub's subscription is confirmed before the first read, and a writer publishes after
+    its commit, so a row committed after a read always wakes the stream once more. Without Redis (or
+    while the hub is down) ``wait`` only times out and the stream reads every ``SSE_POLL_S``.
     """
     yield f"retry: {settings.SSE_RETRY_MS}\n\n"
     now = time.monotonic()
     deadline = now + lifetime_s
     async with Subscription(user_id) as subscription:
+        subscription.last_id = after_id
         read_due = now  # drain at once
         beat_due = now + settings.SSE_HEARTBEAT_S
         while now < deadline:
@@ -127,19 +110,19 @@ async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncItera
                 rows = await _in_pool(_rows, user_id=user_id, after_id=after_id)
                 for row in rows:
                     yield format_event(row)
-                    after_id = row.pk
+                    after_id = subscription.last_id = row.pk
                 now = time.monotonic()
                 if rows:
                     beat_due = now + settings.SSE_HEARTBEAT_S  # a heartbeat only after silence
                     if len(rows) == BATCH:
                         continue
-                read_due = now + _next_resync_s(subscription.live)
+                read_due = deadline if subscription.live else now + settings.SSE_POLL_S
             woke = await subscription.wait(max(min(read_due, beat_due, deadline) - now, 0.0))
             now = time.monotonic()
             if woke:
                 read_due = now
             elif not subscription.live:
-                read_due = min(read_due, now + settings.SSE_POLL_S)  # the bus failed: poll from now on
+                read_due = min(read_due, now + settings.SSE_POLL_S)  # the hub is down: poll from now on
             if now >= beat_due and now < deadline:
                 beat_due = now + settings.SSE_HEARTBEAT_S
                 yield ": heartbeat\n\n"

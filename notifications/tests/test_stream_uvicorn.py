@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from conftest import access_token_for
+from notifications.tests.test_bus import pubsub_connections
 from notifications.tests.test_stream import ids_of, post_syncs
 from reconciliation.tests.factories import Clock
 
@@ -113,18 +114,20 @@ def test_hundreds_of_streams_on_uvicorn_all_receive_a_commit(uvicorn_server, use
     connection.close()
     last = ids_of(user)[-1]
 
-    async def scenario() -> tuple[list[set[int]], set[int], int]:
+    async def scenario() -> tuple[list[set[int]], set[int], int, int]:
         streams = [await _open(port, token, last) for _ in range(STREAMS)]
         threads = int(Path(f"/proc/{process.pid}/status").read_text().split("Threads:")[1].split()[0])
+        bus_connections = len(pubsub_connections()) if settings.REDIS_URL else 1
         wanted = {pk for pk in await asyncio.to_thread(post_and_list, auth_client, user) if pk > last}
         seen = await asyncio.gather(*(_ids_until(reader, wanted, 20) for reader, _ in streams))
         for _, writer in streams:
             writer.close()
-        return seen, wanted, threads
+        return seen, wanted, threads, bus_connections
 
-    seen, wanted, threads = asyncio.run(scenario())
+    seen, wanted, threads, bus_connections = asyncio.run(scenario())
     assert wanted
     assert all(ids == wanted for ids in seen), sum(ids == wanted for ids in seen)
     # a coroutine per stream: uvicorn's threads are the event loop plus the small database pool
     print(f"uvicorn threads with {STREAMS} open streams: {threads}")
     assert threads < 40, threads
+    assert bus_connections == 1  # with Redis: the process's one pub/sub connection, not one per stream
