@@ -24,6 +24,7 @@ from django.conf import settings
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tradingsite.observability import count_redis_command
@@ -123,7 +124,9 @@ _UNGUARDED = {
 
 _local = threading.local()
 _scripts: dict[tuple[int, str], Any] = {}  # (id of the redis-py client, Lua source) → registered Script
-_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# What django-redis itself turns into ConnectionInterrupted (its _main_exceptions): a READONLY replica after a
+# failover or an OOM refusal is a Redis that cannot take the write, like one that does not answer.
+_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, RedisResponseError, OSError)
 
 
 def _guard(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -125,11 +125,23 @@ if not redis.call('SET', KEYS[2], generation - 1, 'NX', 'PX', ARGV[2]) then
 end
 return generation
 """
-# Redis: publish ARGV[1] unless a newer generation is published already. KEYS: published; ARGV: the
-# generation, the published TTL in ms.
+# Redis: publish ARGV[1] unless a newer generation is published already. Publishing the latest generation
+# holds readers on it for the published TTL; publishing one that is already behind the latest (a slow warm
+# of an earlier write) keeps the TTL the latest write gave the hold (KEEPTTL), and never publishes at all when
+# nothing is published (readers are then on the latest already: moving them back would show older data after
+# newer). KEYS: published, latest; ARGV: the generation, the published TTL in ms.
 _PUBLISH_SCRIPT = """
 local current = tonumber(redis.call('GET', KEYS[1]))
-if current == nil or tonumber(ARGV[1]) > current then
+local latest = tonumber(redis.call('GET', KEYS[2]))
+local generation = tonumber(ARGV[1])
+if latest ~= nil and generation < latest then
+  if current ~= nil and generation > current then
+    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+    return 1
+  end
+  return 0
+end
+if current == nil or generation > current then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -194,7 +206,9 @@ def _write_bump(user_id: int) -> int | None:
         try:
             generation = cache.incr(key)
         except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
-            return started if cache.add(key, started, timeout=GENERATION_TIMEOUT_S) is not None else None
+            if cache.add(key, started, timeout=GENERATION_TIMEOUT_S):
+                return started
+            return cache.get(key)  # a reader created it meanwhile: nothing was cached under it yet either
         if not cache.add(published_key, generation - 1, timeout=_published_ttl_s()):
             cache.touch(published_key, timeout=_published_ttl_s())
         return generation
@@ -202,15 +216,21 @@ def _write_bump(user_id: int) -> int | None:
 
 def publish_generation(user_id: int, generation: int) -> None:
     """Point the user's readers at ``generation`` (its hot reads are stored), unless a newer one is
-    published already. A failure is ignored: the published counter then expires within the page TTL."""
-    published_key = published_cache_key(user_id)
+    published already (see ``_PUBLISH_SCRIPT``: an earlier write's publish never extends the hold the
+    latest write set, and never moves readers back). A failure is ignored: the published counter then
+    expires within the page TTL."""
+    key, published_key = generation_cache_key(user_id), published_cache_key(user_id)
     run_script = _script_runner()
     if run_script is not None:
         with contextlib.suppress(ConnectionInterrupted):
-            run_script(_PUBLISH_SCRIPT, [published_key], [int(generation), int(_published_ttl_s() * 1000)])
+            run_script(_PUBLISH_SCRIPT, [published_key, key], [int(generation), int(_published_ttl_s() * 1000)])
         return
     with _GENERATION_LOCK:
-        current = cache.get(published_key)
+        current, latest = cache.get(published_key), cache.get(key)
+        if latest is not None and generation < latest:
+            if current is not None and generation > current:
+                cache.incr(published_key, int(generation) - current)  # in place: the entry keeps its expiry
+            return
         if current is None or generation > current:
             cache.set(published_key, int(generation), timeout=_published_ttl_s())
 
@@ -599,9 +619,10 @@ class Warmer:
 
     :meth:`submit` queues a user with the generation the write just set; a worker thread (at most
     ``CACHE_WARM_THREADS``, started on first use and again after a fork) takes the user and warms
-    (:func:`warm_user_reads`) unless the user's generation has moved on since (a newer write queued
-    its own warm: the older one is dropped). One queued warm per user: a second submit before the
-    first started only raises its generation. A warm runs on the thread's own database connection,
+    (:func:`warm_user_reads`) the user's **latest** generation — a later write's, if one came since — and
+    publishes it, unless that generation is published already (then the warm is dropped). One queued warm
+    per user: a second submit before the first started only raises its generation. A warm runs on the
+    thread's own database connection,
     returned after each warm (``close_old_connections``, as Django does around a request).
     Thread-safe; one instance per process (:data:`warmer`).
     """
@@ -653,12 +674,18 @@ class Warmer:
                 generation = self._queued.pop(user_id)
                 self._running += 1
             try:
-                current = latest_generation(user_id)
-                if current is not None and current > generation:
-                    self.dropped += 1  # a newer write's warm is queued or done: it publishes, this one would be wasted
+                latest = latest_generation(user_id)
+                published = cache.get(published_cache_key(user_id))
+                # Warm the latest generation, not the one queued: a newer write's warm may be queued behind
+                # this one or in another process, and if every warm waited for a newer one, none would publish
+                # while the writes go on. The latest was read before this warm's database reads, so its
+                # entries include every write up to it.
+                target = max(generation, latest or generation)
+                if published is not None and published >= target:
+                    self.dropped += 1  # already warmed and published by another warm: nothing to do
                 else:
                     close_old_connections()
-                    _warm_counted(user_id, generation)
+                    _warm_counted(user_id, target)
             except Exception:  # never let a warm kill the thread
                 logger.warning("cache warm failed", exc_info=True, extra={"event": "cache_warm_failed"})
             finally:

@@ -333,11 +333,24 @@ def test_a_remembered_token_serves_only_its_own_exact_authorization_value(book, 
 
     mine, theirs = access_token_for(book), access_token_for(other_user)
     bearer(mine).get(HOT["positions:open"])
+    bearer(theirs).get(HOT["positions:open"])
     route = PageHitMiddleware(lambda request: None)._routes_by_path()[HOT["positions:open"]]
     authenticator = route[1]
     # the remembered entry is the exact header value: another user's token, a changed byte, or another
     # scheme are not found (they are verified as usual)
     assert str(verified_tokens.user(authenticator, f"Bearer {mine}").id) == str(book.id)
-    assert verified_tokens.user(authenticator, f"Bearer {theirs}") is None
+    assert str(verified_tokens.user(authenticator, f"Bearer {theirs}").id) == str(other_user.id)
     assert verified_tokens.user(authenticator, f"Bearer {mine[:-1]}{'A' if mine[-1] != 'A' else 'B'}") is None
     assert verified_tokens.user(authenticator, f"bearer {mine}") is None
+
+
+@pytest.mark.parametrize("make_token", [_forged, _alg_none, _refresh, _other_key], ids=lambda f: f.__name__[1:])
+def test_a_remembered_access_token_lets_no_other_token_of_its_user_through(make_token, book, verifications):
+    # given the user's access token remembered by the fast path, with a page stored
+    page = _cached_page(book, HOT["positions:open"])
+    # when a bad token of the same user asks for the same page, planted under its own exact key
+    bad = make_token(book)
+    plant(HOT["positions:open"], f"Bearer {bad}", page)
+    response = bearer(bad).get(HOT["positions:open"])
+    # then it is refused as before
+    assert response.status_code == 401

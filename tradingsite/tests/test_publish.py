@@ -232,3 +232,62 @@ def test_a_page_miss_reads_the_generation_once_with_the_page(account, user, monk
     # then every lookup used the generation the fast path read with the page: no further counter read
     assert response.status_code == 200 and "Age" not in response
     assert reads == []
+
+
+@override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=5)
+def test_a_late_publish_of_an_earlier_write_does_not_extend_the_hold_of_the_latest(account, user, monkeypatch):
+    # given a clock for the cache's expiry and the reads published at G
+    clock = FakeClock()
+    monkeypatch.setattr(locmem, "time", clock)
+    monkeypatch.setattr(cache_base, "time", clock)
+    cache.clear()
+    warm_user_reads(user.id)
+    published = user_generation(user.id)
+    # when two writes bump G+1 and G+2 at t = 0, G+1's slow warm publishes at t = 4 and G+2's warm is lost
+    first, second = caching._bump(user.id), caching._bump(user.id)
+    assert (first, second) == (published + 1, published + 2)
+    clock.now += 4
+    publish_generation(user.id, first)
+    assert user_generation(user.id) == first
+    # then readers still move to the latest 5 s after the last write (t = 5.1), not 5 s after the late publish
+    clock.now += 1.1
+    assert user_generation(user.id) == second
+
+
+@override_settings(CACHES=LOCMEM)
+def test_a_publish_never_moves_readers_back_to_before_the_latest(user):
+    cache.clear()
+    # given readers on the latest generation 12 (nothing published: the hold expired)
+    cache.set(generation_cache_key(user.id), 12)
+    assert user_generation(user.id) == 12
+    # when an earlier write's warm publishes 11 late
+    publish_generation(user.id, 11)
+    # then readers stay on 12 (they may already have shown 12's data)
+    assert user_generation(user.id) == 12
+
+
+@pytest.mark.redis
+def test_a_redis_that_refuses_the_bump_queues_it(user, monkeypatch):
+    # given Redis answering the bump's script with an error (READONLY after a failover, OOM)
+    from redis.exceptions import ReadOnlyError
+
+    from tradingsite.caching import pending_invalidations
+
+    client = cache.client.get_client(write=True)
+
+    def refuse(*args, **kwargs):
+        raise ReadOnlyError("You can't write against a read only replica.")
+
+    monkeypatch.setattr(client, "evalsha", refuse)
+    monkeypatch.setattr(client, "eval", refuse)
+    # when a write bumps the user's generation
+    try:
+        generation = caching._bump(user.id)
+    finally:
+        from tradingsite.cache_backend import breaker
+
+        breaker.reset()
+    # then the write is not failed: the bump is queued for the replay (the old code raised into on_commit)
+    assert generation is None
+    assert user.id in pending_invalidations.users()
+    pending_invalidations.discard(user.id)

@@ -41,18 +41,31 @@ def test_a_submitted_warm_runs_in_a_warmer_thread(warms, monkeypatch):
     assert warms[0][1].startswith("cache-warmer-")
 
 
-def test_a_warm_for_an_older_generation_than_the_current_one_is_dropped(warms, monkeypatch):
-    # given the user's generation is already 11 (a later write bumped it) when the warm for 10 runs
+def test_a_warm_for_an_older_generation_warms_the_latest_instead(monkeypatch):
+    # given the user's latest generation is already 11 (a later write bumped it) when the warm for 10 runs
+    warmed: list[tuple[int, int]] = []
+    monkeypatch.setattr(caching, "_warm_counted", lambda user_id, generation: warmed.append((user_id, generation)))
     monkeypatch.setattr(caching, "latest_generation", lambda user_id: 11)
     warmer = Warmer()
     warmer.submit(7, 10)
     assert warmer.join(timeout=5)
-    # then nothing is computed for it (the later write's own warm does the work)
-    assert (warms, warmer.dropped) == ([], 1)
-    # and a warm for the current generation runs
-    warmer.submit(7, 11)
+    # then it warms (and publishes) 11: if each warm waited for the next write's, writes that keep coming
+    # faster than warms start would leave nothing published (the old code dropped it)
+    assert (warmed, warmer.dropped) == ([(7, 11)], 0)
+
+
+def test_a_warm_whose_generation_is_published_already_is_dropped(monkeypatch):
+    # given generation 11 is the latest and already published (another warm stored it)
+    warmed: list[tuple[int, int]] = []
+    monkeypatch.setattr(caching, "_warm_counted", lambda user_id, generation: warmed.append((user_id, generation)))
+    monkeypatch.setattr(caching, "latest_generation", lambda user_id: 11)
+    cache.set(caching.published_cache_key(7), 11, 5)
+    warmer = Warmer()
+    warmer.submit(7, 10)
     assert warmer.join(timeout=5)
-    assert [user for user, _ in warms] == [7]
+    cache.delete(caching.published_cache_key(7))
+    # then nothing is computed
+    assert (warmed, warmer.dropped) == ([], 1)
 
 
 @override_settings(CACHE_WARM_THREADS=1)
