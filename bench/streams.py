@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -225,6 +226,13 @@ def render_phase(phase: dict | None) -> str:
             f"idle streams over {idle['seconds']:.0f} s: stream server CPU {idle['cpu_percent']:.1f} % of one core "
             f"({idle['cpu_s']:.2f} s), PostgreSQL transactions {idle['pg_xacts']}, "
             f"Redis commands {idle['redis_commands']} (the whole Redis server's: other clients' included)"
+        )
+    busy = phase.get("with_cpu") or {}
+    if busy:
+        lines.append(
+            f"during the 'with' run ({busy['seconds']:.0f} s of wrk): stream server CPU "
+            f"{busy['stream_server_percent']:.1f} % of one core, this harness (the streams' clients) "
+            f"{busy['harness_percent']:.1f} %: both on the cores the reads were measured on"
         )
     d = phase["deliveries"]
     lines.append(
@@ -486,7 +494,16 @@ def run_phase(
             "redis_commands": _redis_commands(args.redis_url) - commands - 1,  # less this INFO
             "heartbeat_s": args.stream_heartbeat_s,
         }
+        # What the open streams cost while the reads are measured: the stream server's CPU, and this process's
+        # (the 1,000 client streams' asyncio loop runs here, on the same cores as wrk and gunicorn).
+        ticks, own, started = server.cpu_ticks(), os.times(), time.monotonic()
         runs["with"] = _wrk_all(wrk, pools.base_url, tokens_txt, args, f"{args.streams} streams open")
+        seconds, own_after = time.monotonic() - started, os.times()
+        phase["with_cpu"] = {
+            "seconds": seconds,
+            "stream_server_percent": 100.0 * (server.cpu_ticks() - ticks) / h.CLOCK_TICKS / seconds,
+            "harness_percent": 100.0 * ((own_after.user - own.user) + (own_after.system - own.system)) / seconds,
+        }
         phase["open_after_with"] = fleet.open_count()
         accounts = {
             int(user_id): (int(login), server_name, currency)

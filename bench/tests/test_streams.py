@@ -143,6 +143,7 @@ def test_render_phase_prints_the_runs_the_ratio_and_the_verdicts():
             for path, f in comparisons.items()
         },
         "idle": {"seconds": 30.0, "cpu_s": 0.6, "cpu_percent": 2.0, "pg_xacts": 0, "redis_commands": 3},
+        "with_cpu": {"seconds": 54.0, "stream_server_percent": 3.25, "harness_percent": 7.5},
         "deliveries": {**report.__dict__, "verdict": report.verdict},
         "rows_written": 1,
         "syncs_posted": 1,
@@ -154,6 +155,7 @@ def test_render_phase_prints_the_runs_the_ratio_and_the_verdicts():
     rps_line = next(line for line in lines if "req/s" in line and "a/" in line)
     assert "1000" in rps_line and "950" in rps_line and "95.0%" in rps_line and "PASS" in rps_line
     assert "stream server CPU 2.0 % of one core" in text
+    assert "stream server CPU 3.2 % of one core, this harness (the streams' clients) 7.5 %" in text
     assert "1/1 streams got exactly their user's rows" in text
     assert "PASS  hot reads unchanged with 1000 streams open" in text
     assert s.render_phase({"skipped": "httpx is not installed"}) == "streams phase skipped: httpx is not installed"
