@@ -16,6 +16,33 @@ from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, quote, sync_payload
 
 
+def post_at_once(token: str, payloads: list[dict]) -> list[int]:
+    """POST each payload to the sync endpoint from its own thread (its own real database connection), all
+    released together by a barrier; return the statuses. A thread that raised fails the test."""
+    barrier = threading.Barrier(len(payloads))
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def post(payload: dict) -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+            barrier.wait(timeout=10)
+            statuses.append(client.post(SYNC_URL, payload, format="json").status_code)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread has its own real connection
+
+    threads = [threading.Thread(target=post, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    return statuses
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # restores the shipped instruments
 def test_concurrent_syncs_of_one_user_serialize_and_both_land(user):
@@ -29,30 +56,9 @@ def test_concurrent_syncs_of_one_user_serialize_and_both_land(user):
         )
         for equity in ("10000.00", "9990.00")
     ]  # fmt: skip
-    token = access_token_for(user)
-    barrier = threading.Barrier(len(payloads))
-    statuses: list[int] = []
-    errors: list[BaseException] = []
-
-    def post(payload):
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-            barrier.wait(timeout=10)
-            statuses.append(client.post(SYNC_URL, payload, format="json").status_code)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()  # each thread has its own real connection
-
-    threads = [threading.Thread(target=post, args=(p,)) for p in payloads]
-    # when
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    # when they are posted at the same moment
+    statuses = post_at_once(access_token_for(user), payloads)
     # then: both accepted, one after the other
-    assert not errors
     assert sorted(statuses) == [201, 201]
     assert ReconciliationLog.objects.filter(user=user, event_type="sync").count() == 2
     assert EquitySnapshot.objects.filter(user=user).count() == 2
@@ -66,24 +72,7 @@ def test_concurrent_syncs_of_one_user_serialize_and_both_land(user):
 def test_concurrent_replays_of_one_sync_id_write_one_sync(user):
     # given the same sync posted twice at the same moment (a worker retry racing the original)
     payload = sync_payload(broker_time=Clock().tick(), positions=[])
-    token = access_token_for(user)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def post():
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-            barrier.wait(timeout=10)
-            statuses.append(client.post(SYNC_URL, payload, format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = post_at_once(access_token_for(user), [payload, payload])
     # then: one creates (201), the other replays (200); one sync row, one snapshot
     assert sorted(statuses) == [200, 201]
     assert ReconciliationLog.objects.filter(user=user, event_type="sync").count() == 1
@@ -105,23 +94,7 @@ def test_concurrent_syncs_of_a_synced_account_each_see_the_last_ones_rows(user):
     payloads = [
         sync_payload(broker_time=t, positions=[], equity=equity) for equity in ("10010.00", "9990.00", "10020.00")
     ]
-    barrier = threading.Barrier(len(payloads))
-    statuses: list[int] = []
-
-    def post(payload):
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-            barrier.wait(timeout=10)
-            statuses.append(client.post(SYNC_URL, payload, format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(p,)) for p in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = post_at_once(token, payloads)
     # then all three land, one after the other, and each read the rows the one before it wrote: the
     # account's counter is 1 + 3 = 4 (a stale account row would have lost an increment), its equity is
     # the last committed sync's, and the guard state's index equity is that same figure

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache, caches
-from django.core.cache.backends import base as cache_base
-from django.core.cache.backends import locmem
 from django.test import RequestFactory, override_settings
 from django.utils.cache import _generate_cache_key  # type: ignore[attr-defined]
 from rest_framework.test import APIClient
@@ -30,7 +28,7 @@ from tradingsite.caching import (
 )
 from tradingsite.generations import PAGE_GENERATION_ATTR, generation_cache_key, published_cache_key
 from tradingsite.page_hit import LEARNED_HEADERS
-from tradingsite.tests.test_write_through import HOT, LOCMEM, FakeClock, open_position
+from tradingsite.tests.test_write_through import HOT, LOCMEM, open_position
 
 pytestmark = pytest.mark.django_db
 
@@ -91,27 +89,24 @@ def test_a_read_while_the_warm_runs_is_a_data_hit_on_the_previous_generation(
 
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=5)
 def test_a_warm_that_never_finishes_holds_readers_no_longer_than_the_page_ttl_after_the_write(
-    account, user, monkeypatch
+    account, user, cache_clock
 ):
     # given a clock for the cache's expiry and one position published at t = 0
-    clock = FakeClock()
-    monkeypatch.setattr(locmem, "time", clock)
-    monkeypatch.setattr(cache_base, "time", clock)
     cache.clear()
     open_position(user, ticket=920011, symbol="EURUSD")
     warm_user_reads(user.id)
     published = user_generation(user.id)
     # when a write at t = 4 s bumps the generation and its warm is lost (the process died: nothing publishes)
-    clock.now += 4
+    cache_clock.now += 4
     open_position(user, ticket=920012, symbol="GBPUSD")
     generation = caching._bump(user.id)
     assert generation == published + 1
     # then readers stay on the published generation for up to the page TTL (5 s) after the write — past
     # t = 5 s, where a TTL counted from the publish would have let them compute while a normal warm runs …
-    clock.now += 4.9
+    cache_clock.now += 4.9
     assert user_generation(user.id) == published
     # … and move to the latest after it, computing the write from the database
-    clock.now += 0.2
+    cache_clock.now += 0.2
     assert user_generation(user.id) == generation
     assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 2
 
@@ -235,22 +230,19 @@ def test_a_page_miss_reads_the_generation_once_with_the_page(account, user, monk
 
 
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=5)
-def test_a_late_publish_of_an_earlier_write_does_not_extend_the_hold_of_the_latest(account, user, monkeypatch):
+def test_a_late_publish_of_an_earlier_write_does_not_extend_the_hold_of_the_latest(account, user, cache_clock):
     # given a clock for the cache's expiry and the reads published at G
-    clock = FakeClock()
-    monkeypatch.setattr(locmem, "time", clock)
-    monkeypatch.setattr(cache_base, "time", clock)
     cache.clear()
     warm_user_reads(user.id)
     published = user_generation(user.id)
     # when two writes bump G+1 and G+2 at t = 0, G+1's slow warm publishes at t = 4 and G+2's warm is lost
     first, second = caching._bump(user.id), caching._bump(user.id)
     assert (first, second) == (published + 1, published + 2)
-    clock.now += 4
+    cache_clock.now += 4
     publish_generation(user.id, first)
     assert user_generation(user.id) == first
     # then readers still move to the latest 5 s after the last write (t = 5.1), not 5 s after the late publish
-    clock.now += 1.1
+    cache_clock.now += 1.1
     assert user_generation(user.id) == second
 
 

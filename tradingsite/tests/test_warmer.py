@@ -8,8 +8,6 @@ import threading
 
 import pytest
 from django.core.cache import cache
-from django.core.cache.backends import base as cache_base
-from django.core.cache.backends import locmem
 from django.test import override_settings
 
 from positions.selectors import open_positions
@@ -111,19 +109,16 @@ def test_without_background_warming_the_write_warms_itself(user, warms):
 
 
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=10)
-def test_a_warmed_entry_lives_100_to_120_percent_of_the_data_ttl(account, user, monkeypatch, django_assert_num_queries):  # noqa: F811
+def test_a_warmed_entry_lives_100_to_120_percent_of_the_data_ttl(account, user, cache_clock, django_assert_num_queries):  # noqa: F811
     # given a clock for the cache's expiry, an open position, and the reads warmed at t = 0
-    clock = FakeClock()
-    monkeypatch.setattr(locmem, "time", clock)
-    monkeypatch.setattr(cache_base, "time", clock)
     cache.clear()
     open_position(user, ticket=910011, symbol="EURUSD")
     warm_user_reads(user.id)
     # when read just before the TTL (10 s): a computed entry (80–100 %) could be gone, a warmed one is not
-    clock.now += 9.99
+    cache_clock.now += 9.99
     with django_assert_num_queries(0):
         assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # then past 120 % of the TTL it has expired and the read computes (positions, account, instruments)
-    clock.now += 2.02
+    cache_clock.now += 2.02
     with django_assert_num_queries(3):
         assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1

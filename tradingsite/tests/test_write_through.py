@@ -9,8 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.core.cache.backends import base as cache_base
-from django.core.cache.backends import locmem
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -189,21 +187,18 @@ def test_a_sync_answers_201_quickly_with_redis_down(user, closed_redis_url):
 # --------------------------------------------------------------------------------------------
 @override_settings(CACHES=LOCMEM, API_CACHE_TTL_S=5, API_DATA_TTL_S=10)
 def test_a_data_entry_lives_its_ttl_from_computation_and_writes_renew_it(
-    account, user, monkeypatch, django_assert_num_queries
+    account, user, cache_clock, django_assert_num_queries
 ):
     # given a clock for the cache's expiry, and one computed open-positions entry (TTL 8–10 s)
-    clock = FakeClock()
-    monkeypatch.setattr(locmem, "time", clock)  # expiry checks
-    monkeypatch.setattr(cache_base, "time", clock)  # expiry times of set
     cache.clear()
     open_position(user, ticket=910001, symbol="EURUSD")
     assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # when it is read 7 s later, it is a hit
-    clock.now += 7
+    cache_clock.now += 7
     with django_assert_num_queries(0):
         assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # then reading does not extend it: 11 s after computation (> 10 s) the read computes again
-    clock.now += 4
+    cache_clock.now += 4
     with django_assert_num_queries(3):  # positions, latest snapshot, instruments
         assert open_positions(user_id=user.id, account_id=account.pk)["count"] == 1
     # and a write is visible at once (new generation, re-warmed), not after the TTL
