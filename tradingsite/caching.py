@@ -208,7 +208,9 @@ def _write_bump(user_id: int) -> int | None:
         except ValueError:  # no counter yet: nothing of this user can be cached under it; start a new one
             if cache.add(key, started, timeout=GENERATION_TIMEOUT_S):
                 return started
-            return cache.get(key)  # a reader created it meanwhile: nothing was cached under it yet either
+            # A reader created it meanwhile and may have read the database before this write committed and
+            # cached under it: move past it, as the script does when the counter exists.
+            generation = cache.incr(key)
         if not cache.add(published_key, generation - 1, timeout=_published_ttl_s()):
             cache.touch(published_key, timeout=_published_ttl_s())
         return generation

@@ -188,6 +188,8 @@ class PageHitMiddleware:
     def _hit(self, request: HttpRequest) -> HttpResponse | None:
         if not getattr(settings, "API_PAGE_FAST_PATH", True) or settings.API_CACHE_TTL_S <= 0:
             return None
+        if settings.CACHE_MIDDLEWARE_ALIAS != "default":
+            return None  # the pages are not where the generations are: one MGET cannot read both
         route = self._routes_by_path().get(request.path_info)
         meta = request.META
         if route is None or meta.get("HTTP_COOKIE") or "html" in meta.get("HTTP_ACCEPT", ""):
@@ -203,25 +205,20 @@ class PageHitMiddleware:
                 return None
             user = authenticated[0]
             verified_tokens.remember(authenticator, meta.get("HTTP_AUTHORIZATION", ""), authenticated)
-        cache = caches[settings.CACHE_MIDDLEWARE_ALIAS]
+        cache = caches["default"]  # the pages (CACHE_MIDDLEWARE_ALIAS, checked above) and the generations
         prefix = settings.CACHE_MIDDLEWARE_KEY_PREFIX
         header_key = _generate_cache_header_key(prefix, request)
         page_key = _generate_cache_key(request, "GET", LEARNED_HEADERS, prefix)
         latest_key, published_key = generation_cache_key(user.id), published_cache_key(user.id)
-        keys = [header_key, page_key]
-        generations = caches["default"]  # where tradingsite.caching keeps them
-        if generations is cache:
-            keys += [latest_key, published_key]  # one round trip for the page and the user's generations
-        found = cache.get_many(keys)
+        found = cache.get_many([header_key, page_key, latest_key, published_key])  # one round trip
+        latest, published = found.get(latest_key), found.get(published_key)
         response = found.get(page_key)
         learned = found.get(header_key)
-        if response is not None and generations is not cache:
-            found.update(generations.get_many([latest_key, published_key]))
-        if response is not None and not page_is_current(response, found.get(latest_key), found.get(published_key)):
+        if response is not None and not page_is_current(response, latest, published):
             response = None  # newer data is published since the page was made: it is a miss
         if response is None:
-            generation = readers_generation(found.get(latest_key), found.get(published_key))
-            if generation is not None and generations is cache:
+            generation = readers_generation(latest, published)
+            if generation is not None:
                 request.page_cache_generation = (int(user.id), generation)  # type: ignore[attr-defined]
             # cache_page would read the same two keys and miss too (or find the outdated page): let it
             # skip its own lookup.

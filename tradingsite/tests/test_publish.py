@@ -283,3 +283,24 @@ def test_a_redis_that_refuses_the_bump_queues_it(user, monkeypatch):
     assert generation is None
     assert user.id in pending_invalidations.users()
     pending_invalidations.discard(user.id)
+
+
+@override_settings(CACHES=LOCMEM)
+def test_a_bump_that_races_a_reader_creating_the_counter_moves_past_the_readers_generation(user, monkeypatch):
+    # given no counter, and a reader that creates it (generation 500) just before the write's bump does
+    cache.clear()
+    backend = caches["default"]  # the object behind django.core.cache.cache in this thread
+    original_add = backend.add
+
+    def reader_first(key, value, timeout=None):
+        if key == generation_cache_key(user.id):
+            original_add(key, 500, timeout)  # the reader's counter, under which it may cache pre-write data
+        return original_add(key, value, timeout)
+
+    monkeypatch.setattr(backend, "add", reader_first)
+    # when the write bumps
+    generation = caching._bump(user.id)
+    # then the write's generation is past the reader's (the old code returned the reader's 500, so data the
+    # reader cached before the write committed would have been served as current)
+    assert generation == 501
+    assert latest_generation(user.id) == 501
