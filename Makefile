@@ -46,7 +46,7 @@ down: ## Stop the compose stack
 venv: ## Create/refresh .venv with the runtime, test and load-tool pins
 	python3 scripts/dev.py setup --dev
 
-bench: venv ## Benchmark: read + write pools, Locust scenario (data TTL 5 s, 60 s, uncached) + wrk saturation beside a FastAPI peer + 1,000 SSE streams + profile (~13-15 min); table + bench-results/*.json
+bench: venv ## Benchmark: read + write pools, Locust scenario (data TTL 5 s, 60 s, uncached) + wrk saturation beside a FastAPI peer + 1,000 SSE streams (interleaved runs) + profile (~20 min); table + bench-results/*.json
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run_benchmark.py
 

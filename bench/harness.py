@@ -525,6 +525,14 @@ def proc_table() -> dict[int, tuple[int, str, int]]:
     return table
 
 
+def tree_ticks(root: int | None) -> int:
+    """utime + stime ticks of ``root`` and its descendants (a server's master and workers), from /proc."""
+    if not root:
+        return 0
+    table = proc_table()
+    return sum(table[pid][2] for pid in _descendants(table, root))
+
+
 def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> set[int]:
     found = {root} if root in table else set()
     frontier = [root]

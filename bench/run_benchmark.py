@@ -13,9 +13,10 @@ On the local PostgreSQL and Redis it creates a throwaway database, migrates, see
    without;
 2. **saturation** — ``wrk`` (50 connections, 15 s each, rotating the 100 users' tokens) against
    ``/healthz`` (the bare-Django floor) and each hot endpoint, with caching.
-3. **streams** (issue 14, ``bench/streams.py``) — the hot reads under wrk without, with and again
-   without 1,000 SSE streams open on the stream server (uvicorn), the idle streams' CPU, and a check
-   that every stream got exactly its own user's events (``--only streams``, ``--skip-streams``).
+3. **streams** (issue 14, ``bench/streams.py``) — the hot reads under wrk in interleaved runs without
+   and with 1,000 SSE streams open on the stream server (uvicorn), the read pool's CPU per read in
+   each, the idle streams' CPU, and a check that every stream got exactly its own user's events
+   (``--only streams``, ``--skip-streams``).
 
 Latency comes from Locust and wrk; requests, statuses, cache hits, SQL statements and Redis
 commands come from the service's own ``/metrics`` counters (deltas over the measured window).

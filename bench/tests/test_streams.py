@@ -2,55 +2,105 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bench import streams as s
 
 
-def rps(without: float, with_streams: float, again: float) -> s.Comparison:
-    return s.Comparison(without, with_streams, again, higher_is_better=True)
+def rps(*log_ratios: float) -> s.Effect:
+    return s.Effect(tuple(math.exp(v) for v in log_ratios), higher_is_better=True)
 
 
-def p95(without: float, with_streams: float, again: float) -> s.Comparison:
-    return s.Comparison(without, with_streams, again, higher_is_better=False)
+def p95(*log_ratios: float) -> s.Effect:
+    return s.Effect(tuple(math.exp(v) for v in log_ratios), higher_is_better=False)
 
 
-def test_throughput_within_ten_percent_of_the_mean_without_is_a_pass():
-    # baseline (1000 + 1040) / 2 = 1020; 920 / 1020 = 0.902 >= 0.90
-    c = rps(1000, 920, 1040)
-    assert c.baseline == 1020
-    assert c.ratio == pytest.approx(920 / 1020)
-    assert c.verdict == "PASS"
+def test_the_schedule_puts_each_run_with_streams_between_two_without():
+    assert s.schedule(1) == ["without", "with", "without"]
+    assert s.schedule(2) == ["without", "with", "without", "with", "without"]
+    assert s.schedule(0) == ["without", "with", "without"]  # at least one run with streams
 
 
-def test_throughput_more_than_ten_percent_below_is_a_miss():
-    # 910 / 1020 = 0.892 < 0.90
-    assert rps(1000, 910, 1040).verdict == "MISS"
+def test_the_reads_order_rotates_so_each_read_takes_each_place():
+    paths = ("/a", "/b", "/c")
+    orders = [s.path_order(paths, i) for i in range(3)]
+    assert orders == [["/a", "/b", "/c"], ["/b", "/c", "/a"], ["/c", "/a", "/b"]]
+    assert s.path_order(paths, 3) == ["/a", "/b", "/c"]
+    assert {order[0] for order in orders} == set(paths)
+
+
+def test_t95_is_the_tables_value_and_conservative_between_rows():
+    # NIST/SEMATECH table 1.3.6.7.2, column 0.95
+    assert s.t95(1) == 6.314
+    assert s.t95(2) == 2.920
+    assert s.t95(11) == 1.812  # between the rows 10 and 12: the larger quantile (row 10)
+    assert s.t95(100) == 1.697
+    assert s.t95(0) == math.inf
+
+
+def run(state: str, **reads: dict) -> dict:
+    return {"state": state, "reads": {f"/{k}": v for k, v in reads.items()}}
+
+
+def test_each_run_with_streams_is_compared_with_the_mean_of_its_two_neighbours():
+    runs = [
+        run("without", a={"rps": 1000.0}),
+        run("with", a={"rps": 900.0}),  # / ((1000 + 800) / 2 = 900) = 1.0
+        run("without", a={"rps": 800.0}),
+        run("with", a={"rps": 700.0}),  # / ((800 + 600) / 2 = 700) = 1.0
+        run("without", a={"rps": 600.0}),
+    ]
+    # the machine slowed down by 40 % over the phase; the streams changed nothing
+    assert s.paired_ratios(runs, "/a", "rps") == [1.0, 1.0]
+    # a figure missing in a neighbour makes that ratio unknown; a read no run has gives unknowns
+    runs[2] = run("without", a={})
+    assert s.paired_ratios(runs, "/a", "rps") == [None, None]
+    assert s.paired_ratios(runs, "/b", "rps") == [None, None]
+
+
+def test_a_small_effect_with_consistent_runs_passes():
+    # log ratios -0.02, 0, -0.04: mean -0.02, sample sd sqrt((0 + 0.02² + 0.02²) / 2) = 0.02,
+    # worst = exp(-0.02 - t95(2) 2.920 × 0.02 / √3) = exp(-0.053717) = 0.94770 ≥ 0.90
+    e = rps(-0.02, 0.0, -0.04)
+    assert e.estimate == pytest.approx(math.exp(-0.02))
+    assert e.worst == pytest.approx(0.94770, abs=1e-5)
+    assert e.best == pytest.approx(math.exp(-0.02 + 2.920 * 0.02 / math.sqrt(3)))
+    assert e.verdict == "PASS"
+
+
+def test_a_clear_loss_is_a_miss_even_at_its_best_bound():
+    # log ratios -0.20, -0.22, -0.18: best = exp(-0.2 + 0.033717) = exp(-0.166283) = 0.84681 < 0.90
+    e = rps(-0.20, -0.22, -0.18)
+    assert e.best == pytest.approx(0.84681, abs=1e-5)
+    assert e.verdict == "MISS"
+
+
+def test_runs_that_disagree_too_much_are_not_judged():
+    # log ratios 0, -0.3, 0.1: mean -0.0667, sd 0.2082; worst = exp(-0.0667 - 2.920 × 0.1202) = 0.66 < 0.90,
+    # best = exp(-0.0667 + 0.3510) = 1.33 ≥ 0.90: neither shown
+    assert rps(0.0, -0.3, 0.1).verdict == "n/a"
+
+
+def test_latency_and_cpu_are_worse_when_higher():
+    # the mirror of the pass above: +0.02 ± 0.033717 → worst exp(0.053717) = 1.05518 ≤ 1.10
+    e = p95(0.02, 0.0, 0.04)
+    assert e.worst == pytest.approx(math.exp(0.053717), abs=1e-5)
+    assert e.verdict == "PASS"
+    assert p95(0.20, 0.22, 0.18).verdict == "MISS"  # best exp(0.166283) = 1.181 > 1.10
 
 
 def test_faster_with_streams_is_never_a_miss():
-    assert rps(1000, 1500, 1000).verdict == "PASS"
-    assert p95(4.0, 2.0, 4.0).verdict == "PASS"
+    assert rps(0.3, 0.31, 0.29).verdict == "PASS"
+    assert p95(-0.3, -0.31, -0.29).verdict == "PASS"
 
 
-def test_latency_more_than_ten_percent_above_is_a_miss():
-    # baseline (4.0 + 4.2) / 2 = 4.1; 4.5 / 4.1 = 1.098 <= 1.10 passes, 4.6 / 4.1 = 1.122 misses
-    assert p95(4.0, 4.5, 4.2).verdict == "PASS"
-    assert p95(4.0, 4.6, 4.2).verdict == "MISS"
-
-
-def test_noise_gate_two_runs_without_that_differ_by_more_than_ten_percent_are_not_judged():
-    # |1000 - 1250| / 1125 = 0.222 > 0.10: even a clear drop is n/a
-    c = rps(1000, 500, 1250)
-    assert c.noise == pytest.approx(250 / 1125)
-    assert c.verdict == "n/a"
-    # |1000 - 1100| / 1050 = 0.095: judged
-    assert rps(1000, 500, 1100).verdict == "MISS"
-
-
-def test_a_missing_figure_is_not_judged():
-    assert s.Comparison(1000, None, 1000, higher_is_better=True).verdict == "n/a"
-    assert rps(0, 0, 0).verdict == "n/a"
+def test_too_few_or_unknown_ratios_are_not_judged():
+    assert rps(-0.01).verdict == "n/a"  # one ratio: no spread to bound it
+    assert s.Effect((0.99, None), higher_is_better=True).verdict == "n/a"
+    assert s.Effect((), higher_is_better=True).verdict == "n/a"
+    assert s.Effect((0.99, 0.0), higher_is_better=True).verdict == "n/a"
 
 
 def test_combine_takes_the_worst():
@@ -61,17 +111,31 @@ def test_combine_takes_the_worst():
     assert s.combine([]) == "n/a"
 
 
-def test_compare_runs_reads_the_wrk_figures_of_each_run():
-    runs = {
-        "without": {"/a": {"rps": 1000.0, "p95": 4.0, "p99": 8.0}},
-        "with": {"/a": {"rps": 990.0, "p95": 4.1, "p99": 20.0}},
-        "without again": {"/a": {"rps": 1010.0, "p95": 4.0, "p99": 8.0}},
-    }
+def figures(rps_: float, cpu: float) -> dict:
+    return {"rps": rps_, "p95": 4.0, "p99": 8.0, "cpu_ms": cpu}
+
+
+def test_compare_runs_pools_the_reads_and_a_single_reads_miss_counts():
+    # /a unchanged, /b loses 20 % in both runs with streams: pooled, 2 ratios of 1.0 and 2 of 0.8
+    runs = [
+        run("without", a=figures(1000, 2.0), b=figures(500, 3.0)),
+        run("with", a=figures(1000, 2.0), b=figures(400, 3.0)),
+        run("without", a=figures(1000, 2.0), b=figures(500, 3.0)),
+        run("with", a=figures(1000, 2.0), b=figures(400, 3.0)),
+        run("without", a=figures(1000, 2.0), b=figures(500, 3.0)),
+    ]
     out = s.compare_runs(runs, ["/a", "/b"])
-    assert out["/a"]["req/s"].verdict == "PASS"
-    assert out["/a"]["p95"].verdict == "PASS"  # 4.1 / 4.0 = 1.025
-    assert out["/a"]["p99"].verdict == "MISS"  # 20 / 8 = 2.5
-    assert out["/b"]["req/s"].verdict == "n/a"  # no figures
+    assert out["/a"]["req/s"].ratios == (1.0, 1.0)
+    assert out["/b"]["req/s"].ratios == (0.8, 0.8)
+    # pooled: one ratio per run with streams, the reads' geometric mean √(1.0 · 0.8)
+    assert out[s.POOLED]["req/s"].ratios == pytest.approx((math.sqrt(0.8), math.sqrt(0.8)))
+    assert out[s.POOLED]["req/s"].estimate == pytest.approx(math.sqrt(0.8))
+    assert out[s.POOLED]["req/s"].verdict == "MISS"  # √0.8 = 0.894 < 0.90 in both runs
+    assert out["/a"]["CPU ms/read"].verdict == "PASS"  # identical ratios: no spread, the bound is the estimate
+    assert out["/b"]["req/s"].verdict == "MISS"
+    assert s.reads_verdict(out) == "MISS"
+    runs[1]["reads"]["/b"] = runs[3]["reads"]["/b"] = figures(500, 3.0)
+    assert s.reads_verdict(s.compare_runs(runs, ["/a", "/b"])) == "PASS"
 
 
 def test_sse_lines_count_heartbeats_and_ids():
@@ -124,38 +188,48 @@ def test_missing_duplicated_reordered_silent_or_refused_streams_fail(record, fie
     assert report.verdict == "FAIL"
 
 
-def test_render_phase_prints_the_runs_the_ratio_and_the_verdicts():
-    comparisons = s.compare_runs(
+def test_render_phase_prints_the_runs_the_estimate_and_the_verdicts():
+    runs = [
+        {**run("without", **{"api/v1/a/": figures(1000, 2.0)}), "cpu": None},
         {
-            "without": {"/api/v1/a/": {"rps": 1000.0, "p95": 4.0, "p99": 8.0}},
-            "with": {"/api/v1/a/": {"rps": 950.0, "p95": 4.0, "p99": 8.0}},
-            "without again": {"/api/v1/a/": {"rps": 1000.0, "p95": 4.0, "p99": 8.0}},
+            **run("with", **{"api/v1/a/": figures(950, 2.0)}),
+            "cpu": {"seconds": 54.0, "stream_server_percent": 3.25, "harness_percent": 7.5},
+            "open_before": 1000,
+            "open_after": 1000,
         },
-        ["/api/v1/a/"],
-    )
+        {**run("without", **{"api/v1/a/": figures(1000, 2.0)}), "cpu": None},
+        {**run("with", **{"api/v1/a/": figures(950, 2.0)}), "cpu": None, "open_before": 1000, "open_after": 1000},
+        {**run("without", **{"api/v1/a/": figures(1000, 2.0)}), "cpu": None},
+    ]
+    comparisons = s.compare_runs(runs, ["/api/v1/a/"])
     report = s.check_deliveries([s.StreamRecord(user_id=1, status=200, heartbeats=1, event_ids=[5])], {5: 1})
     phase = {
         "streams": 1000,
-        "comparisons": {
-            path: {
-                name: {**c.__dict__, "ratio": c.ratio, "noise": c.noise, "verdict": c.verdict} for name, c in f.items()
-            }
-            for path, f in comparisons.items()
-        },
+        "runs": runs,
+        "comparisons": s.comparisons_json(runs, comparisons),
         "idle": {"seconds": 30.0, "cpu_s": 0.6, "cpu_percent": 2.0, "pg_xacts": 0, "redis_commands": 3},
-        "with_cpu": {"seconds": 54.0, "stream_server_percent": 3.25, "harness_percent": 7.5},
         "deliveries": {**report.__dict__, "verdict": report.verdict},
         "rows_written": 1,
         "syncs_posted": 1,
-        "verdict_reads": "PASS",
+        "verdict_reads": s.reads_verdict(comparisons),
         "verdict": "PASS",
     }
     text = s.render_phase(phase)
     lines = text.splitlines()
-    rps_line = next(line for line in lines if "req/s" in line and "a/" in line)
-    assert "1000" in rps_line and "950" in rps_line and "95.0%" in rps_line and "PASS" in rps_line
+    assert "5 runs, in this order: without, with, without, with, without" in lines[0]
+    rps_line = next(line for line in lines if "req/s" in line and line.startswith("a/"))
+    # 950 / 1000 in both runs: estimate 95.0 %, no spread so the worst bound is 95.0 % too
+    assert "1000 / 1000 / 1000" in rps_line and "950 / 950" in rps_line and "95.0%" in rps_line
+    assert rps_line.rstrip().endswith("PASS")
+    cpu_line = next(line for line in lines if "CPU ms/read" in line and line.startswith("a/"))
+    assert "2.00 / 2.00 / 2.00" in cpu_line and "100.0%" in cpu_line
+    pooled = next(line for line in lines if line.startswith(s.POOLED) and "req/s" in line)
+    assert "95.0%" in pooled and pooled.rstrip().endswith("PASS")
+    run_row = next(line for line in lines if line.startswith("2 ") and "a/" in line)
+    assert run_row.split()[:4] == ["2", "with", "a/", "950"]
     assert "stream server CPU 2.0 % of one core" in text
-    assert "stream server CPU 3.2 % of one core, this harness (the streams' clients) 7.5 %" in text
+    assert "run 2 (with, 1000 → 1000 streams open): stream server 3.2 % of one core, this harness" in text
+    assert "(the streams' clients) 7.5 %, over 54 s" in text
     assert "1/1 streams got exactly their user's rows" in text
     assert "PASS  hot reads unchanged with 1000 streams open" in text
     assert s.render_phase({"skipped": "httpx is not installed"}) == "streams phase skipped: httpx is not installed"
