@@ -432,9 +432,12 @@ class StreamServer(h.Served):
 
     name = "the stream server (uvicorn)"
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int, heartbeat_s: float) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, workers: int, heartbeat_s: float, app_dir: Path = h.ROOT
+    ) -> None:  # fmt: skip
         self.port = h.free_port()
         self.workers = workers
+        self.app_dir = app_dir  # the checkout whose code it serves (another one for a before/after run)
         stream_env = {**env, "ASGI_STREAM_SERVER": "true", "SSE_HEARTBEAT_S": str(heartbeat_s)}
         super().__init__(stream_env, log_path, f"http://127.0.0.1:{self.port}")
 
@@ -442,7 +445,7 @@ class StreamServer(h.Served):
         return [
             sys.executable, "-m", "uvicorn", "tradingsite.asgi:application", "--host", "127.0.0.1",
             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log",
-            "--timeout-graceful-shutdown", "5",
+            "--timeout-graceful-shutdown", "5", "--app-dir", str(self.app_dir),
         ]  # fmt: skip
 
     def cpu_ticks(self) -> int:

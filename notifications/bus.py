@@ -99,6 +99,12 @@ def in_pool(function, **kwargs):
     return sync_to_async(run, thread_sensitive=False)()
 
 
+def _release(waiter: asyncio.Future[None] | None) -> None:
+    """End a :meth:`Subscription.wait` (its timer, or a wake) unless it has ended already."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
     """One open stream's registration with the process's :class:`Hub` (an async context manager).
 
@@ -109,7 +115,8 @@ class Subscription:
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
         self.last_id = 0  # the id of the last row the stream sent; the stream keeps it current
-        self._woken = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None  # what a pending wait() awaits
         self._hub: Hub | None = None
 
     @property
@@ -120,7 +127,8 @@ class Subscription:
 
     def wake(self) -> None:
         """Make the pending or next :meth:`wait` return True."""
-        self._woken.set()
+        self._woken = True
+        _release(self._waiter)
 
     async def __aenter__(self) -> Subscription:
         self._hub = hub()
@@ -133,11 +141,18 @@ class Subscription:
 
     async def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; True when woken (read now), False on the timeout."""
-        if not self._woken.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), timeout)
-        woken = self._woken.is_set()
-        self._woken.clear()
+        if not self._woken:
+            # One future and one timer, not asyncio.wait_for (before Python 3.12 a task of its own that
+            # a timeout cancels): this runs once per heartbeat of every idle stream.
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(max(timeout, 0.0), _release, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        woken, self._woken = self._woken, False
         return woken
 
     async def __aexit__(self, *exc_info) -> None:

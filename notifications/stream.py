@@ -6,8 +6,10 @@ guard level changes), sent as it commits::
     id: <log row id>
     data: {"id": …, "type": "divergence", "level": "warning", "created_at": …, "data": {…}}
 
-followed by a blank line; ``: heartbeat`` comment lines every ``SSE_HEARTBEAT_S`` keep proxies from
-closing an idle stream. A client that reconnects with ``Last-Event-ID: <id>`` (browsers' EventSource
+followed by a blank line; ``: heartbeat`` comment lines every ``SSE_HEARTBEAT_S`` of silence (the
+HTML standard's advice for proxies that drop idle connections is "every 15 seconds or so", its default)
+keep proxies from closing an idle stream; under ASGI they fall on a tick the worker's streams share
+(:func:`next_heartbeat`). A client that reconnects with ``Last-Event-ID: <id>`` (browsers' EventSource
 does this by itself) first receives every row after that id, so a reconnect misses nothing; the
 first connection may pass ``?last_event_id=`` instead, else it starts after the newest row.
 
@@ -29,6 +31,7 @@ the client reconnects and resumes.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -89,6 +92,20 @@ def _rows(user_id: int, after_id: int) -> list:
 _in_pool = in_pool  # every read of a stream goes through here (tests count them)
 
 
+HEARTBEAT_TICKS = 15  # ticks per SSE_HEARTBEAT_S: heartbeats fall on ticks of 1 s at the default 15 s
+
+
+def next_heartbeat(now: float) -> float:
+    """When a stream silent since ``now`` (``time.monotonic()`` seconds) sends its heartbeat: the first
+    tick at least ``SSE_HEARTBEAT_S`` later, ticks being multiples of ``SSE_HEARTBEAT_S /
+    HEARTBEAT_TICKS`` (1 s at the default 15 s). So the idle streams of one worker wake together, once a
+    tick, instead of each on its own timer: a thousand streams cost the worker about one wake-up a second
+    instead of about seventy. The heartbeat comes at most one tick (1/15 of the interval) late."""
+    interval = settings.SSE_HEARTBEAT_S
+    tick = interval / HEARTBEAT_TICKS
+    return math.ceil((now + interval) / tick) * tick
+
+
 async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncIterator[str]:
     """The async stream: drain rows after ``after_id``, then wait on the bus hub; read again only when
     the hub wakes it (a publish, its shared resync, a failure or a reconnect), and send heartbeats
@@ -104,7 +121,7 @@ async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncItera
     async with Subscription(user_id) as subscription:
         subscription.last_id = after_id
         read_due = now  # drain at once
-        beat_due = now + settings.SSE_HEARTBEAT_S
+        beat_due = next_heartbeat(now)
         while now < deadline:
             if now >= read_due:
                 rows = await _in_pool(_rows, user_id=user_id, after_id=after_id)
@@ -113,18 +130,20 @@ async def _aevents(user_id: int, after_id: int, lifetime_s: float) -> AsyncItera
                     after_id = subscription.last_id = row.pk
                 now = time.monotonic()
                 if rows:
-                    beat_due = now + settings.SSE_HEARTBEAT_S  # a heartbeat only after silence
+                    beat_due = next_heartbeat(now)  # a heartbeat only after silence
                     if len(rows) == BATCH:
                         continue
                 read_due = deadline if subscription.live else now + settings.SSE_POLL_S
-            woke = await subscription.wait(max(min(read_due, beat_due, deadline) - now, 0.0))
+            # the timeout from the clock now, not from before the last send: the streams due at one tick
+            # then fire at that tick together
+            woke = await subscription.wait(max(min(read_due, beat_due, deadline) - time.monotonic(), 0.0))
             now = time.monotonic()
             if woke:
                 read_due = now
             elif not subscription.live:
                 read_due = min(read_due, now + settings.SSE_POLL_S)  # the hub is down: poll from now on
             if now >= beat_due and now < deadline:
-                beat_due = now + settings.SSE_HEARTBEAT_S
+                beat_due = next_heartbeat(now)
                 yield ": heartbeat\n\n"
 
 

@@ -227,3 +227,32 @@ def test_a_stream_cancelled_while_the_hub_subscribes_leaves_nothing_behind(user,
         streams, same_hub = async_to_sync(scenario)()
     assert streams == {}
     assert same_hub is False  # the hub closed with its last stream; the next stream gets a new one
+
+
+def test_a_subscriptions_wait_returns_on_a_wake_or_its_timeout():
+    # Subscription.wait without the hub (one future and one timer per wait: it runs once per heartbeat
+    # of every idle stream). True when woken, before or during the wait; False on the timeout; one wait
+    # consumes a wake; a wake after a cancelled wait is kept for the next.
+    async def scenario() -> list:
+        subscription = bus.Subscription(1)
+        out = []
+        subscription.wake()  # before the wait: it returns at once
+        started = time.monotonic()
+        out.append(await subscription.wait(5.0))
+        out.append(time.monotonic() - started < 1.0)
+        started = time.monotonic()
+        out.append(await subscription.wait(0.05))  # the wake was consumed: a timeout now
+        out.append(time.monotonic() - started >= 0.04)
+        waiting = asyncio.ensure_future(subscription.wait(5.0))
+        await asyncio.sleep(0.05)
+        subscription.wake()  # during the wait
+        out.append(await asyncio.wait_for(waiting, 1.0))
+        waiting = asyncio.ensure_future(subscription.wait(5.0))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        subscription.wake()  # after a cancelled wait: no error, and the next wait sees it
+        out.append(await asyncio.wait_for(subscription.wait(5.0), 1.0))
+        return out
+
+    assert asyncio.run(scenario()) == [True, True, False, True, True, True]

@@ -16,6 +16,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient, Client, override_settings
 
 from conftest import access_token_for
+from notifications import stream
 from reconciliation.models import ReconciliationLog
 from reconciliation.tests.factories import SYNC_URL, Clock, broker_position, sync_payload
 
@@ -245,3 +246,23 @@ def test_an_idle_stream_on_the_bus_sends_heartbeats_without_a_query(user, monkey
 
 
 # A lost publish made good by the resync: the hub's one resync query per process (test_bus.py).
+
+
+@override_settings(SSE_HEARTBEAT_S=15)
+def test_heartbeats_fall_on_the_workers_one_second_ticks():
+    # 15 s of silence, rounded up to the next whole tick of 15 / 15 = 1 s: streams silent since any
+    # moment of one second send their heartbeats at the same tick (one wake-up of the worker for all)
+    assert stream.next_heartbeat(100.0) == 115.0
+    assert stream.next_heartbeat(100.2) == 116.0
+    assert stream.next_heartbeat(100.9) == 116.0
+    assert stream.next_heartbeat(101.0) == 116.0
+    # never earlier than the interval, at most one tick later
+    for now in (0.0, 3.3, 1234.5678, 99999.01):
+        assert now + 15 <= stream.next_heartbeat(now) < now + 16
+
+
+@override_settings(SSE_HEARTBEAT_S=0.3)
+def test_the_tick_scales_with_the_interval():
+    # tick 0.3 / 15 = 0.02 s: 1.0 + 0.3 = 1.3 is on a tick; 1.005 + 0.3 = 1.305 → 1.32
+    assert stream.next_heartbeat(1.0) == pytest.approx(1.3)
+    assert stream.next_heartbeat(1.005) == pytest.approx(1.32)
