@@ -93,12 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="a short run that proves every phase works (10 users, 3 s warm-up, 10 s scenarios, 3 s wrk): no figures",
+        help="a short run that proves every phase works (10 users, 3 s warm-up, 10 s scenarios, 3 s wrk, "
+        "100 streams in one round): no figures",
     )
     streams.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.users, args.warmup, args.duration, args.wrk_seconds = min(args.users, 10), 3, 10, 3
+        args.streams, args.stream_rounds, args.stream_idle_s = min(args.streams, 100), 1, 5
     if args.only == "streams":  # the setup, then the streams phase alone
         args.skip_uncached = args.skip_profile = args.skip_peer = True
         args.data_ttls = args.data_ttls.split(",")[0]
