@@ -134,6 +134,13 @@ def paired_ratios(runs: list[dict], path: str, key: str) -> list[float | None]:
     return out
 
 
+def _geometric_mean(values: tuple[float | None, ...]) -> float | None:
+    """exp(mean(log v)); None when a value is missing or not positive."""
+    if not values or any(v is None or v <= 0 for v in values):
+        return None
+    return math.exp(statistics.fmean(math.log(v) for v in values if v is not None))
+
+
 @dataclass(frozen=True)
 class Effect:
     """What the open streams did to one figure: the paired ratios (with / the neighbours without), their
@@ -157,8 +164,7 @@ class Effect:
     @property
     def estimate(self) -> float | None:
         """Geometric mean of the ratios."""
-        logs = self._logs()
-        return math.exp(statistics.fmean(logs)) if logs else None
+        return _geometric_mean(self.ratios)
 
     def _bound(self, worse: bool) -> float | None:
         logs = self._logs()
@@ -205,12 +211,6 @@ def run_values(runs: list[dict], path: str, key: str, state: str) -> list[float 
     return [run["reads"].get(path, {}).get(key) for run in runs if run["state"] == state]
 
 
-def _geometric_mean(values: tuple[float | None, ...]) -> float | None:
-    if not values or any(v is None or v <= 0 for v in values):
-        return None
-    return math.exp(statistics.fmean(math.log(v) for v in values if v is not None))
-
-
 def compare_runs(runs: list[dict], paths: list[str], tolerance: float = TOLERANCE) -> dict[str, dict[str, Effect]]:
     """``{path: {figure: Effect}}`` from the runs (``{"state": "without" | "with", "reads": {path:
     figures}}``, figures as in :data:`FIGURES`), plus ``POOLED``: per run with streams, the geometric mean
@@ -225,10 +225,7 @@ def compare_runs(runs: list[dict], paths: list[str], tolerance: float = TOLERANC
     out[POOLED] = {
         name: Effect(
             tuple(
-                None
-                if any(v is None or v <= 0 for v in per_run)
-                else math.exp(statistics.fmean(map(math.log, per_run)))
-                for per_run in zip(*(out[path][name].ratios for path in paths), strict=True)
+                _geometric_mean(per_run) for per_run in zip(*(out[path][name].ratios for path in paths), strict=True)
             ),
             higher,
             tolerance,
